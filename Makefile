@@ -1,0 +1,37 @@
+# codex-gateway — two commands: `make run` and `make test`.
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+PIP    := $(PY) -m pip --disable-pip-version-check -q
+
+.PHONY: run test bench soak tools clean
+
+$(VENV)/.installed: setup.cfg pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install -e .
+	touch $@
+
+$(VENV)/.test-installed: $(VENV)/.installed
+	$(PIP) install -e '.[test]'
+	touch $@
+
+## run: start gunicorn on 127.0.0.1:8080 with the embedded default configuration
+run: $(VENV)/.installed
+	$(VENV)/bin/gunicorn -c deploy/gunicorn.conf.py gateway.wsgi:app
+
+## tools: what the deployment and client tests need (nginx, pinned npm clients)
+tools:
+	sh tests/clients/install.sh
+
+## test: install the test extra and every tool, then run the whole suite
+test: $(VENV)/.test-installed tools
+	$(PY) -m pytest -q
+
+bench: $(VENV)/.test-installed tools
+	$(PY) -m bench.run
+
+soak: $(VENV)/.test-installed
+	$(PY) -m bench.soak
+
+clean:
+	rm -rf $(VENV) tests/clients/node_modules

@@ -1,0 +1,1 @@
+"""Upstream accounts: storage, login and refresh, shared health, ranking."""

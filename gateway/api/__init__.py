@@ -1,0 +1,1 @@
+"""HTTP endpoints: thin blueprints that parse, call the executor and render."""

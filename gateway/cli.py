@@ -1,0 +1,100 @@
+"""gateway.cli
+~~~~~~~~~~~~~
+``codex-gateway serve | keys | accounts | login | check``.
+
+Account commands live in :mod:`gateway.accounts.cli`; this module only wires
+the sub-commands together and runs the server.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from . import config as config_mod
+from .auth import append_key, key_id, new_key
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="codex-gateway", description="OpenAI-compatible gateway to the ChatGPT Codex backend")
+    parser.add_argument("--config", help="TOML config file (or CODEX_GATEWAY_CONFIG)")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", help="run the gateway under gunicorn")
+    serve.add_argument("gunicorn_args", nargs=argparse.REMAINDER,
+                       help="extra gunicorn arguments (after --)")
+    serve.set_defaults(func=cmd_serve)
+
+    keys = sub.add_parser("keys", help="client API keys")
+    ksub = keys.add_subparsers(dest="keys_command", required=True)
+    create = ksub.add_parser("create", help="create a client key and print it once")
+    create.add_argument("--name", default="client")
+    create.set_defaults(func=cmd_keys_create)
+    klist = ksub.add_parser("list", help="list key names and ids (never the keys)")
+    klist.set_defaults(func=cmd_keys_list)
+
+    check = sub.add_parser("check", help="validate the configuration and exit")
+    check.set_defaults(func=cmd_check)
+
+    try:
+        from .accounts import cli as accounts_cli
+    except ImportError:  # pragma: no cover - accounts CLI not installed
+        accounts_cli = None
+    if accounts_cli is not None:
+        accounts_cli.register(sub)
+
+    args = parser.parse_args(argv)
+    if args.config:
+        os.environ[config_mod.ENV_PREFIX + "CONFIG"] = args.config
+    try:
+        cfg = config_mod.load()
+    except config_mod.ConfigError as exc:
+        print(f"codex-gateway: {exc}", file=sys.stderr)
+        return 2
+    return args.func(cfg, args) or 0
+
+
+def keys_file(cfg) -> Path:
+    return Path(cfg.auth.keys_file or cfg.state_dir / "client_keys")
+
+
+def cmd_serve(cfg, args) -> int:
+    extra = [a for a in args.gunicorn_args if a != "--"]
+    argv = ["gunicorn", "-c", "python:gateway.gunicorn_conf", *extra, "gateway.wsgi:app"]
+    os.execvp(sys.executable, [sys.executable, "-m", *argv])
+    return 0  # pragma: no cover
+
+
+def cmd_keys_create(cfg, args) -> int:
+    key = new_key()
+    path = keys_file(cfg)
+    append_key(path, args.name, key)
+    print(key)
+    print(f"# saved to {path} as {args.name} ({key_id(key)}); it is shown only once.",
+          file=sys.stderr)
+    return 0
+
+
+def cmd_keys_list(cfg, args) -> int:
+    path = keys_file(cfg)
+    rows = []
+    if path.exists():
+        for line in path.read_text().splitlines():
+            parts = line.split()
+            if parts and not parts[0].startswith("#"):
+                rows.append((parts[0] if len(parts) > 1 else "-", key_id(parts[-1])))
+    rows += [("config", key_id(k)) for k in cfg.auth.client_keys]
+    for name, ident in rows:
+        print(f"{name}\t{ident}")
+    return 0
+
+
+def cmd_check(cfg, args) -> int:
+    print(f"config ok: bind {cfg.server.bind}, state dir {cfg.state_dir}, "
+          f"continuity chain {', '.join(cfg.continuity.chain)}")
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

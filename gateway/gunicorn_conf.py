@@ -1,0 +1,50 @@
+"""gunicorn settings for codex-gateway (``deploy/gunicorn.conf.py`` imports this).
+
+Values come from the gateway's own configuration so one file (or the
+``CODEX_GATEWAY_*`` environment) drives both. Why each value:
+"""
+from __future__ import annotations
+
+from gateway import config as _gw_config
+from gateway.auth import ClientKeys as _ClientKeys
+
+_cfg = _gw_config.load()
+
+bind = [_cfg.server.bind]
+# gthread: one thread per open stream, no monkey-patching, works with requests.
+worker_class = "gthread"
+workers = _cfg.server.workers
+# Each open SSE stream holds a thread for its whole life: size for concurrent streams.
+threads = _cfg.server.threads
+# Keep-alive slots are worker_connections - threads; leave room above the threads.
+worker_connections = _cfg.server.threads + 256
+# For gthread the timeout is only a heartbeat (the main loop notifies every second),
+# so long streams are safe; a worker stuck for 60 s is really stuck.
+timeout = 60
+# On reload (HUP) or stop, running streams may finish: long reasoning turns take minutes.
+# systemd's TimeoutStopSec must be larger (deploy/systemd sets 930 s).
+graceful_timeout = _cfg.server.graceful_timeout
+# nginx keeps idle upstream connections for 60 s; stay open longer so nginx never
+# reuses a socket gunicorn has just closed.
+keepalive = 75
+# Headers with "_" (session_id) are dropped, as gunicorn does by default: they collide
+# with hyphenated names in WSGI. The shipped nginx config re-sends them hyphenated.
+header_map = "drop"
+# Only the local nginx may set X-Forwarded-*.
+forwarded_allow_ips = "127.0.0.1,::1"
+accesslog = "-"
+errorlog = "-"
+loglevel = _cfg.server.log_level
+proc_name = "codex-gateway"
+
+
+def on_starting(server):
+    """Refuse a public bind without client keys (secure by default)."""
+    binds = server.cfg.bind or []
+    public = [b for b in binds if not _gw_config.is_loopback_bind(b)]
+    keys_file = _cfg.auth.keys_file or str(_cfg.state_dir / "client_keys")
+    if public and not _ClientKeys(_cfg.auth.client_keys, keys_file).enabled:
+        raise SystemExit(
+            f"codex-gateway: refusing to bind {', '.join(public)} without client API keys.\n"
+            "Create one with `codex-gateway keys create` (or set CODEX_GATEWAY_AUTH_CLIENT_KEYS), "
+            "or bind 127.0.0.1 only.")
