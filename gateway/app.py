@@ -12,6 +12,7 @@ from werkzeug.exceptions import HTTPException
 
 from . import config as config_mod
 from .accounts.pool import AccountPool
+from .api import chat
 from .api import common
 from .api import meta
 from .api import responses
@@ -38,6 +39,7 @@ class State:
 
 def create_app(config: config_mod.Config | None = None, pool=None) -> Flask:
     cfg = config or config_mod.load()
+    _configure_logging(cfg.server.log_level)
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = cfg.server.max_body_bytes
     keys_file = cfg.auth.keys_file or str(cfg.state_dir / "client_keys")
@@ -45,6 +47,7 @@ def create_app(config: config_mod.Config | None = None, pool=None) -> Flask:
     app.extensions["gateway"] = State(cfg, ClientKeys(cfg.auth.client_keys, keys_file), pool,
                                       Executor(cfg, pool))
     app.register_blueprint(responses.bp)
+    app.register_blueprint(chat.bp)
     app.register_blueprint(meta.bp)
     _register_errors(app)
     return app
@@ -75,3 +78,13 @@ def _register_errors(app: Flask) -> None:
         log.exception("unhandled error")
         return common.error_response(GatewayError(500, "Internal gateway error.",
                                                   code="internal_error"))
+
+
+def _configure_logging(level: str) -> None:
+    """One line per request on stderr (gunicorn's error log), unless the host set logging up."""
+    logger = logging.getLogger("gateway")
+    if not logger.handlers and not logging.getLogger().handlers:
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
+        logger.addHandler(handler)
+    logger.setLevel(level.upper())

@@ -116,7 +116,7 @@ def conversation_fingerprint(body: dict) -> str | None:
     head: list = []
     instructions = body.get("instructions")
     if isinstance(instructions, str) and instructions.strip():
-        head.append(["instructions", instructions])
+        head.append(["instructions", [instructions]])
     items = body.get("input")
     if isinstance(items, str):
         items = [{"role": "user", "content": items}]

@@ -1,0 +1,216 @@
+"""gateway.accounts.store
+~~~~~~~~~~~~~~~~~~~~~~~~~~
+Account files: ``<state_dir>/accounts/<id>.json``, one per account, plus the
+``accounts.auth_file`` shortcut (a Codex CLI auth.json used in place).
+
+Every write is a temp file in the same directory, fsync, ``os.replace``, so a
+worker reading concurrently sees the old or the new file, never half of one;
+files are 0600 and their contents never reach a log or an exception. Reads are
+cached on (inode, mtime, size), so polling a file per request costs a stat.
+"""
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import json
+import os
+import re
+import tempfile
+import threading
+import time
+from datetime import datetime
+from pathlib import Path
+
+from . import tokens
+
+AUTH_FILE_SOURCE = "auth_file"  # record["source"] of the auth_file shortcut
+
+
+class StoreError(Exception):
+    """An account file that cannot be read, written or understood."""
+
+
+# -- ids and records ---------------------------------------------------------
+def safe_id(text: str) -> str:
+    """A filename-safe account id (no slashes, no leading dot)."""
+    return re.sub(r"[^A-Za-z0-9_.@-]+", "-", text).strip(".-")[:120] or "account"
+
+
+def codex_record(toks: dict, **extra) -> dict:
+    """A ``codex`` record from ``{access_token, refresh_token, id_token[, account_id]}``;
+    account id, plan and email come from the id token's claims."""
+    who = tokens.identity(toks.get("id_token"))
+    account_id = who["account_id"] or toks.get("account_id")
+    if not account_id or not toks.get("access_token"):
+        raise StoreError("the tokens carry no ChatGPT account id or no access token")
+    rec = {"kind": "codex", "id": safe_id(f"codex-{account_id}"), "account_id": account_id,
+           "plan": who["plan"], "email": who["email"],
+           "access_token": toks["access_token"], "refresh_token": toks.get("refresh_token"),
+           "id_token": toks.get("id_token"), "expires_at": tokens.expiry(toks["access_token"]),
+           "last_refresh": time.time()}
+    rec.update({k: v for k, v in extra.items() if v not in (None, "", ())})
+    return rec
+
+
+def openai_record(key: str, base_url: str | None = None, label: str | None = None,
+                  **extra) -> dict:
+    """An ``openai`` (API key) record; the id is the label or 8 hex of the key's hash."""
+    tag = label or hashlib.sha256(key.encode()).hexdigest()[:8]
+    rec = {"kind": "openai", "id": safe_id(f"openai-{tag}"), "api_key": key,
+           "base_url": base_url, "label": label}
+    rec.update({k: v for k, v in extra.items() if v not in (None, "", ())})
+    return {k: v for k, v in rec.items() if v is not None}
+
+
+def from_codex_auth(data: dict) -> dict:
+    """Tokens of a Codex CLI auth.json (``{tokens: {...}}``, or the tokens flat)."""
+    toks = data.get("tokens") if isinstance(data.get("tokens"), dict) else data
+    if not isinstance(toks, dict) or not toks.get("access_token"):
+        raise StoreError("not a Codex CLI auth.json with ChatGPT tokens")
+    return {k: toks.get(k) for k in ("access_token", "refresh_token", "id_token", "account_id")}
+
+
+# -- files -------------------------------------------------------------------
+def atomic_write_json(path: Path, data: dict) -> None:
+    """Replace *path* with *data* (0600) so readers never see a partial file."""
+    path = Path(os.path.realpath(path))
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        os.fchmod(fd, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            json.dump(data, fh, indent=2, sort_keys=True)
+            fh.write("\n")
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+class Store:
+    """The account files of one state dir (and the optional auth_file)."""
+
+    def __init__(self, state_dir, auth_file: str = ""):
+        self.dir = Path(state_dir) / "accounts"
+        self.locks = Path(state_dir) / "locks"
+        self.auth_file = Path(os.path.expanduser(auth_file)) if auth_file else None
+        self._cache: dict[Path, tuple[tuple, dict | None]] = {}
+        self._mutex = threading.Lock()
+
+    def path(self, account_id: str) -> Path:
+        return self.dir / f"{safe_id(account_id)}.json"
+
+    def records(self) -> list[dict]:
+        """Every account record; a store file wins over the auth_file for one id."""
+        out: dict[str, dict] = {}
+        if self.dir.is_dir():
+            for entry in sorted(os.scandir(self.dir), key=lambda e: e.name):
+                if entry.name.endswith(".json") and not entry.name.startswith("."):
+                    rec = self._read(Path(entry.path))
+                    if rec and rec.get("kind") in ("codex", "openai"):
+                        out.setdefault(rec["id"], rec)
+        shortcut = self._auth_file_record()
+        if shortcut:
+            out.setdefault(shortcut["id"], shortcut)
+        return list(out.values())
+
+    def load(self, account_id: str) -> dict | None:
+        """The current record of one account (re-read when its file changed)."""
+        rec = self._read(self.path(account_id))
+        if rec:
+            return rec
+        shortcut = self._auth_file_record()
+        return shortcut if shortcut and shortcut["id"] == account_id else None
+
+    def save(self, rec: dict) -> None:
+        """Write a record back where it came from (a store file or the auth_file)."""
+        if rec.get("source") == AUTH_FILE_SOURCE and self.auth_file:
+            data = self._read_json(self.auth_file) or {}
+            data["tokens"] = {k: rec.get(k) for k in
+                              ("id_token", "access_token", "refresh_token", "account_id")}
+            data["last_refresh"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+            atomic_write_json(self.auth_file, data)
+            return
+        self.dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        atomic_write_json(self.path(rec["id"]), {k: v for k, v in rec.items() if k != "source"})
+
+    def remove(self, account_id: str) -> bool:
+        try:
+            self.path(account_id).unlink()
+        except FileNotFoundError:
+            return False
+        return True
+
+    @contextlib.contextmanager
+    def lock(self, account_id: str, timeout: float = 60.0):
+        """Exclusive ``flock`` on ``locks/<id>.lock``: one refresher across every
+        process and thread (each call opens its own file description)."""
+        self.locks.mkdir(parents=True, exist_ok=True, mode=0o700)
+        fd = os.open(self.locks / f"{safe_id(account_id)}.lock", os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            deadline = time.monotonic() + timeout
+            while True:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    if time.monotonic() > deadline:
+                        raise TimeoutError(f"account {account_id} is locked by another refresh")
+                    time.sleep(0.01)
+            yield
+        finally:
+            os.close(fd)  # closing the description releases the lock
+
+    # -- helpers -------------------------------------------------------------
+    def _auth_file_record(self) -> dict | None:
+        data = self._read(self.auth_file, raw=True) if self.auth_file else None
+        if not data:
+            return None
+        try:
+            rec = codex_record(from_codex_auth(data), label=AUTH_FILE_SOURCE)
+        except StoreError:
+            return None
+        rec["source"] = AUTH_FILE_SOURCE
+        rec["last_refresh"] = _epoch(data.get("last_refresh"))
+        return rec
+
+    def _read(self, path: Path, raw: bool = False) -> dict | None:
+        try:
+            st = os.stat(path)
+        except OSError:
+            return None
+        sig = (st.st_ino, st.st_mtime_ns, st.st_size)
+        cached = self._cache.get(path)
+        if cached and cached[0] == sig:
+            return cached[1]
+        data = self._read_json(path)
+        if data is not None and not raw and not isinstance(data.get("id"), str):
+            data = None
+        with self._mutex:
+            self._cache[path] = (sig, data)
+        return data
+
+    @staticmethod
+    def _read_json(path: Path) -> dict | None:
+        try:
+            with open(path) as fh:
+                data = json.load(fh)
+        except (OSError, ValueError):
+            return None
+        return data if isinstance(data, dict) else None
+
+
+def _epoch(value) -> float | None:
+    """An RFC 3339 ``last_refresh`` (Codex CLI) as epoch seconds."""
+    if isinstance(value, (int, float)):
+        return float(value)
+    if not isinstance(value, str):
+        return None
+    value = re.sub(r"(\.\d{6})\d+", r"\1", value.replace("Z", "+00:00"))  # Rust writes ns
+    try:
+        return datetime.fromisoformat(value).timestamp()
+    except ValueError:
+        return None
