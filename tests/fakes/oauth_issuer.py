@@ -158,8 +158,10 @@ class FakeOAuthIssuer(FakeServer):
                        account_id: str | None = None) -> dict:
         """Approve a pending device login, as the user would in the browser."""
         with self.lock:
-            device = next(d for i, d in self._devices.items()
-                          if i == device_auth_id or d["user_code"] == user_code)
+            device = next((d for i, d in self._devices.items()
+                           if i == device_auth_id or d["user_code"] == user_code), None)
+            if device is None:
+                raise KeyError(f"no device login {device_auth_id or user_code!r}")
             device["approved"] = True
             if account_id:
                 device["account"] = account_id
@@ -189,11 +191,11 @@ class FakeOAuthIssuer(FakeServer):
                 or next(iter(self._accounts), None) or "acct_login")
 
     def _token(self, req):
+        error = None
         try:
             form = req.form_or_json()
         except BadRequest as exc:
-            form = {}
-            status, body = _grant_error("invalid_request", str(exc))
+            form, error = {}, _grant_error("invalid_request", str(exc))
         call = {"id": None, "grant_type": form.get("grant_type"),
                 "refresh_token": form.get("refresh_token"), "code": form.get("code"),
                 "client_id": form.get("client_id"), "content_type": req.headers.get("Content-Type"),
@@ -205,8 +207,7 @@ class FakeOAuthIssuer(FakeServer):
             delay = float(self._config["delay"])
         if delay:
             self.stopping.wait(delay)
-        if form:
-            status, body = self._grant(form, call)
+        status, body = error or self._grant(form, call)
         with self.lock:
             call.update(status=status, finished_at=time.time(),
                         error=body.get("error") if status != 200 else None)
@@ -321,18 +322,11 @@ class FakeOAuthIssuer(FakeServer):
         parser.add_argument("--access-ttl", type=int, default=3600)
         parser.add_argument("--delay", type=float, default=0.0)
         parser.add_argument("--auto-approve", action="store_true")
-        parser.add_argument("--account", action="append", default=[],
-                            help="seed an account; its tokens are printed to stderr")
 
     @classmethod
     def from_args(cls, args):
-        issuer = cls(port=args.port, host=args.host, access_ttl=args.access_ttl,
-                     delay=args.delay, auto_approve=args.auto_approve)
-        for account_id in args.account:
-            import json
-            import sys
-            print(json.dumps(issuer.add_account(account_id)), file=sys.stderr)
-        return issuer
+        return cls(port=args.port, host=args.host, access_ttl=args.access_ttl,
+                   delay=args.delay, auto_approve=args.auto_approve)
 
 
 if __name__ == "__main__":

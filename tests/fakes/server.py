@@ -46,6 +46,9 @@ class RequestHandler(BaseHTTPRequestHandler):
     def log_message(self, format, *args):  # noqa: A002 - stdout/stderr stay quiet
         pass
 
+    def version_string(self) -> str:
+        return self.server_version
+
     def _handle(self):
         self.url = urlsplit(self.path)
         self.query = dict(parse_qsl(self.url.query))
@@ -290,13 +293,16 @@ class FakeServer:
         route(req)
 
     def control(self, func):
-        """Wrap ``func(payload) -> result`` as a JSON control-API route."""
+        """Wrap ``func(payload) -> result`` as a JSON control-API route.
+
+        The payload is the JSON body merged over the query parameters.
+        """
         def route(req: RequestHandler):
             try:
                 payload = req.json({})
                 if not isinstance(payload, dict):
                     raise BadRequest("control payload must be a JSON object")
-                req.send_json(200, func(payload))
+                req.send_json(200, func({**req.query, **payload}))
             except (ValueError, TypeError, KeyError) as exc:
                 req.send_json(400, {"error": {"message": f"{type(exc).__name__}: {exc}",
                                               "type": "invalid_request_error"}})

@@ -1,0 +1,154 @@
+"""gateway.accounts.health
+~~~~~~~~~~~~~~~~~~~~~~~~~~~
+Per-account health every worker shares: cooldowns, "needs login", the last
+rate-limit headers, when an account was last used and refreshed.
+
+Cooldowns are per account, not per model: a ChatGPT quota covers every model.
+The default store is one SQLite file in WAL mode (readers never wait for the
+writer); another store can replace it by implementing :class:`HealthStore`.
+Reads are served from a per-process snapshot at most ``cache_seconds`` old, so
+the executor's per-candidate ``cooldown_until`` costs a dict lookup; writes
+invalidate this process's snapshot at once.
+"""
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import threading
+import time
+from pathlib import Path
+from typing import Protocol
+
+CACHE_SECONDS = 0.5
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS health (
+    id TEXT PRIMARY KEY,
+    cooldown_until REAL, reason TEXT, failures INTEGER NOT NULL DEFAULT 0,
+    probe_at REAL,
+    needs_login INTEGER NOT NULL DEFAULT 0, login_reason TEXT,
+    rate_limits TEXT, last_used REAL, last_refresh REAL
+)"""
+_COLUMNS = ("id", "cooldown_until", "reason", "failures", "probe_at", "needs_login",
+            "login_reason", "rate_limits", "last_used", "last_refresh")
+
+
+class HealthStore(Protocol):
+    def cooldown_until(self, account_id: str) -> float | None: ...
+    def state(self, account_id: str) -> dict | None: ...
+    def set_cooldown(self, account_id: str, until: float, reason: str) -> None: ...
+    def clear(self, account_id: str, *, login: bool = False) -> None: ...
+    def claim_probe(self, account_id: str, older_than: float) -> bool: ...
+    def mark_needs_login(self, account_id: str, reason: str) -> None: ...
+    def record_rate_limits(self, account_id: str, limits: dict) -> None: ...
+    def record_used(self, account_id: str) -> None: ...
+    def record_refresh(self, account_id: str) -> None: ...
+    def forget(self, account_id: str) -> None: ...
+    def snapshot(self) -> dict: ...
+
+
+class SQLiteHealth:
+    """:class:`HealthStore` on ``<state_dir>/health.sqlite``.
+
+    Connections are per thread and per process (opened lazily, so a worker
+    forked after the master touched the store opens its own)."""
+
+    def __init__(self, path, cache_seconds: float = CACHE_SECONDS):
+        self.path = Path(path)
+        self.cache_seconds = cache_seconds
+        self._local = threading.local()
+        self._snap: tuple[float, dict] | None = None
+
+    # -- reads ---------------------------------------------------------------
+    def snapshot(self, max_age: float | None = None) -> dict:
+        """``{id: row}`` for every account with any health record."""
+        max_age = self.cache_seconds if max_age is None else max_age
+        snap = self._snap
+        now = time.monotonic()
+        if snap and now - snap[0] < max_age:
+            return snap[1]
+        rows = self._conn().execute(f"SELECT {', '.join(_COLUMNS)} FROM health").fetchall()
+        data = {}
+        for row in rows:
+            item = dict(zip(_COLUMNS, row))
+            item["needs_login"] = bool(item["needs_login"])
+            item["rate_limits"] = json.loads(item["rate_limits"]) if item["rate_limits"] else {}
+            data[item.pop("id")] = item
+        self._snap = (now, data)
+        return data
+
+    def state(self, account_id: str) -> dict | None:
+        return self.snapshot().get(account_id)
+
+    def cooldown_until(self, account_id: str) -> float | None:
+        row = self.state(account_id)
+        until = row and row["cooldown_until"]
+        return until if until and until > time.time() else None
+
+    # -- writes --------------------------------------------------------------
+    def set_cooldown(self, account_id: str, until: float, reason: str) -> None:
+        """Cool the account until *until*; counts consecutive failures."""
+        self._upsert(account_id, {"cooldown_until": until, "reason": reason, "failures": 1,
+                                  "probe_at": time.time()}, failures="failures + 1")
+
+    def clear(self, account_id: str, *, login: bool = False) -> None:
+        """End a cooldown (a success, or a quota that reset early); ``login``
+        also lifts ``needs_login`` (after a new login)."""
+        values = {"cooldown_until": None, "reason": None, "failures": 0}
+        if login:
+            values.update(needs_login=0, login_reason=None)
+        self._upsert(account_id, values)
+
+    def claim_probe(self, account_id: str, older_than: float) -> bool:
+        """Let exactly one caller (across workers) try a cooling account last
+        checked before *older_than*: the only way to notice a quota that reset
+        before its announced time."""
+        now = time.time()
+        cur = self._write("UPDATE health SET probe_at = ? WHERE id = ? AND cooldown_until > ? "
+                          "AND (probe_at IS NULL OR probe_at <= ?)",
+                          (now, account_id, now, older_than))
+        return cur.rowcount == 1
+
+    def mark_needs_login(self, account_id: str, reason: str) -> None:
+        self._upsert(account_id, {"needs_login": 1, "login_reason": reason})
+
+    def record_rate_limits(self, account_id: str, limits: dict) -> None:
+        """Rate-limit headers arrive with a success, so this also stamps last_used."""
+        self._upsert(account_id, {"rate_limits": json.dumps(limits), "last_used": time.time()})
+
+    def record_used(self, account_id: str) -> None:
+        self._upsert(account_id, {"last_used": time.time()})
+
+    def record_refresh(self, account_id: str) -> None:
+        self._upsert(account_id, {"last_refresh": time.time()})
+
+    def forget(self, account_id: str) -> None:
+        self._write("DELETE FROM health WHERE id = ?", (account_id,))
+
+    # -- plumbing ------------------------------------------------------------
+    def _upsert(self, account_id: str, values: dict, **update_exprs: str) -> None:
+        """Insert the row or update *values* (a column may use an expression instead)."""
+        cols = ["id", *values]
+        sets = ", ".join(f"{c} = {update_exprs.get(c, 'excluded.' + c)}" for c in values)
+        self._write(f"INSERT INTO health ({', '.join(cols)}) VALUES "
+                    f"({', '.join('?' * len(cols))}) ON CONFLICT(id) DO UPDATE SET {sets}",
+                    (account_id, *values.values()))
+
+    def _write(self, sql: str, params: tuple):
+        cur = self._conn().execute(sql, params)  # autocommit: one statement, one commit
+        self._snap = None
+        return cur
+
+    def _conn(self) -> sqlite3.Connection:
+        local = self._local
+        if getattr(local, "pid", None) != os.getpid():
+            self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            conn = sqlite3.connect(self.path, timeout=10.0, isolation_level=None,
+                                   check_same_thread=False)
+            conn.execute("PRAGMA busy_timeout = 10000")
+            conn.execute("PRAGMA journal_mode = WAL")
+            conn.execute("PRAGMA synchronous = NORMAL")  # WAL: durable enough for health
+            conn.execute(_SCHEMA)
+            local.conn, local.pid = conn, os.getpid()
+        return local.conn
