@@ -249,16 +249,17 @@ def _input(messages, names: _Names) -> list[dict]:
             call_id = msg.get("tool_call_id")
             if not isinstance(call_id, str) or not call_id:
                 if not pending:  # a client that omitted ids may answer them in order
-                    raise bad_request(f"{where}.tool_call_id is required for tool messages", f"{where}.tool_call_id")
+                    param = f"{where}.tool_call_id"
+                    raise bad_request(f"{param} is required for tool messages", param)
                 call_id = pending.pop(0)[1]
-            items.append({"type": "function_call_output", "call_id": call_id, "output": _tool_output(msg.get("content"), where)})
+            items.append(_call_output(call_id, msg.get("content"), where))
         elif role == "function":  # legacy: answers the last function_call of that name
             name = msg.get("name")
             if not isinstance(name, str) or not name:
                 raise bad_request(f"{where}.name is required for function messages", f"{where}.name")
             match = next((k for k, (n, _) in enumerate(pending) if n == name), None)
             call_id = pending.pop(match)[1] if match is not None else stable_call_id(i, 0, name, "")
-            items.append({"type": "function_call_output", "call_id": call_id, "output": _tool_output(msg.get("content"), where)})
+            items.append(_call_output(call_id, msg.get("content"), where))
         else:
             raise bad_request(
                 f"{where}.role must be one of system, developer, user, assistant, tool (got {role!r})",
@@ -348,6 +349,10 @@ def _user_part(part, where: str) -> dict:
     if ptype in ("input_text", "input_image", "input_file"):
         return part  # already Responses-shaped
     raise bad_request(f"{where}.type {ptype!r} is not a supported content part type", f"{where}.type")
+
+
+def _call_output(call_id: str, content, where: str) -> dict:
+    return {"type": "function_call_output", "call_id": call_id, "output": _tool_output(content, where)}
 
 
 def _tool_output(content, where: str):
@@ -494,7 +499,8 @@ def _text_format(fmt) -> dict:
         out = {"type": "json_schema", "name": spec["name"]}
         if spec.get("schema") is not None:
             if not isinstance(spec["schema"], dict):
-                raise bad_request("response_format.json_schema.schema must be an object", "response_format.json_schema.schema")
+                param = "response_format.json_schema.schema"
+                raise bad_request(f"{param} must be an object", param)
             out["schema"] = spec["schema"]
         for key in ("strict", "description"):
             if spec.get(key) is not None:

@@ -226,14 +226,15 @@ class ChatStreamTranslator:
 
     def _announce(self, item: dict, output_index, arguments: str | None) -> list[bytes]:
         index = self._tool_count
-        self._tool_count += 1
+        frame = self._delta({"tool_calls": [_tool_call(item, index, self.tool_names, arguments or "")]})
         state = [index, arguments is not None]
         if item.get("id") is not None:
-            self._tools[item["id"]] = state
+            self._tools[item["id"]] = state  # may raise on garbage ids: before any state changes
         if output_index is not None:
             self._tools[output_index] = state
+        self._tool_count += 1
         out = self._prelude()
-        out.append(self._delta({"tool_calls": [_tool_call(item, index, self.tool_names, arguments or "")]}))
+        out.append(frame)
         return out
 
     # --- event handlers -------------------------------------------------------
