@@ -36,6 +36,9 @@ accesslog = "-"
 errorlog = "-"
 loglevel = _cfg.server.log_level
 proc_name = "codex-gateway"
+# gunicorn >= 24 opens a control socket under $HOME by default; the service has no
+# writable home (systemd ProtectHome) and needs no runtime control beyond signals.
+control_socket_disable = True
 
 
 def on_starting(server):

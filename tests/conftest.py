@@ -16,6 +16,44 @@ ROOT = Path(__file__).resolve().parent.parent
 LOG_DIR = Path(os.environ.get("CODEX_GATEWAY_TEST_LOGS", "/tmp/codex-gateway-test-logs"))
 
 
+SECRETS_FILE = LOG_DIR / "secrets.txt"
+ERROR_BODIES = LOG_DIR / "error-bodies.txt"
+
+
+def register_secret(value: str) -> str:
+    """Remember a secret used by a test; the audit test looks for it in every log."""
+    LOG_DIR.mkdir(parents=True, exist_ok=True)
+    with open(SECRETS_FILE, "a") as fh:
+        fh.write(value + "\n")
+    return value
+
+
+def pytest_sessionstart(session):
+    """Start every run with empty logs, so the audit reads only this run's output."""
+    if LOG_DIR.exists():
+        for f in LOG_DIR.iterdir():
+            if f.is_file():
+                f.unlink()
+    LOG_DIR.mkdir(parents=True, exist_ok=True)
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _record_error_bodies():
+    """Keep every error body a gateway answers through requests, for the secret audit."""
+    original = requests.Session.send
+
+    def send(self, request, **kw):
+        resp = original(self, request, **kw)
+        if resp.status_code >= 400 and not kw.get("stream"):
+            with open(ERROR_BODIES, "ab") as fh:
+                fh.write(resp.content + b"\n")
+        return resp
+
+    requests.Session.send = send
+    yield
+    requests.Session.send = original
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

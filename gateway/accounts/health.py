@@ -45,7 +45,7 @@ class HealthStore(Protocol):
     def record_used(self, account_id: str) -> None: ...
     def record_refresh(self, account_id: str) -> None: ...
     def forget(self, account_id: str) -> None: ...
-    def snapshot(self) -> dict: ...
+    def snapshot(self, max_age: float | None = None) -> dict: ...
 
 
 class SQLiteHealth:
@@ -128,16 +128,19 @@ class SQLiteHealth:
 
     # -- plumbing ------------------------------------------------------------
     def _upsert(self, account_id: str, values: dict, **update_exprs: str) -> None:
-        """Insert the row or update *values* (a column may use an expression instead)."""
+        """Insert the row or update *values* (a column may use an expression instead).
+        Bookkeeping that does not change selection keeps this process's snapshot."""
         cols = ["id", *values]
         sets = ", ".join(f"{c} = {update_exprs.get(c, 'excluded.' + c)}" for c in values)
         self._write(f"INSERT INTO health ({', '.join(cols)}) VALUES "
                     f"({', '.join('?' * len(cols))}) ON CONFLICT(id) DO UPDATE SET {sets}",
-                    (account_id, *values.values()))
+                    (account_id, *values.values()),
+                    invalidate=not set(values) <= {"rate_limits", "last_used", "last_refresh"})
 
-    def _write(self, sql: str, params: tuple):
+    def _write(self, sql: str, params: tuple, invalidate: bool = True):
         cur = self._conn().execute(sql, params)  # autocommit: one statement, one commit
-        self._snap = None
+        if invalidate:
+            self._snap = None
         return cur
 
     def _conn(self) -> sqlite3.Connection:

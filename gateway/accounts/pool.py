@@ -7,16 +7,31 @@ Interface (kept stable for the executor):
 ``ranked(key, model)``, ``cooldown_until(account)``, ``credentials(account)``,
 ``refresh(account, stale_token)``, ``record_success(account, headers)``,
 ``record_failure(account, status, code, retry_at)``.
+
+Accounts come from the store's files (re-scanned at most once a second) and
+the config shortcuts; health (cooldowns, needs-login) is shared by every
+worker through :mod:`.health`; a refresh is single-flight across processes.
 """
 from __future__ import annotations
 
-import json
-import os
+import logging
 import threading
 import time
 from dataclasses import dataclass, field
 
-from . import ranking
+from . import oauth, ranking, tokens
+from .health import SQLiteHealth
+from .store import Store, openai_record
+
+log = logging.getLogger("gateway.accounts")
+
+ACCOUNTS_TTL = 1.0     # re-scan account files at most this often (s)
+PROBE_INTERVAL = 900.0  # a long (quota) cooldown is re-tried by one request this often (s)
+REFRESH_RETRY = 30.0   # after an issuer hiccup, proactive refresh waits this long (s)
+COOLDOWN_429 = 30.0    # a 429 that names no reset time
+COOLDOWN_403 = 600.0   # may be a WAF or region block, not the account: long, not permanent
+COOLDOWN_REFRESH = 60.0  # a 401 while the issuer could not be reached
+TRANSIENT_BASE, TRANSIENT_CAP = 5.0, 60.0  # 5xx/408/timeouts: 5, 10, 20, 40, 60, 60 … s
 
 
 @dataclass(frozen=True)
@@ -36,72 +51,194 @@ class Credentials:
     account_id: str | None = None  # the chatgpt-account-id header (codex only)
 
 
-class AccountPool:
-    """Accounts from the config shortcuts (auth_file / openai_api_key)."""
+def backoff(status: int, failures: int) -> float:
+    """Seconds to cool an account after a failure with no announced reset."""
+    if status == 429:
+        return COOLDOWN_429
+    if status == 403:
+        return COOLDOWN_403
+    return min(TRANSIENT_BASE * 2 ** max(failures, 0), TRANSIENT_CAP)
 
-    def __init__(self, config):
+
+def rate_limits(headers) -> dict:
+    """``x-codex-{primary,secondary}-*`` headers as ``{window: {used_percent, …}}``."""
+    out: dict = {}
+    now = time.time()
+    for window in ("primary", "secondary"):
+        item = {}
+        for name, key, conv in (("used-percent", "used_percent", float),
+                                ("window-minutes", "window_minutes", int),
+                                ("reset-at", "reset_at", float),
+                                ("reset-after-seconds", "reset_at", lambda v: now + float(v))):
+            value = headers.get(f"x-codex-{window}-{name}") if headers is not None else None
+            if value is not None and key not in item:
+                try:
+                    item[key] = conv(value)
+                except ValueError:
+                    pass
+        if item:
+            out[window] = item
+    return out
+
+
+class AccountPool:
+    def __init__(self, config, health=None, store=None):
         self._cfg = config
-        self._lock = threading.Lock()
-        self._cooldowns: dict[str, float] = {}
-        self._auth_cache: tuple[float, dict] | None = None
+        self.store = store or Store(config.state_dir, config.accounts.auth_file)
+        self.health = health or SQLiteHealth(config.state_dir / "health.sqlite")
+        key = config.accounts.openai_api_key
+        self._key_rec = dict(openai_record(key), label="openai_api_key") if key else None
+        self._cache: tuple[float, list[Account]] | None = None
+        self._locks: dict[str, threading.Lock] = {}
+        self._mutex = threading.Lock()
+        self._issuer_failed: dict[str, float] = {}  # id -> monotonic time of a transient failure
 
     # -- what exists ---------------------------------------------------------
+    def records(self) -> list[dict]:
+        """Every account record (files, auth_file, openai_api_key), disabled too."""
+        recs = self.store.records()
+        if self._key_rec and all(r["id"] != self._key_rec["id"] for r in recs):
+            recs.append(self._key_rec)
+        return recs
+
     def accounts(self) -> list[Account]:
-        out = []
-        acfg = self._cfg.accounts
-        if acfg.auth_file:
-            data = self._read_auth_file()
-            acct = ((data or {}).get("tokens") or {}).get("account_id") or "default"
-            out.append(Account(id=f"codex-{acct}", kind="codex", label="auth_file"))
-        if acfg.openai_api_key:
-            out.append(Account(id="openai-key", kind="openai", label="openai_api_key"))
+        cached = self._cache
+        if cached and time.monotonic() - cached[0] < ACCOUNTS_TTL:
+            return cached[1]
+        out = [_account(r) for r in self.records() if not r.get("disabled")]
+        self._cache = (time.monotonic(), out)
         return out
 
     def ranked(self, key: str, model: str) -> list[Account]:
-        usable = [a for a in self.accounts() if not a.models or model in a.models]
+        """Accounts for *key*, best first: rendezvous order over those that can
+        serve *model* and need no login (cooling ones stay: the executor skips them)."""
+        snap = self.health.snapshot()
+        usable = [a for a in self.accounts() if (not a.models or model in a.models)
+                  and not (snap.get(a.id) or {}).get("needs_login")]
         return ranking.rank(key, usable)
 
     # -- credentials ---------------------------------------------------------
     def credentials(self, account: Account) -> Credentials:
-        if account.kind == "openai":
-            return Credentials(self._cfg.accounts.openai_api_key)
-        tokens = (self._read_auth_file() or {}).get("tokens") or {}
-        return Credentials(tokens.get("access_token", ""), tokens.get("account_id"))
+        """Current credentials; a codex token close to ``exp`` is refreshed first."""
+        rec = self._record(account.id)
+        if rec is None:
+            return Credentials("")
+        if rec["kind"] == "openai":
+            return Credentials(rec.get("api_key", ""))
+        token = rec.get("access_token") or ""
+        if (tokens.expires_within(token, self._cfg.accounts.refresh_margin_seconds)
+                and not self._issuer_failed_recently(account.id)):
+            if self._refresh(account.id, token):
+                rec = self._record(account.id) or rec
+        return Credentials(rec.get("access_token") or "", rec.get("account_id"))
 
     def refresh(self, account: Account, stale_token: str) -> bool:
-        """Try to obtain fresh credentials after a 401; False when impossible."""
-        return False
+        """After a 401: True when credentials other than *stale_token* are now
+        stored (refreshed here or by another worker), False when impossible."""
+        return self._refresh(account.id, stale_token)
+
+    def _refresh(self, account_id: str, stale: str) -> bool:
+        with self._mutex:
+            tlock = self._locks.setdefault(account_id, threading.Lock())
+        with tlock, self.store.lock(account_id):
+            rec = self.store.load(account_id)
+            if rec is None or rec.get("kind") != "codex":
+                return False
+            if rec.get("access_token") != stale:
+                return True  # another worker (or a new login) got there first
+            row = self.health.snapshot(max_age=0).get(account_id) or {}
+            if row.get("needs_login") or not rec.get("refresh_token"):
+                return False
+            try:
+                toks = oauth.refresh(self._cfg, rec["refresh_token"])
+            except oauth.OAuthError as exc:
+                if exc.permanent:
+                    log.warning("account %s: refresh refused (%s); it needs a new login "
+                                "(`codex-gateway login`)", account_id, exc.code)
+                    self.health.mark_needs_login(account_id, exc.code or "refresh_refused")
+                else:
+                    log.warning("account %s: %s", account_id, exc)
+                    self._issuer_failed[account_id] = time.monotonic()
+                return False
+            self.store.save(_refreshed(rec, toks))
+            self._issuer_failed.pop(account_id, None)
+        self.health.record_refresh(account_id)
+        log.info("account %s: token refreshed", account_id)
+        return True
 
     # -- health --------------------------------------------------------------
     def cooldown_until(self, account: Account) -> float | None:
-        until = self._cooldowns.get(account.id)
-        return until if until and until > time.time() else None
+        """When the account may be used again, None when now. One request
+        (across workers) per PROBE_INTERVAL may try an account in a long
+        cooldown, so a quota that resets early is noticed."""
+        row = self.health.state(account.id)
+        until = row and row.get("cooldown_until")
+        now = time.time()
+        if not until or until <= now:
+            return None
+        if (until - now > PROBE_INTERVAL and now - (row.get("probe_at") or now) >= PROBE_INTERVAL
+                and self.health.claim_probe(account.id, now - PROBE_INTERVAL)):
+            log.info("account %s: probing for an early quota reset", account.id)
+            return None
+        return until
 
     def record_success(self, account: Account, headers) -> None:
-        self._cooldowns.pop(account.id, None)
+        row = self.health.state(account.id)
+        if row and (row.get("cooldown_until") or row.get("failures")):
+            self.health.clear(account.id)  # also a quota that reset early
+        limits = rate_limits(headers) if account.kind == "codex" else {}
+        if limits:
+            self.health.record_rate_limits(account.id, limits)
+        else:
+            self.health.record_used(account.id)
 
     def record_failure(self, account: Account, status: int, code: str | None,
                        retry_at: float | None) -> None:
-        if status == 401:
+        now = time.time()
+        reason = code or f"http_{status}"
+        if status == 401:  # the executor already tried one refresh
+            if self._issuer_failed_recently(account.id):
+                self.health.set_cooldown(account.id, now + COOLDOWN_REFRESH, "refresh_failed")
+            else:
+                self.health.mark_needs_login(account.id, reason)
             return
-        until = retry_at or time.time() + (30 if status == 429 else 5)
-        with self._lock:
-            self._cooldowns[account.id] = until
+        row = self.health.state(account.id) or {}
+        until = now + backoff(status, row.get("failures") or 0)
+        if retry_at and (status == 429 or retry_at > until):
+            until = retry_at
+        self.health.set_cooldown(account.id, until, reason)
+        log.info("account %s: cooling for %d s (%s)", account.id, until - now, reason)
 
     # -- helpers -------------------------------------------------------------
-    def _read_auth_file(self) -> dict | None:
-        path = os.path.expanduser(self._cfg.accounts.auth_file)
-        try:
-            mtime = os.stat(path).st_mtime
-        except OSError:
-            return None
-        cached = self._auth_cache
-        if cached and cached[0] == mtime:
-            return cached[1]
-        try:
-            with open(path) as fh:
-                data = json.load(fh)
-        except (OSError, ValueError):
-            return None
-        self._auth_cache = (mtime, data)
-        return data
+    def _issuer_failed_recently(self, account_id: str) -> bool:
+        failed = self._issuer_failed.get(account_id)
+        return failed is not None and time.monotonic() - failed < REFRESH_RETRY
+
+    def _record(self, account_id: str) -> dict | None:
+        if self._key_rec and account_id == self._key_rec["id"]:
+            return self.store.load(account_id) or self._key_rec
+        return self.store.load(account_id)
+
+
+def _account(rec: dict) -> Account:
+    try:
+        weight = float(rec.get("weight") or 1.0)
+    except (TypeError, ValueError):
+        weight = 1.0
+    return Account(id=rec["id"], kind=rec["kind"], label=rec.get("label") or "",
+                   weight=weight if weight > 0 else 1.0, base_url=rec.get("base_url"),
+                   models=tuple(rec.get("models") or ()), plan=rec.get("plan"))
+
+
+def _refreshed(rec: dict, toks: dict) -> dict:
+    """*rec* with the issuer's new tokens (the refresh token is kept if none came)."""
+    new = dict(rec)
+    new["access_token"] = toks["access_token"]
+    new["refresh_token"] = toks.get("refresh_token") or rec.get("refresh_token")
+    if toks.get("id_token"):
+        new["id_token"] = toks["id_token"]
+        who = tokens.identity(toks["id_token"])
+        new.update({k: v for k, v in who.items() if v})
+    new["expires_at"] = tokens.expiry(new["access_token"])
+    new["last_refresh"] = time.time()
+    return new

@@ -36,14 +36,21 @@ def claims(token) -> dict:
 def expiry(token) -> float | None:
     """The ``exp`` claim (epoch seconds), or None when the token has none."""
     exp = claims(token).get("exp")
-    return float(exp) if isinstance(exp, (int, float)) and not isinstance(exp, bool) else None
+    return float(exp) if _number(exp) else None
 
 
 def expires_within(token, margin: float, now: float | None = None) -> bool:
     """True when the token expires within *margin* seconds (unknown: False,
-    so a token without ``exp`` is refreshed only after a 401)."""
-    exp = expiry(token)
-    return exp is not None and exp - (time.time() if now is None else now) <= margin
+    so a token without ``exp`` is refreshed only after a 401). The margin is
+    at most half the token's lifetime, so an issuer handing out tokens shorter
+    than the margin does not get a refresh on every request."""
+    data = claims(token)
+    exp, iat = data.get("exp"), data.get("iat")
+    if not _number(exp):
+        return False
+    if _number(iat) and exp > iat:
+        margin = min(margin, (exp - iat) / 2)
+    return exp - (time.time() if now is None else now) <= margin
 
 
 def identity(id_token) -> dict:
@@ -57,6 +64,10 @@ def identity(id_token) -> dict:
         "plan": _str(auth.get("chatgpt_plan_type")),
         "email": _str(email),
     }
+
+
+def _number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 def _str(value) -> str | None:

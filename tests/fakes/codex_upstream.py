@@ -5,16 +5,9 @@ and of the OpenAI Responses API (``POST /v1/responses``) on one server.
 
 It is strict where the real backend is strict (``stream``/``store`` values,
 unsupported parameters, bearer and ``chatgpt-account-id``), streams the same
-SSE events, and models prompt caching deterministically so tests can assert
-on ``cached_tokens``:
-
-* the prompt is the canonical string ``S = json.dumps(instructions) +
-  json.dumps(tools, sort_keys=True) + "".join(json.dumps(item, sort_keys=True)
-  for item in input)`` and counts ``ceil(len(S) / 4)`` input tokens;
-* the cache holds the last ``S`` per key ``(flavour, account,
-  prompt_cache_key, session header)``; a request is credited the common
-  character prefix with that ``S`` (in tokens, floored), if at least 1024
-  tokens, rounded down to a multiple of 128 and kept below its input tokens.
+SSE events, and credits ``cached_tokens`` by the deterministic prompt-cache
+model of :mod:`tests.fakes.codex_answers`, keyed by ``(flavour, account,
+prompt_cache_key, session header)``.
 
 Faults are queued (``inject`` or ``POST /_fake/faults``) and consumed in FIFO
 order by the next matching request; every request is recorded and readable
@@ -25,19 +18,24 @@ Run standalone with ``python -m tests.fakes.codex_upstream --port 18001 [--fast]
 from __future__ import annotations
 
 import copy
-import json
-import math
-import os
-import re
 import time
 from dataclasses import dataclass, field
 
+from tests.fakes.codex_answers import (
+    build_events,
+    cached_tokens,
+    count_tokens,
+    plan_answer,
+    prompt_text,
+    sse_frame,
+    stream_fault,
+    usage_for,
+)
 from tests.fakes.jwt import read_claims
 from tests.fakes.server import BadRequest, FakeServer
 
 CODEX_PATH = "/backend-api/codex/responses"
 OPENAI_PATH = "/v1/responses"
-DEFAULT_REPLY = "Hello from the fake upstream."
 DEFAULT_MODELS = ("gpt-5-codex", "gpt-5", "gpt-5-codex-mini")
 DEFAULT_UNSUPPORTED = frozenset({
     "prompt_cache_retention", "max_output_tokens", "max_completion_tokens", "max_tokens",
@@ -45,12 +43,9 @@ DEFAULT_UNSUPPORTED = frozenset({
     "truncation", "stream_options", "prompt_cache_options",
 })
 RETENTION_VALUES = ("in_memory", "24h")
-MIN_CACHED_TOKENS = 1024
-CACHE_STEP = 128
-REASONING_TOKENS = 64
-REASONING_SUMMARY = "**Considering the request**\n\nWorking out a short answer."
 HTTP_FAULTS = frozenset({"http_500", "http_401", "usage_limit", "http_429", "http_400_unsupported"})
-STREAM_FAULTS = frozenset({"stall", "reset_mid_stream", "response_failed", "error_event", "truncate"})
+STREAM_FAULTS = frozenset({"stall", "reset_mid_stream", "response_failed", "error_event",
+                           "truncate"})
 FAULTS = HTTP_FAULTS | STREAM_FAULTS
 CONFIG_KEYS = ("reply", "event_delay", "silence", "fast", "strict_tokens", "unsupported_params")
 
@@ -61,221 +56,6 @@ class UpstreamError(Exception):
     def __init__(self, status: int, body: dict, headers: dict | None = None):
         super().__init__(status)
         self.status, self.body, self.headers = status, body, headers or {}
-
-
-# -- prompt-cache model -------------------------------------------------------
-
-def prompt_text(body: dict) -> str:
-    """The canonical prefix string S that cache hits are measured on."""
-    return (json.dumps(body.get("instructions"))
-            + json.dumps(body.get("tools"), sort_keys=True)
-            + "".join(json.dumps(item, sort_keys=True) for item in body["input"]))
-
-
-def count_tokens(text: str) -> int:
-    return math.ceil(len(text) / 4)
-
-
-def cached_tokens(previous: str | None, current: str, input_tokens: int) -> int:
-    """Tokens of *current* served from cache after *previous* under the same key."""
-    if not previous:
-        return 0
-    common = min(len(os.path.commonprefix([previous, current])) // 4, input_tokens - 1)
-    return common // CACHE_STEP * CACHE_STEP if common >= MIN_CACHED_TOKENS else 0
-
-
-# -- what the answer says -----------------------------------------------------
-
-_SAY = re.compile(r"\[\[say:(.*?)\]\]", re.S)
-_CALL = re.compile(r"\[\[call:([\w.\-]+)\s*")
-_EXAMPLES = {"string": "ok", "number": 1, "integer": 1, "boolean": True, "array": [], "object": {}}
-
-
-@dataclass
-class Answer:
-    """Either a text message or a function call (name, JSON arguments)."""
-
-    text: str = ""
-    call: tuple[str, str] | None = None
-
-
-def _content_text(content) -> str:
-    if isinstance(content, str):
-        return content
-    if isinstance(content, list):
-        return "".join(p.get("text", "") for p in content if isinstance(p, dict)
-                       and isinstance(p.get("text"), str))
-    return ""
-
-
-def _last_user_text(items: list) -> str:
-    for item in reversed(items):
-        if isinstance(item, dict) and item.get("role") == "user":
-            return _content_text(item.get("content"))
-    return ""
-
-
-def _parse_call(text: str) -> tuple[str, str] | None:
-    """``[[call:NAME {json}]]`` → (NAME, arguments); the JSON may contain ``]]``."""
-    match = _CALL.search(text)
-    if not match:
-        return None
-    rest = text[match.end():]
-    if rest.startswith("]]"):
-        return match.group(1), "{}"
-    try:
-        args, _ = json.JSONDecoder().raw_decode(rest)
-    except ValueError:
-        return None
-    return match.group(1), json.dumps(args)
-
-
-def _schema_example(schema: dict) -> str:
-    """A JSON object with simple values for the schema's required properties."""
-    props = schema.get("properties") or {}
-    value = {}
-    for name in schema.get("required") or []:
-        prop = props.get(name) or {}
-        kind = prop.get("type")
-        if isinstance(kind, list):
-            kind = next((k for k in kind if k != "null"), "string")
-        value[name] = prop["enum"][0] if prop.get("enum") else _EXAMPLES.get(kind, "ok")
-    return json.dumps(value)
-
-
-def plan_answer(body: dict, reply: str | None) -> Answer:
-    """Decide the answer; the first rule that applies wins.
-
-    1. last input item is a ``function_call_output`` → "Tool result was: <output>"
-       (checked first so a ``[[call:…]]`` turn does not loop forever);
-    2. ``[[call:NAME ARGS]]`` in the last user message → function call;
-    3. ``[[say:TEXT]]`` in the last user message → TEXT;
-    4. ``text.format.type == "json_schema"`` → JSON satisfying ``required``;
-    5. the configured reply, else ``DEFAULT_REPLY``.
-    """
-    items = body["input"]
-    last = items[-1] if items else None
-    if isinstance(last, dict) and last.get("type") == "function_call_output":
-        output = last.get("output")
-        if not isinstance(output, str):
-            output = _content_text(output) or json.dumps(output)
-        return Answer(f"Tool result was: {output}")
-    user_text = _last_user_text(items)
-    call = _parse_call(user_text)
-    if call:
-        return Answer(call=call)
-    say = _SAY.search(user_text)
-    if say:
-        return Answer(say.group(1))
-    fmt = (body.get("text") or {}).get("format") if isinstance(body.get("text"), dict) else None
-    if isinstance(fmt, dict) and fmt.get("type") == "json_schema":
-        return Answer(_schema_example(fmt.get("schema") or {}))
-    return Answer(reply if reply is not None else DEFAULT_REPLY)
-
-
-# -- SSE events ---------------------------------------------------------------
-
-def _split(text: str, parts: int) -> list[str]:
-    """*text* in at most *parts* non-empty pieces (one piece if empty)."""
-    size = max(1, math.ceil(len(text) / max(parts, 1)))
-    return [text[i:i + size] for i in range(0, len(text), size)] or [text]
-
-
-def _reasoning_events(n: int, index: int, deltas: int) -> tuple[list, dict]:
-    item_id = f"rs_fake{n:04d}"
-    where = {"item_id": item_id, "output_index": index, "summary_index": 0}
-    item = {"id": item_id, "type": "reasoning", "summary": [{"type": "summary_text",
-            "text": REASONING_SUMMARY}], "encrypted_content": f"gAAAAfake-encrypted-{n:04d}"}
-    events = [("response.output_item.added", {"output_index": index, "item": {
-                  "id": item_id, "type": "reasoning", "summary": []}}),
-              ("response.reasoning_summary_part.added", {**where, "part": {
-                  "type": "summary_text", "text": ""}})]
-    events += [("response.reasoning_summary_text.delta", {**where, "delta": piece})
-               for piece in _split(REASONING_SUMMARY, deltas)]
-    events += [("response.reasoning_summary_text.done", {**where, "text": REASONING_SUMMARY}),
-               ("response.reasoning_summary_part.done", {**where, "part": {
-                   "type": "summary_text", "text": REASONING_SUMMARY}}),
-               ("response.output_item.done", {"output_index": index, "item": item})]
-    return events, item
-
-
-def _message_events(n: int, index: int, text: str, deltas: int) -> tuple[list, dict]:
-    item_id = f"msg_fake{n:04d}"
-    where = {"item_id": item_id, "output_index": index, "content_index": 0}
-    part = {"type": "output_text", "text": text, "annotations": []}
-    item = {"id": item_id, "type": "message", "status": "completed", "role": "assistant",
-            "content": [part]}
-    events = [("response.output_item.added", {"output_index": index, "item": {
-                  **item, "status": "in_progress", "content": []}}),
-              ("response.content_part.added", {**where, "part": {**part, "text": ""}})]
-    events += [("response.output_text.delta", {**where, "delta": piece})
-               for piece in _split(text, deltas)]
-    events += [("response.output_text.done", {**where, "text": text}),
-               ("response.content_part.done", {**where, "part": part}),
-               ("response.output_item.done", {"output_index": index, "item": item})]
-    return events, item
-
-
-def _call_events(n: int, index: int, name: str, arguments: str, deltas: int) -> tuple[list, dict]:
-    item_id = f"fc_fake{n:04d}"
-    item = {"id": item_id, "type": "function_call", "status": "completed",
-            "call_id": f"call_fake{n:04d}", "name": name, "arguments": arguments}
-    where = {"item_id": item_id, "output_index": index}
-    events = [("response.output_item.added", {"output_index": index, "item": {
-        **item, "status": "in_progress", "arguments": ""}})]
-    events += [("response.function_call_arguments.delta", {**where, "delta": piece})
-               for piece in _split(arguments, max(deltas, 2))]
-    events += [("response.function_call_arguments.done", {**where, "arguments": arguments}),
-               ("response.output_item.done", {"output_index": index, "item": item})]
-    return events, item
-
-
-def _usage(input_tokens: int, cached: int, answer: Answer, reasoning: bool) -> dict:
-    visible = answer.text if answer.call is None else "".join(answer.call)
-    reasoning_tokens = REASONING_TOKENS if reasoning else 0
-    output_tokens = count_tokens(visible) + reasoning_tokens
-    return {"input_tokens": input_tokens, "input_tokens_details": {"cached_tokens": cached},
-            "output_tokens": output_tokens,
-            "output_tokens_details": {"reasoning_tokens": reasoning_tokens},
-            "total_tokens": input_tokens + output_tokens}
-
-
-def build_events(n: int, body: dict, answer: Answer, usage: dict, deltas: int) -> list[tuple]:
-    """The successful event sequence of request *n* as ``(type, payload)`` pairs."""
-    response = {"id": f"resp_fake{n:04d}", "object": "response", "created_at": int(time.time()),
-                "model": body["model"], "status": "in_progress", "error": None,
-                "incomplete_details": None, "output": [], "usage": None}
-    events = [("response.created", {"response": response}),
-              ("response.in_progress", {"response": response})]
-    output = []
-    if body.get("reasoning"):
-        more, item = _reasoning_events(n, len(output), deltas)
-        events += more
-        output.append(item)
-    if answer.call:
-        more, item = _call_events(n, len(output), *answer.call, deltas)
-    else:
-        more, item = _message_events(n, len(output), answer.text, deltas)
-    events += more
-    output.append(item)
-    done = {**response, "status": "completed", "output": output, "usage": usage}
-    events.append(("response.completed", {"response": done}))
-    return events
-
-
-def _frame(kind: str, payload: dict, sequence_number: int) -> bytes:
-    data = json.dumps({"type": kind, "sequence_number": sequence_number, **payload})
-    return f"event: {kind}\ndata: {data}\n\n".encode()
-
-
-def _cut_after_deltas(events: list[tuple], count: int = 2) -> list[tuple]:
-    """The events up to the *count*-th delta (or all but the terminal one)."""
-    seen = 0
-    for i, (kind, _) in enumerate(events):
-        seen += kind.endswith(".delta")
-        if seen == count:
-            return events[:i + 1]
-    return events[:-1]
 
 
 # -- faults ---------------------------------------------------------------------
@@ -316,31 +96,6 @@ def http_fault(name: str, params: dict) -> UpstreamError:
                              {"Retry-After": str(params.get("retry_after", 2))})
     param = params.get("param", "temperature")
     return UpstreamError(400, {"detail": f"Unsupported parameter: {param}"})
-
-
-def stream_fault(name: str, events: list[tuple], params: dict) -> tuple[list[tuple], str]:
-    """Events to send for a stream fault and how the stream then ends.
-
-    Endings: ``clean`` (terminal chunk), ``reset`` (RST, no terminal chunk),
-    ``stall`` (silence for ``params.seconds``, then close without terminal chunk).
-    """
-    created, in_progress = events[0], events[1]
-    response = {**created[1]["response"], "status": "failed"}
-    if name == "stall":
-        return [created], "stall"
-    if name == "reset_mid_stream":
-        return _cut_after_deltas(events), "reset"
-    if name == "truncate":
-        return _cut_after_deltas(events), "clean"
-    if name == "response_failed":
-        error = {"code": params.get("code", "server_error"),
-                 "message": params.get("message", "An error occurred while processing your request.")}
-        tail = ("response.failed", {"response": {**response, "error": error}})
-    else:  # error_event
-        tail = ("error", {"code": params.get("code", "rate_limit_exceeded"), "param": None,
-                          "message": params.get("message", "Rate limit reached. "
-                                                "Please try again in 1.5s.")})
-    return [created, in_progress, tail], "clean"
 
 
 # -- the server -----------------------------------------------------------------
@@ -405,7 +160,8 @@ class FakeCodexUpstream(FakeServer):
         with self.lock:
             cfg = dict(self._config)
         cfg["unsupported_params"] = sorted(cfg["unsupported_params"])
-        cfg["strict_tokens"] = None if cfg["strict_tokens"] is None else sorted(cfg["strict_tokens"])
+        if cfg["strict_tokens"] is not None:
+            cfg["strict_tokens"] = sorted(cfg["strict_tokens"])
         return cfg
 
     def configure(self, **changes) -> dict:
@@ -465,10 +221,18 @@ class FakeCodexUpstream(FakeServer):
             self._records.append(record)
         return record
 
-    def _finish(self, record: dict, req, status: int | None):
+    def _finish(self, record: dict, req, status: int | None = None, store: tuple | None = None):
+        """Complete the record, and cache the prompt, *before* the last byte is sent.
+
+        A client that reads ``/_fake/requests`` or sends its next turn as soon
+        as its response ends must never see the previous request unfinished.
+        """
         with self.lock:
-            record.update(status=status, finished_at=time.time(),
-                          client_closed_at=req.client_closed_at)
+            if store:
+                self._cache[store[0]] = store[1]
+            if status is not None:
+                record["status"] = status
+            record.update(finished_at=time.time(), client_closed_at=req.client_closed_at)
 
     def _take_fault(self, account: str | None) -> Fault | None:
         with self.lock:
@@ -550,23 +314,19 @@ class FakeCodexUpstream(FakeServer):
 
     def _responses(self, req, flavour: str):
         record = self._record(req, flavour)
-        n = record["id"]
-        headers = self._response_headers(flavour, n)
-        body = copy.deepcopy(record["body"])
-        status = None
+        headers = self._response_headers(flavour, record["id"])
         try:
             with self.lock:
                 config = dict(self._config)
+            body = copy.deepcopy(record["body"])
             account = self._validate(req, flavour, body)
-            status = self._answer(req, record, flavour, account, body, config, headers)
+            self._answer(req, record, flavour, account, body, config, headers)
         except UpstreamError as err:
-            status = err.status
+            self._finish(record, req, err.status)
             req.send_json(err.status, err.body, {**headers, **err.headers})
-        finally:
-            self._finish(record, req, status)
 
-    def _answer(self, req, record, flavour, account, body, config, headers) -> int | None:
-        """Answer a valid request; returns the HTTP status (None if none was sent)."""
+    def _answer(self, req, record, flavour, account, body, config, headers):
+        """Answer a valid request: stream (or JSON), honouring a queued fault."""
         session = None
         if flavour == "codex":
             session = req.headers.get("session_id") or req.headers.get("session-id")
@@ -585,49 +345,43 @@ class FakeCodexUpstream(FakeServer):
                 raise http_fault(fault.name, fault.params)
 
         answer = plan_answer(body, config["reply"])
-        usage = _usage(input_tokens, cached, answer, bool(body.get("reasoning")))
+        usage = usage_for(input_tokens, cached, answer, bool(body.get("reasoning")))
         events = build_events(record["id"], body, answer, usage, 1 if config["fast"] else 4)
-        ending = "complete"
+        ending, stall = "complete", 0.0
         if fault:
             events, ending = stream_fault(fault.name, events, fault.params)
-
-        stall = float(fault.params.get("seconds", 30)) if fault else 0.0
+            stall = float(fault.params.get("seconds", 30))
         if body.get("stream") is not False:
             fast = config["fast"]
-            completed = self._stream(req, headers, events, ending, stall,
-                                     0.0 if fast else config["event_delay"],
-                                     0.0 if fast else config["silence"])
-        elif fault:  # a non-streamed answer can only fail by hanging or breaking
+            self._stream(req, record, headers, events, ending, (key, text), stall,
+                         0.0 if fast else config["event_delay"], 0.0 if fast else config["silence"])
+        elif not fault:  # OpenAI flavour with stream false: the final response as JSON
+            self._finish(record, req, 200, (key, text))
+            req.send_json(200, events[-1][1]["response"], headers)
+        else:  # a JSON answer can only fail by hanging or breaking
             if ending != "stall" or req.wait(stall):
                 req.close(reset=ending != "stall")
-            return None
-        else:  # OpenAI flavour with stream false: the final response as JSON
-            req.send_json(200, events[-1][1]["response"], headers)
-            completed = True
-        if completed:
-            with self.lock:
-                self._cache[key] = text
-        return 200
+            self._finish(record, req)
 
-    def _stream(self, req, headers, events, ending, stall, delay, silence) -> bool:
-        """Send *events*, then end as *ending* says; True only for a full, clean answer."""
+    def _stream(self, req, record, headers, events, ending, store, stall, delay, silence):
+        """Send *events* as SSE, then end as *ending* says (see ``stream_fault``)."""
+        with self.lock:
+            record["status"] = 200
         req.start_chunked(200, {**headers, "Content-Type": "text/event-stream",
                                 "Cache-Control": "no-cache"})
         for i, (kind, payload) in enumerate(events):
-            if i and not req.wait(delay):
-                return False
-            if not req.write_chunk(_frame(kind, payload, i)):
-                return False
-            if kind == "response.in_progress" and silence and not req.wait(silence):
-                return False
-        if ending == "stall":
-            if req.wait(stall):
-                req.close()
-            return False
-        if ending == "reset":
-            req.close(reset=True)
-            return False
-        return req.end_chunked() and ending == "complete"
+            sent = (i == 0 or req.wait(delay)) and req.write_chunk(sse_frame(kind, payload, i))
+            if sent and kind == "response.in_progress" and silence:
+                sent = req.wait(silence)
+            if not sent:
+                return self._finish(record, req)
+        if ending == "stall" and not req.wait(stall):
+            return self._finish(record, req)
+        self._finish(record, req, store=store if ending == "complete" else None)
+        if ending in ("reset", "stall"):
+            req.close(reset=ending == "reset")
+        elif not req.end_chunked():
+            self._finish(record, req)  # notes the disconnect
 
     def _models(self, req, flavour: str):
         record = self._record(req, flavour)
@@ -635,8 +389,8 @@ class FakeCodexUpstream(FakeServer):
         try:
             self._check_token(req, flavour)
         except UpstreamError as err:
-            req.send_json(err.status, err.body, headers)
             self._finish(record, req, err.status)
+            req.send_json(err.status, err.body, headers)
             return
         if flavour == "codex":
             body = {"models": [{"slug": m, "display_name": m, "supported_in_api": True}
@@ -644,8 +398,8 @@ class FakeCodexUpstream(FakeServer):
         else:
             body = {"object": "list", "data": [{"id": m, "object": "model", "created": 1700000000,
                                                 "owned_by": "openai"} for m in self.models]}
-        req.send_json(200, body, headers)
         self._finish(record, req, 200)
+        req.send_json(200, body, headers)
 
     # -- command line -----------------------------------------------------------
 

@@ -69,7 +69,8 @@ class RequestHandler(BaseHTTPRequestHandler):
             if self.headers_sent:
                 self.close_connection = True
             else:
-                self.send_json(500, {"error": {"message": "fake server error", "type": "server_error"}})
+                error = {"message": "fake server error", "type": "server_error"}
+                self.send_json(500, {"error": error})
 
     do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _handle
 
@@ -167,7 +168,8 @@ class RequestHandler(BaseHTTPRequestHandler):
         self.close_connection = True
         try:
             if reset:
-                self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                linger = struct.pack("ii", 1, 0)
+                self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, linger)
             else:
                 self.connection.shutdown(socket.SHUT_RDWR)
             self.connection.close()

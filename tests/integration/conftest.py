@@ -8,10 +8,11 @@ import pytest
 import requests
 
 from gateway.sse import SSEParser
+from tests.conftest import register_secret
 from tests.fakes.codex_upstream import FakeCodexUpstream
 from tests.fakes.jwt import codex_claims, make_jwt
 
-CLIENT_KEY = "test-client-key-0123456789"
+CLIENT_KEY = register_secret("test-client-key-0123456789")
 ACCESS_TOKEN_ACCOUNT = "acct-main"
 LONG_SYSTEM = ("You are a careful assistant. " * 220).strip()  # > 1024 approx. tokens
 
@@ -23,7 +24,8 @@ def upstream():
 
 
 def write_auth_file(path, account_id=ACCESS_TOKEN_ACCOUNT, exp_in=3600) -> dict:
-    token = make_jwt(codex_claims(account_id, exp=int(time.time()) + exp_in))
+    token = register_secret(make_jwt(codex_claims(account_id, exp=int(time.time()) + exp_in)))
+    register_secret("rt-" + account_id)
     data = {"OPENAI_API_KEY": None, "tokens": {"id_token": token, "access_token": token,
                                                "refresh_token": "rt-" + account_id,
                                                "account_id": account_id},
@@ -45,6 +47,9 @@ def gateway_env(upstream, tmp_path, **extra) -> dict:
     }
     env.update({k: str(v) for k, v in extra.items()})
     return env
+
+
+OPENAI_KEY = register_secret("sk-test-openai-0123456789")
 
 
 def auth_headers(**extra) -> dict:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import pytest
 import requests
 
-from .conftest import LONG_SYSTEM, auth_headers, gateway_env, stream_events
+from .conftest import LONG_SYSTEM, OPENAI_KEY, auth_headers, gateway_env, stream_events
 
 TURNS = 6
 
@@ -109,7 +109,7 @@ def test_retention_is_forwarded_to_openai_api_and_reported_when_dropped(
     assert resp.headers["x-gateway-dropped-params"] == "prompt_cache_retention"
     assert "prompt_cache_retention" not in upstream.requests[-1]["body"]
 
-    env = gateway_env(upstream, tmp_path, CODEX_GATEWAY_ACCOUNTS_OPENAI_API_KEY="sk-test-openai")
+    env = gateway_env(upstream, tmp_path, CODEX_GATEWAY_ACCOUNTS_OPENAI_API_KEY=OPENAI_KEY)
     env["CODEX_GATEWAY_ACCOUNTS_AUTH_FILE"] = ""
     api = gateway_factory(env, workers=2)
     resp = requests.post(api.url + "/v1/responses", json=body, headers=auth_headers(), timeout=30)

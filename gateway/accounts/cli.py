@@ -1,0 +1,234 @@
+"""gateway.accounts.cli
+~~~~~~~~~~~~~~~~~~~~~~~~
+``codex-gateway login [--device]`` and ``codex-gateway accounts
+import | list | remove | add-key``.
+
+Secrets are read from files, stdin or an environment variable, never from
+argv (which other users can see in ``ps``), and never printed.
+"""
+from __future__ import annotations
+
+import getpass
+import json
+import os
+import secrets
+import sys
+import time
+import webbrowser
+
+from . import oauth
+from .pool import AccountPool
+from .store import Store, StoreError, codex_record, from_codex_auth, openai_record
+
+open_browser = webbrowser.open  # tests replace it with a client that follows the redirect
+
+SHARED_LOGIN_WARNING = """\
+Warning: this login is now shared by Codex CLI and the gateway. Refresh tokens
+rotate on every refresh, so whichever of the two refreshes second is refused
+with `refresh_token_reused` and must log in again. Give the gateway its own
+login with `codex-gateway login` (or `login --device`), or stop using this
+login in Codex CLI."""
+
+
+def register(subparsers) -> None:
+    login = subparsers.add_parser("login", help="log a ChatGPT account in for the gateway")
+    login.add_argument("--device", action="store_true",
+                       help="device-code login: enter a code on any browser, no callback")
+    login.add_argument("--no-browser", action="store_true", help="only print the URL")
+    login.add_argument("--timeout", type=float, default=900.0, help="seconds to wait")
+    _account_options(login)
+    login.set_defaults(func=cmd_login)
+
+    accounts = subparsers.add_parser("accounts", help="upstream accounts")
+    sub = accounts.add_subparsers(dest="accounts_command", required=True)
+    imp = sub.add_parser("import", help="copy a Codex CLI auth.json into the gateway")
+    imp.add_argument("path")
+    _account_options(imp)
+    imp.set_defaults(func=cmd_import)
+    lst = sub.add_parser("list", help="accounts and their health (never tokens)")
+    lst.add_argument("--json", action="store_true")
+    lst.set_defaults(func=cmd_list)
+    rm = sub.add_parser("remove", help="delete an account")
+    rm.add_argument("id")
+    rm.set_defaults(func=cmd_remove)
+    add = sub.add_parser("add-key", help="add an OpenAI API key (read from stdin)")
+    add.add_argument("--key-env", metavar="VAR", help="read the key from this variable")
+    add.add_argument("--base-url", help="an OpenAI-compatible base URL (default api.openai.com)")
+    _account_options(add)
+    add.set_defaults(func=cmd_add_key)
+
+
+def _account_options(parser) -> None:
+    parser.add_argument("--label", help="a name for the account")
+    parser.add_argument("--weight", type=float, help="share of conversations (default 1)")
+    parser.add_argument("--models", help="comma-separated models it serves (default all)")
+
+
+def _extras(args) -> dict:
+    models = [m.strip() for m in (args.models or "").split(",") if m.strip()]
+    return {"label": args.label, "weight": args.weight, "models": models or None}
+
+
+def _store(cfg) -> Store:
+    return Store(cfg.state_dir, cfg.accounts.auth_file)
+
+
+def save_login(cfg, toks: dict, args) -> dict:
+    """Store a login's tokens (keeping an existing account's label, weight,
+    models) and lift any needs-login mark, for every worker at once."""
+    rec = codex_record(toks, **_extras(args))
+    store = _store(cfg)
+    old = store.load(rec["id"]) or {}
+    if old.get("source"):  # the auth_file shortcut: a login makes a file of its own
+        old = {}
+    for key in ("label", "weight", "models", "disabled"):
+        if key not in rec and key in old:
+            rec[key] = old[key]
+    store.save(rec)
+    AccountPool(cfg, store=store).health.clear(rec["id"], login=True)
+    return rec
+
+
+def cmd_login(cfg, args) -> int:
+    try:
+        rec = _device_login(cfg, args) if args.device else _browser_login(cfg, args)
+    except (oauth.OAuthError, StoreError) as exc:
+        print(f"codex-gateway: login failed: {exc}", file=sys.stderr)
+        return 1
+    print(f"Logged in {rec['id']} ({rec.get('email') or 'no email'}, "
+          f"plan {rec.get('plan') or 'unknown'}).")
+    return 0
+
+
+def _browser_login(cfg, args) -> dict:
+    port = cfg.oauth.callback_port
+    redirect = f"http://localhost:{port}/auth/callback"
+    verifier, challenge = oauth.pkce()
+    state = secrets.token_urlsafe(24)
+    try:
+        server = oauth.CallbackServer(port, state, lambda code: save_login(
+            cfg, oauth.exchange_code(cfg, code, redirect, verifier), args))
+    except OSError as exc:
+        raise oauth.OAuthError(f"cannot listen on 127.0.0.1:{port} ({exc.strerror}); is "
+                               "another login running? `login --device` needs no port") from None
+    url = oauth.authorize_url(cfg, redirect, challenge, state)
+    print(f"Open this URL in a browser and log in:\n\n  {url}\n\n"
+          f"The browser is then sent to {redirect}, which must reach this machine.\n"
+          f"On a headless server (a VPS), forward the port from your desktop first:\n"
+          f"  ssh -L {port}:localhost:{port} user@your-vps\n"
+          "and open the URL in your desktop browser, or use `codex-gateway login --device`.\n"
+          f"Waiting up to {int(args.timeout)} s for the login…", flush=True)
+    if not args.no_browser:
+        open_browser(url)
+    return server.wait(args.timeout)
+
+
+def _device_login(cfg, args) -> dict:
+    device = oauth.device_start(cfg)
+    print(f"Open {device['verification_url']} in any browser, log in, and enter the code:\n\n"
+          f"  {device['user_code']}\n\nWaiting up to {int(args.timeout)} s…", flush=True)
+    return save_login(cfg, oauth.device_finish(cfg, device, args.timeout), args)
+
+
+def cmd_import(cfg, args) -> int:
+    try:
+        with open(os.path.expanduser(args.path)) as fh:
+            data = json.load(fh)
+        rec = save_login(cfg, from_codex_auth(data if isinstance(data, dict) else {}), args)
+    except OSError as exc:
+        print(f"codex-gateway: cannot read {args.path}: {exc.strerror}", file=sys.stderr)
+        return 1
+    except (ValueError, StoreError) as exc:  # the message names no token
+        print(f"codex-gateway: cannot import {args.path}: {exc}", file=sys.stderr)
+        return 1
+    print(f"Imported {rec['id']} ({rec.get('email') or 'no email'}, "
+          f"plan {rec.get('plan') or 'unknown'}).")
+    print(SHARED_LOGIN_WARNING, file=sys.stderr)
+    return 0
+
+
+def cmd_add_key(cfg, args) -> int:
+    if args.key_env:
+        key = os.environ.get(args.key_env, "").strip()
+    elif sys.stdin.isatty():
+        key = getpass.getpass("OpenAI API key: ").strip()
+    else:
+        key = sys.stdin.readline().strip()
+    if not key:
+        print("codex-gateway: no API key given (pipe it on stdin or use --key-env VAR)",
+              file=sys.stderr)
+        return 1
+    extras = {k: v for k, v in _extras(args).items() if v is not None}
+    rec = openai_record(key, base_url=args.base_url, **extras)
+    store = _store(cfg)
+    store.save(rec)
+    AccountPool(cfg, store=store).health.clear(rec["id"], login=True)
+    print(f"Added {rec['id']}.")
+    return 0
+
+
+def cmd_remove(cfg, args) -> int:
+    pool = AccountPool(cfg)
+    if not pool.store.remove(args.id):
+        known = {r["id"]: r for r in pool.records()}
+        hint = (" (it comes from the config: unset accounts.auth_file / accounts.openai_api_key)"
+                if args.id in known else "")
+        print(f"codex-gateway: no account file for {args.id}{hint}", file=sys.stderr)
+        return 1
+    pool.health.forget(args.id)
+    print(f"Removed {args.id}.")
+    return 0
+
+
+def account_rows(cfg) -> list[dict]:
+    """What `accounts list` shows: identity and health, never a token or key."""
+    pool = AccountPool(cfg)
+    snap = pool.health.snapshot(max_age=0)
+    now = time.time()
+    rows = []
+    for rec in pool.records():
+        h = snap.get(rec["id"]) or {}
+        until = h.get("cooldown_until") if (h.get("cooldown_until") or 0) > now else None
+        state = ("needs_login" if h.get("needs_login") else "disabled" if rec.get("disabled")
+                 else "cooling" if until else "ok")
+        refreshed = [t for t in (rec.get("last_refresh"), h.get("last_refresh")) if t]
+        rows.append({"id": rec["id"], "kind": rec["kind"], "label": rec.get("label") or "",
+                     "plan": rec.get("plan"), "email": rec.get("email"), "state": state,
+                     "reason": h.get("login_reason") if h.get("needs_login") else
+                     (h.get("reason") if until else None),
+                     "cooldown_until": until, "last_refresh": max(refreshed, default=None),
+                     "last_used": h.get("last_used"), "rate_limits": h.get("rate_limits") or {},
+                     "weight": rec.get("weight", 1.0), "models": rec.get("models") or [],
+                     "base_url": rec.get("base_url")})
+    return rows
+
+
+def cmd_list(cfg, args) -> int:
+    rows = account_rows(cfg)
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    if not rows:
+        print("No accounts. Add one with `codex-gateway login`, `accounts import` or "
+              "`accounts add-key`.")
+        return 0
+    head = ("ID", "KIND", "LABEL", "PLAN", "STATE", "COOLDOWN UNTIL", "LAST REFRESH",
+            "LAST USED", "USED % (5h/week)")
+    table = [head] + [(r["id"], r["kind"], r["label"], r["plan"] or "-",
+                       r["state"] + (f" ({r['reason']})" if r["reason"] else ""),
+                       _when(r["cooldown_until"]), _when(r["last_refresh"]),
+                       _when(r["last_used"]), _used(r["rate_limits"])) for r in rows]
+    widths = [max(len(str(row[i])) for row in table) for i in range(len(head))]
+    for row in table:
+        print("  ".join(str(c).ljust(w) for c, w in zip(row, widths)).rstrip())
+    return 0
+
+
+def _when(t) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(t)) if t else "-"
+
+
+def _used(limits: dict) -> str:
+    parts = [limits.get(w, {}).get("used_percent") for w in ("primary", "secondary")]
+    return "/".join("-" if p is None else f"{p:g}" for p in parts) if any(
+        p is not None for p in parts) else "-"

@@ -1,0 +1,268 @@
+"""tests.fakes.codex_answers
+~~~~~~~~~~~~~~~~~~~~~~~~~~
+The pure logic behind the fake upstream: the prompt-cache arithmetic, what an
+answer says, and the Responses SSE event sequence (normal and faulty).
+
+Prompt caching is modelled deterministically so tests can assert on
+``cached_tokens``: the prompt is the canonical string ``S =
+json.dumps(instructions) + json.dumps(tools, sort_keys=True) +
+"".join(json.dumps(item, sort_keys=True) for item in input)`` and counts
+``ceil(len(S) / 4)`` input tokens; a request is credited the character prefix
+it shares with the previous ``S`` stored under its cache key (in tokens,
+floored) when that is at least 1024 tokens, rounded down to a multiple of 128
+and kept below its input tokens.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+import time
+from dataclasses import dataclass
+
+DEFAULT_REPLY = "Hello from the fake upstream."
+MIN_CACHED_TOKENS = 1024
+CACHE_STEP = 128
+REASONING_TOKENS = 64
+REASONING_SUMMARY = "**Considering the request**\n\nWorking out a short answer."
+
+
+# -- prompt-cache model -------------------------------------------------------
+
+def prompt_text(body: dict) -> str:
+    """The canonical prefix string S that cache hits are measured on."""
+    return (json.dumps(body.get("instructions"))
+            + json.dumps(body.get("tools"), sort_keys=True)
+            + "".join(json.dumps(item, sort_keys=True) for item in body["input"]))
+
+
+def count_tokens(text: str) -> int:
+    return math.ceil(len(text) / 4)
+
+
+def cached_tokens(previous: str | None, current: str, input_tokens: int) -> int:
+    """Tokens of *current* served from cache after *previous* under the same key."""
+    if not previous:
+        return 0
+    common = min(len(os.path.commonprefix([previous, current])) // 4, input_tokens - 1)
+    return common // CACHE_STEP * CACHE_STEP if common >= MIN_CACHED_TOKENS else 0
+
+
+# -- what the answer says -----------------------------------------------------
+
+_SAY = re.compile(r"\[\[say:(.*?)\]\]", re.S)
+_CALL = re.compile(r"\[\[call:([\w.\-]+)\s*")
+_EXAMPLES = {"string": "ok", "number": 1, "integer": 1, "boolean": True, "array": [], "object": {}}
+
+
+@dataclass
+class Answer:
+    """Either a text message or a function call (name, JSON arguments)."""
+
+    text: str = ""
+    call: tuple[str, str] | None = None
+
+
+def _content_text(content) -> str:
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return "".join(p.get("text", "") for p in content if isinstance(p, dict)
+                       and isinstance(p.get("text"), str))
+    return ""
+
+
+def _last_user_text(items: list) -> str:
+    for item in reversed(items):
+        if isinstance(item, dict) and item.get("role") == "user":
+            return _content_text(item.get("content"))
+    return ""
+
+
+def _parse_call(text: str) -> tuple[str, str] | None:
+    """``[[call:NAME {json}]]`` → (NAME, arguments); the JSON may contain ``]]``."""
+    match = _CALL.search(text)
+    if not match:
+        return None
+    rest = text[match.end():]
+    if rest.startswith("]]"):
+        return match.group(1), "{}"
+    try:
+        args, _ = json.JSONDecoder().raw_decode(rest)
+    except ValueError:
+        return None
+    return match.group(1), json.dumps(args)
+
+
+def _schema_example(schema: dict) -> str:
+    """A JSON object with simple values for the schema's required properties."""
+    props = schema.get("properties") or {}
+    value = {}
+    for name in schema.get("required") or []:
+        prop = props.get(name) or {}
+        kind = prop.get("type")
+        if isinstance(kind, list):
+            kind = next((k for k in kind if k != "null"), "string")
+        value[name] = prop["enum"][0] if prop.get("enum") else _EXAMPLES.get(kind, "ok")
+    return json.dumps(value)
+
+
+def plan_answer(body: dict, reply: str | None) -> Answer:
+    """Decide the answer; the first rule that applies wins.
+
+    1. last input item is a ``function_call_output`` → "Tool result was: <output>"
+       (checked first so a ``[[call:…]]`` turn does not loop forever);
+    2. ``[[call:NAME ARGS]]`` in the last user message → function call;
+    3. ``[[say:TEXT]]`` in the last user message → TEXT;
+    4. ``text.format.type == "json_schema"`` → JSON satisfying ``required``;
+    5. the configured reply, else ``DEFAULT_REPLY``.
+    """
+    items = body["input"]
+    last = items[-1] if items else None
+    if isinstance(last, dict) and last.get("type") == "function_call_output":
+        output = last.get("output")
+        if not isinstance(output, str):
+            output = _content_text(output) or json.dumps(output)
+        return Answer(f"Tool result was: {output}")
+    user_text = _last_user_text(items)
+    call = _parse_call(user_text)
+    if call:
+        return Answer(call=call)
+    say = _SAY.search(user_text)
+    if say:
+        return Answer(say.group(1))
+    fmt = (body.get("text") or {}).get("format") if isinstance(body.get("text"), dict) else None
+    if isinstance(fmt, dict) and fmt.get("type") == "json_schema":
+        return Answer(_schema_example(fmt.get("schema") or {}))
+    return Answer(reply if reply is not None else DEFAULT_REPLY)
+
+
+# -- SSE events ---------------------------------------------------------------
+
+def _split(text: str, parts: int) -> list[str]:
+    """*text* in at most *parts* non-empty pieces (one piece if empty)."""
+    size = max(1, math.ceil(len(text) / max(parts, 1)))
+    return [text[i:i + size] for i in range(0, len(text), size)] or [text]
+
+
+def _reasoning_events(n: int, index: int, deltas: int) -> tuple[list, dict]:
+    item_id = f"rs_fake{n:04d}"
+    where = {"item_id": item_id, "output_index": index, "summary_index": 0}
+    item = {"id": item_id, "type": "reasoning", "summary": [{"type": "summary_text",
+            "text": REASONING_SUMMARY}], "encrypted_content": f"gAAAAfake-encrypted-{n:04d}"}
+    events = [("response.output_item.added", {"output_index": index, "item": {
+                  "id": item_id, "type": "reasoning", "summary": []}}),
+              ("response.reasoning_summary_part.added", {**where, "part": {
+                  "type": "summary_text", "text": ""}})]
+    events += [("response.reasoning_summary_text.delta", {**where, "delta": piece})
+               for piece in _split(REASONING_SUMMARY, deltas)]
+    events += [("response.reasoning_summary_text.done", {**where, "text": REASONING_SUMMARY}),
+               ("response.reasoning_summary_part.done", {**where, "part": {
+                   "type": "summary_text", "text": REASONING_SUMMARY}}),
+               ("response.output_item.done", {"output_index": index, "item": item})]
+    return events, item
+
+
+def _message_events(n: int, index: int, text: str, deltas: int) -> tuple[list, dict]:
+    item_id = f"msg_fake{n:04d}"
+    where = {"item_id": item_id, "output_index": index, "content_index": 0}
+    part = {"type": "output_text", "text": text, "annotations": []}
+    item = {"id": item_id, "type": "message", "status": "completed", "role": "assistant",
+            "content": [part]}
+    events = [("response.output_item.added", {"output_index": index, "item": {
+                  **item, "status": "in_progress", "content": []}}),
+              ("response.content_part.added", {**where, "part": {**part, "text": ""}})]
+    events += [("response.output_text.delta", {**where, "delta": piece})
+               for piece in _split(text, deltas)]
+    events += [("response.output_text.done", {**where, "text": text}),
+               ("response.content_part.done", {**where, "part": part}),
+               ("response.output_item.done", {"output_index": index, "item": item})]
+    return events, item
+
+
+def _call_events(n: int, index: int, name: str, arguments: str, deltas: int) -> tuple[list, dict]:
+    item_id = f"fc_fake{n:04d}"
+    item = {"id": item_id, "type": "function_call", "status": "completed",
+            "call_id": f"call_fake{n:04d}", "name": name, "arguments": arguments}
+    where = {"item_id": item_id, "output_index": index}
+    events = [("response.output_item.added", {"output_index": index, "item": {
+        **item, "status": "in_progress", "arguments": ""}})]
+    events += [("response.function_call_arguments.delta", {**where, "delta": piece})
+               for piece in _split(arguments, max(deltas, 2))]
+    events += [("response.function_call_arguments.done", {**where, "arguments": arguments}),
+               ("response.output_item.done", {"output_index": index, "item": item})]
+    return events, item
+
+
+def usage_for(input_tokens: int, cached: int, answer: Answer, reasoning: bool) -> dict:
+    visible = answer.text if answer.call is None else "".join(answer.call)
+    reasoning_tokens = REASONING_TOKENS if reasoning else 0
+    output_tokens = count_tokens(visible) + reasoning_tokens
+    return {"input_tokens": input_tokens, "input_tokens_details": {"cached_tokens": cached},
+            "output_tokens": output_tokens,
+            "output_tokens_details": {"reasoning_tokens": reasoning_tokens},
+            "total_tokens": input_tokens + output_tokens}
+
+
+def build_events(n: int, body: dict, answer: Answer, usage: dict, deltas: int) -> list[tuple]:
+    """The successful event sequence of request *n* as ``(type, payload)`` pairs."""
+    response = {"id": f"resp_fake{n:04d}", "object": "response", "created_at": int(time.time()),
+                "model": body["model"], "status": "in_progress", "error": None,
+                "incomplete_details": None, "output": [], "usage": None}
+    events = [("response.created", {"response": response}),
+              ("response.in_progress", {"response": response})]
+    output = []
+    if body.get("reasoning"):
+        more, item = _reasoning_events(n, len(output), deltas)
+        events += more
+        output.append(item)
+    if answer.call:
+        more, item = _call_events(n, len(output), *answer.call, deltas)
+    else:
+        more, item = _message_events(n, len(output), answer.text, deltas)
+    events += more
+    output.append(item)
+    done = {**response, "status": "completed", "output": output, "usage": usage}
+    events.append(("response.completed", {"response": done}))
+    return events
+
+
+def sse_frame(kind: str, payload: dict, sequence_number: int) -> bytes:
+    data = json.dumps({"type": kind, "sequence_number": sequence_number, **payload})
+    return f"event: {kind}\ndata: {data}\n\n".encode()
+
+
+def _cut_after_deltas(events: list[tuple], count: int = 2) -> list[tuple]:
+    """The events up to the *count*-th delta (or all but the terminal one)."""
+    seen = 0
+    for i, (kind, _) in enumerate(events):
+        seen += kind.endswith(".delta")
+        if seen == count:
+            return events[:i + 1]
+    return events[:-1]
+
+
+def stream_fault(name: str, events: list[tuple], params: dict) -> tuple[list[tuple], str]:
+    """Events to send for a stream fault and how the stream then ends.
+
+    Endings: ``clean`` (terminal chunk), ``reset`` (RST, no terminal chunk),
+    ``stall`` (silence for ``params.seconds``, then close without terminal chunk).
+    """
+    created, in_progress = events[0], events[1]
+    response = {**created[1]["response"], "status": "failed"}
+    if name == "stall":
+        return [created], "stall"
+    if name == "reset_mid_stream":
+        return _cut_after_deltas(events), "reset"
+    if name == "truncate":
+        return _cut_after_deltas(events), "clean"
+    if name == "response_failed":
+        error = {"code": params.get("code", "server_error"), "message": params.get(
+            "message", "An error occurred while processing your request.")}
+        tail = ("response.failed", {"response": {**response, "error": error}})
+    else:  # error_event
+        tail = ("error", {"code": params.get("code", "rate_limit_exceeded"), "param": None,
+                          "message": params.get("message", "Rate limit reached. "
+                                                "Please try again in 1.5s.")})
+    return [created, in_progress, tail], "clean"

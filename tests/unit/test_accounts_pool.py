@@ -1,0 +1,273 @@
+"""The pool: single-flight refresh across processes, needs-login, sticky
+failover, per-account cooldowns shared by workers."""
+from __future__ import annotations
+
+import json
+import multiprocessing
+import threading
+import time
+
+import pytest
+
+from gateway import config
+from gateway.accounts import pool as pool_mod
+from gateway.accounts.pool import AccountPool
+from gateway.accounts.store import Store, codex_record, openai_record
+from tests.fakes.oauth_issuer import FakeOAuthIssuer
+
+MODEL = "gpt-5"
+
+
+def _env(tmp_path, issuer=None, **extra) -> dict:
+    env = {"CODEX_GATEWAY_ACCOUNTS_STATE_DIR": str(tmp_path / "state")}
+    if issuer:
+        env["CODEX_GATEWAY_OAUTH_ISSUER"] = issuer.base_url
+        env["CODEX_GATEWAY_OAUTH_TOKEN_URL"] = issuer.token_url
+    env.update(extra)
+    return env
+
+
+@pytest.fixture
+def issuer():
+    fake = FakeOAuthIssuer().start()
+    yield fake
+    fake.stop()
+
+
+def _codex_pool(tmp_path, issuer, expired=True, account="acct-1"):
+    env = _env(tmp_path, issuer)
+    toks = issuer.add_account(account, plan="pro", expired=expired)
+    Store(tmp_path / "state").save(codex_record(toks))
+    return AccountPool(config.load(env=env)), toks, env
+
+
+def _refresh_calls(issuer):
+    return [c for c in issuer.calls if c["grant_type"] == "refresh_token"]
+
+
+def pick(pool, key, model=MODEL):
+    """The executor's rule: the first account in rank order that is not cooling."""
+    return next((a.id for a in pool.ranked(key, model) if not pool.cooldown_until(a)), None)
+
+
+# -- refresh -------------------------------------------------------------------
+def _credentials_worker(env, threads, barrier, queue):
+    pool = AccountPool(config.load(env=env))
+    (account,) = pool.accounts()
+    tokens = []
+
+    def call():
+        barrier.wait(timeout=20)
+        tokens.append(pool.credentials(account).token)
+
+    workers = [threading.Thread(target=call) for _ in range(threads)]
+    for t in workers:
+        t.start()
+    for t in workers:
+        t.join()
+    queue.put(tokens)
+
+
+def test_refresh_is_single_flight_across_processes(tmp_path, issuer):
+    issuer.configure(delay=0.3)
+    _, toks, env = _codex_pool(tmp_path, issuer)
+    ctx = multiprocessing.get_context("spawn")
+    barrier, queue = ctx.Barrier(16), ctx.Queue()
+    procs = [ctx.Process(target=_credentials_worker, args=(env, 4, barrier, queue))
+             for _ in range(4)]
+    for p in procs:
+        p.start()
+    seen = [token for _ in procs for token in queue.get(timeout=30)]
+    for p in procs:
+        p.join(timeout=10)
+    assert len(_refresh_calls(issuer)) == 1
+    stored = json.loads((tmp_path / "state" / "accounts" / "codex-acct-1.json").read_text())
+    assert len(seen) == 16 and set(seen) == {stored["access_token"]} != {toks["access_token"]}
+    assert stored["refresh_token"] == issuer.current_refresh_token("acct-1")
+    assert stored["refresh_token"] != toks["refresh_token"]
+
+
+def test_reactive_refresh_after_401_and_stale_token_reuse(tmp_path, issuer):
+    pool, toks, _ = _codex_pool(tmp_path, issuer, expired=False)
+    (account,) = pool.accounts()
+    assert pool.credentials(account).token == toks["access_token"]  # fresh: no refresh
+    assert pool.refresh(account, toks["access_token"]) is True
+    new = pool.credentials(account)
+    assert new.token != toks["access_token"] and new.account_id == "acct-1"
+    assert pool.refresh(account, toks["access_token"]) is True  # someone already refreshed
+    assert len(_refresh_calls(issuer)) == 1
+    assert pool.health.snapshot(max_age=0)[account.id]["last_refresh"]
+
+
+@pytest.mark.parametrize("state", ["used", "expired", "invalidated"])
+def test_dead_refresh_token_needs_login_once(tmp_path, issuer, state, capsys):
+    pool, toks, _ = _codex_pool(tmp_path, issuer)
+    issuer.set_refresh_state(toks["refresh_token"], state)
+    (account,) = pool.accounts()
+    assert pool.credentials(account).token == toks["access_token"]  # no exception
+    assert pool.health.state(account.id)["needs_login"]
+    assert pool.refresh(account, toks["access_token"]) is False
+    pool.credentials(account)
+    assert len(_refresh_calls(issuer)) == 1  # never retried in a loop
+    assert pool.ranked("any-key", MODEL) == []
+    from gateway.accounts import cli
+    cli.cmd_list(pool._cfg, type("Args", (), {"json": False})())
+    out = capsys.readouterr().out
+    assert f"needs_login (refresh_token_{'reused' if state == 'used' else state})" in out
+
+
+def test_issuer_down_is_not_needs_login(tmp_path, issuer):
+    pool, toks, _ = _codex_pool(tmp_path, issuer)
+    issuer.stop()
+    (account,) = pool.accounts()
+    started = time.monotonic()
+    assert pool.credentials(account).token == toks["access_token"]
+    pool.credentials(account)  # the failed attempt is remembered: no second wait
+    assert time.monotonic() - started < 5
+    pool.record_failure(account, 401, "token_expired", None)
+    row = pool.health.state(account.id)
+    assert not row["needs_login"] and row["reason"] == "refresh_failed"
+
+
+def test_401_after_a_good_refresh_needs_login(tmp_path, issuer):
+    pool, toks, _ = _codex_pool(tmp_path, issuer, expired=False)
+    (account,) = pool.accounts()
+    assert pool.refresh(account, toks["access_token"])
+    pool.record_failure(account, 401, "invalid_token", None)
+    assert pool.health.state(account.id)["needs_login"] and pool.ranked("k", MODEL) == []
+
+
+def test_auth_file_is_refreshed_in_place(tmp_path, issuer):
+    toks = issuer.add_account("acct-cli", expired=True)
+    auth = tmp_path / "auth.json"
+    auth.write_text(json.dumps({"OPENAI_API_KEY": None, "tokens": toks}))
+    env = _env(tmp_path, issuer, CODEX_GATEWAY_ACCOUNTS_AUTH_FILE=str(auth))
+    pool = AccountPool(config.load(env=env))
+    (account,) = pool.accounts()
+    assert account.id == "codex-acct-cli" and account.plan == "plus"
+    creds = pool.credentials(account)
+    data = json.loads(auth.read_text())
+    assert creds.token == data["tokens"]["access_token"] != toks["access_token"]
+    assert data["tokens"]["refresh_token"] == issuer.current_refresh_token("acct-cli")
+    assert data["last_refresh"].endswith("Z")
+
+
+# -- selection -----------------------------------------------------------------
+def _key_pool(tmp_path, n=3, **extra_env) -> AccountPool:
+    st = Store(tmp_path / "state")
+    for i in range(n):
+        st.save(openai_record(f"sk-test-{i}", label=f"k{i}"))
+    return AccountPool(config.load(env=_env(tmp_path, **extra_env)))
+
+
+def test_sticky_and_fair_and_failover_moves_only_the_cooling_accounts_keys(tmp_path):
+    pool = _key_pool(tmp_path)
+    keys = [f"conversation-{i}" for i in range(3000)]
+    before = {k: pick(pool, k) for k in keys}
+    counts = {a.id: list(before.values()).count(a.id) for a in pool.accounts()}
+    assert all(abs(c / 3000 - 1 / 3) <= 0.05 for c in counts.values()), counts
+    assert before == {k: pick(pool, k) for k in keys}  # sticky
+    (cooled,) = [a for a in pool.accounts() if a.id == "openai-k1"]
+    pool.record_failure(cooled, 429, "rate_limit_exceeded", time.time() + 0.6)
+    during = {k: pick(pool, k) for k in keys}
+    for k in keys:
+        if before[k] == cooled.id:
+            assert during[k] == pool.ranked(k, MODEL)[1].id  # its next-ranked account
+        else:
+            assert during[k] == before[k]  # everyone else stays put
+    time.sleep(0.7)
+    assert {k: pick(pool, k) for k in keys} == before  # they come back after recovery
+
+
+def test_models_weights_and_disabled(tmp_path):
+    st = Store(tmp_path / "state")
+    st.save(openai_record("sk-a", label="mini", models=["gpt-5-mini"]))
+    st.save(openai_record("sk-b", label="big", weight=3.0))
+    st.save(openai_record("sk-c", label="off", disabled=True))
+    pool = AccountPool(config.load(env=_env(tmp_path)))
+    assert [a.id for a in pool.ranked("k", MODEL)] == ["openai-big"]
+    assert {a.id for a in pool.ranked("k", "gpt-5-mini")} == {"openai-big", "openai-mini"}
+    wins = [pool.ranked(f"k{i}", "gpt-5-mini")[0].id for i in range(2000)]
+    assert 0.70 <= wins.count("openai-big") / 2000 <= 0.80  # weight 3 of 4
+
+
+def test_openai_api_key_shortcut(tmp_path):
+    pool = AccountPool(config.load(env=_env(tmp_path, CODEX_GATEWAY_ACCOUNTS_OPENAI_API_KEY="sk-x")))
+    (account,) = pool.accounts()
+    assert account.kind == "openai" and account.id.startswith("openai-")
+    assert pool.credentials(account).token == "sk-x"
+
+
+# -- health through the pool ---------------------------------------------------
+def _cooldown_in_child(env, queue):
+    pool = AccountPool(config.load(env=env))
+    queue.put([pool.cooldown_until(a) for a in pool.accounts()])
+
+
+def _child_cooldowns(env):
+    ctx = multiprocessing.get_context("spawn")
+    queue = ctx.Queue()
+    proc = ctx.Process(target=_cooldown_in_child, args=(env, queue))
+    proc.start()
+    try:
+        return queue.get(timeout=20)
+    finally:
+        proc.join(timeout=10)
+
+
+def test_usage_limit_cooldown_is_shared_and_success_clears_it(tmp_path):
+    pool = _key_pool(tmp_path, n=1)
+    (account,) = pool.accounts()
+    resets_at = time.time() + 7200
+    pool.record_failure(account, 429, "usage_limit_reached", resets_at)
+    assert pool.cooldown_until(account) == resets_at
+    assert _child_cooldowns(_env(tmp_path)) == [resets_at]
+    pool.record_success(account, {})
+    assert pool.cooldown_until(account) is None
+    assert _child_cooldowns(_env(tmp_path)) == [None]
+
+
+def test_backoff_table(tmp_path):
+    pool = _key_pool(tmp_path, n=1)
+    (account,) = pool.accounts()
+
+    def cooled_for(status, retry_at=None):
+        pool.record_failure(account, status, None, retry_at)
+        return round(pool.cooldown_until(account) - time.time())
+
+    assert [cooled_for(502) for _ in range(6)] == [5, 10, 20, 40, 60, 60]
+    pool.record_success(account, {})
+    assert cooled_for(503) == 5 and cooled_for(500, time.time() + 120) == 120
+    assert cooled_for(429) == 30 and cooled_for(403) == 600
+    assert cooled_for(429, time.time() + 1000) == 1000
+
+
+def test_long_cooldown_is_probed_once_for_an_early_reset(tmp_path, monkeypatch):
+    monkeypatch.setattr(pool_mod, "PROBE_INTERVAL", 0.2)
+    pool = _key_pool(tmp_path, n=1)
+    other = AccountPool(pool._cfg)
+    (account,) = pool.accounts()
+    pool.record_failure(account, 429, "usage_limit_reached", time.time() + 3600)
+    assert pool.cooldown_until(account) and other.cooldown_until(account)
+    time.sleep(0.3)
+    other.health.snapshot(max_age=0)
+    answers = [pool.cooldown_until(account), other.cooldown_until(account)]
+    assert answers.count(None) == 1  # exactly one worker probes
+    pool.record_success(account, {})  # the quota had reset early
+    assert other.health.snapshot(max_age=0)[account.id]["cooldown_until"] is None
+
+
+def test_rate_limit_headers_are_recorded(tmp_path, issuer):
+    pool, _, _ = _codex_pool(tmp_path, issuer, expired=False)
+    (account,) = pool.accounts()
+    now = time.time()
+    pool.record_success(account, {"x-codex-primary-used-percent": "12.5",
+                                  "x-codex-primary-window-minutes": "300",
+                                  "x-codex-primary-reset-at": str(int(now + 600)),
+                                  "x-codex-secondary-used-percent": "40",
+                                  "x-codex-secondary-reset-after-seconds": "86400"})
+    limits = pool.health.snapshot(max_age=0)[account.id]["rate_limits"]
+    assert limits["primary"] == {"used_percent": 12.5, "window_minutes": 300,
+                                 "reset_at": float(int(now + 600))}
+    assert limits["secondary"]["used_percent"] == 40.0
+    assert abs(limits["secondary"]["reset_at"] - (now + 86400)) < 5
