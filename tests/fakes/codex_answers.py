@@ -132,7 +132,8 @@ def plan_answer(body: dict, reply: str | None) -> Answer:
     say = _SAY.search(user_text)
     if say:
         return Answer(say.group(1))
-    fmt = (body.get("text") or {}).get("format") if isinstance(body.get("text"), dict) else None
+    text = body.get("text")
+    fmt = text.get("format") if isinstance(text, dict) else None
     if isinstance(fmt, dict) and fmt.get("type") == "json_schema":
         return Answer(_schema_example(fmt.get("schema") or {}))
     return Answer(reply if reply is not None else DEFAULT_REPLY)
@@ -233,11 +234,14 @@ def sse_frame(kind: str, payload: dict, sequence_number: int) -> bytes:
     return f"event: {kind}\ndata: {data}\n\n".encode()
 
 
+_ANSWER_DELTAS = ("response.output_text.delta", "response.function_call_arguments.delta")
+
+
 def _cut_after_deltas(events: list[tuple], count: int = 2) -> list[tuple]:
-    """The events up to the *count*-th delta (or all but the terminal one)."""
+    """The events up to the answer's *count*-th delta (or all but the terminal one)."""
     seen = 0
     for i, (kind, _) in enumerate(events):
-        seen += kind.endswith(".delta")
+        seen += kind in _ANSWER_DELTAS
         if seen == count:
             return events[:i + 1]
     return events[:-1]

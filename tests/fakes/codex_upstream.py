@@ -151,7 +151,13 @@ class FakeCodexUpstream(FakeServer):
 
     @property
     def requests(self) -> list[dict]:
-        """A snapshot of every recorded request (see the module docstring)."""
+        """A snapshot of every recorded request, oldest first.
+
+        Each is ``{id, flavour, method, path, headers, body, account,
+        cache_key, cached_tokens, input_tokens, status, started_at,
+        finished_at, client_closed_at, fault}``; ``status`` is None when the
+        connection was dropped without an answer.
+        """
         with self.lock:
             return copy.deepcopy(self._records)
 
