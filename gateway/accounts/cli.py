@@ -20,7 +20,14 @@ from . import oauth
 from .pool import AccountPool
 from .store import Store, StoreError, codex_record, from_codex_auth, openai_record
 
-open_browser = webbrowser.open  # tests replace it with a client that follows the redirect
+
+def open_browser(url: str) -> None:
+    """Open a graphical browser if there is one: on a headless host webbrowser
+    would start a console browser that takes over the terminal. (Tests
+    replace this with a client that follows the redirect.)"""
+    if sys.platform == "darwin" or os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"):
+        webbrowser.open(url)
+
 
 SHARED_LOGIN_WARNING = """\
 Warning: this login is now shared by Codex CLI and the gateway. Refresh tokens
@@ -92,7 +99,7 @@ def save_login(cfg, toks: dict, args) -> dict:
 def cmd_login(cfg, args) -> int:
     try:
         rec = _device_login(cfg, args) if args.device else _browser_login(cfg, args)
-    except (oauth.OAuthError, StoreError) as exc:
+    except (oauth.OAuthError, StoreError, OSError) as exc:
         print(f"codex-gateway: login failed: {exc}", file=sys.stderr)
         return 1
     print(f"Logged in {rec['id']} ({rec.get('email') or 'no email'}, "
@@ -138,7 +145,7 @@ def cmd_import(cfg, args) -> int:
     except OSError as exc:
         print(f"codex-gateway: cannot read {args.path}: {exc.strerror}", file=sys.stderr)
         return 1
-    except (ValueError, StoreError) as exc:  # the message names no token
+    except ValueError as exc:  # StoreError too; the message names no token
         print(f"codex-gateway: cannot import {args.path}: {exc}", file=sys.stderr)
         return 1
     print(f"Imported {rec['id']} ({rec.get('email') or 'no email'}, "

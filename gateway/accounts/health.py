@@ -27,11 +27,32 @@ CREATE TABLE IF NOT EXISTS health (
     id TEXT PRIMARY KEY,
     cooldown_until REAL, reason TEXT, failures INTEGER NOT NULL DEFAULT 0,
     probe_at REAL,
-    needs_login INTEGER NOT NULL DEFAULT 0, login_reason TEXT,
+    needs_login INTEGER NOT NULL DEFAULT 0, login_reason TEXT, login_credential TEXT,
     rate_limits TEXT, last_used REAL, last_refresh REAL
 )"""
 _COLUMNS = ("id", "cooldown_until", "reason", "failures", "probe_at", "needs_login",
-            "login_reason", "rate_limits", "last_used", "last_refresh")
+            "login_reason", "login_credential", "rate_limits", "last_used", "last_refresh")
+
+
+def rate_limits(headers) -> dict:
+    """``x-codex-{primary,secondary}-*`` headers as ``{window: {used_percent, …}}``."""
+    out: dict = {}
+    now = time.time()
+    for window in ("primary", "secondary"):
+        item = {}
+        for name, key, conv in (("used-percent", "used_percent", float),
+                                ("window-minutes", "window_minutes", int),
+                                ("reset-at", "reset_at", float),
+                                ("reset-after-seconds", "reset_at", lambda v: now + float(v))):
+            value = headers.get(f"x-codex-{window}-{name}") if headers is not None else None
+            if value is not None and key not in item:
+                try:
+                    item[key] = conv(value)
+                except ValueError:
+                    pass
+        if item:
+            out[window] = item
+    return out
 
 
 class HealthStore(Protocol):
@@ -40,7 +61,7 @@ class HealthStore(Protocol):
     def set_cooldown(self, account_id: str, until: float, reason: str) -> None: ...
     def clear(self, account_id: str, *, login: bool = False) -> None: ...
     def claim_probe(self, account_id: str, older_than: float) -> bool: ...
-    def mark_needs_login(self, account_id: str, reason: str) -> None: ...
+    def mark_needs_login(self, account_id: str, reason: str, credential: str = "") -> None: ...
     def record_rate_limits(self, account_id: str, limits: dict) -> None: ...
     def record_used(self, account_id: str) -> None: ...
     def record_refresh(self, account_id: str) -> None: ...
@@ -97,7 +118,7 @@ class SQLiteHealth:
         also lifts ``needs_login`` (after a new login)."""
         values = {"cooldown_until": None, "reason": None, "failures": 0}
         if login:
-            values.update(needs_login=0, login_reason=None)
+            values.update(needs_login=0, login_reason=None, login_credential=None)
         self._upsert(account_id, values)
 
     def claim_probe(self, account_id: str, older_than: float) -> bool:
@@ -110,8 +131,11 @@ class SQLiteHealth:
                           (now, account_id, now, older_than))
         return cur.rowcount == 1
 
-    def mark_needs_login(self, account_id: str, reason: str) -> None:
-        self._upsert(account_id, {"needs_login": 1, "login_reason": reason})
+    def mark_needs_login(self, account_id: str, reason: str, credential: str = "") -> None:
+        """*credential* is a fingerprint (never the secret) of what failed, so
+        the pool can notice new credentials written by something else."""
+        self._upsert(account_id, {"needs_login": 1, "login_reason": reason,
+                                  "login_credential": credential})
 
     def record_rate_limits(self, account_id: str, limits: dict) -> None:
         """Rate-limit headers arrive with a success, so this also stamps last_used."""

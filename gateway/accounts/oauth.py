@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import html
 import secrets
 import threading
 import time
@@ -100,7 +101,8 @@ class CallbackServer:
     """The local ``/auth/callback`` endpoint the issuer redirects the browser to.
 
     ``on_code(code)`` runs in the request (exchange and save), so the browser
-    page can say whether the login worked."""
+    page can say whether the login worked; it raises OAuthError, ValueError or
+    OSError on failure."""
 
     def __init__(self, port: int, state: str, on_code):
         self.result: dict | None = None
@@ -124,13 +126,14 @@ class CallbackServer:
                     return self._page(400, f"Login failed: {outer.error}.")
                 try:
                     outer._finish(result=on_code(query["code"]))
-                except Exception as exc:  # shown in the terminal too
+                except (OAuthError, ValueError, OSError) as exc:  # shown in the terminal too
                     outer._finish(error=str(exc))
                     return self._page(500, f"Login failed: {exc}")
                 self._page(200, "Login complete. You can close this tab.")
 
             def _page(self, status: int, text: str):
-                body = f"<!doctype html><title>codex-gateway</title><p>{text}</p>".encode()
+                body = f"<!doctype html><title>codex-gateway</title><p>{html.escape(text)}</p>"
+                body = body.encode()
                 self.send_response(status)
                 self.send_header("Content-Type", "text/html; charset=utf-8")
                 self.send_header("Content-Length", str(len(body)))

@@ -14,13 +14,14 @@ worker through :mod:`.health`; a refresh is single-flight across processes.
 """
 from __future__ import annotations
 
+import hashlib
 import logging
 import threading
 import time
 from dataclasses import dataclass, field
 
 from . import oauth, ranking, tokens
-from .health import SQLiteHealth
+from .health import SQLiteHealth, rate_limits
 from .store import Store, openai_record
 
 log = logging.getLogger("gateway.accounts")
@@ -60,27 +61,6 @@ def backoff(status: int, failures: int) -> float:
     return min(TRANSIENT_BASE * 2 ** max(failures, 0), TRANSIENT_CAP)
 
 
-def rate_limits(headers) -> dict:
-    """``x-codex-{primary,secondary}-*`` headers as ``{window: {used_percent, …}}``."""
-    out: dict = {}
-    now = time.time()
-    for window in ("primary", "secondary"):
-        item = {}
-        for name, key, conv in (("used-percent", "used_percent", float),
-                                ("window-minutes", "window_minutes", int),
-                                ("reset-at", "reset_at", float),
-                                ("reset-after-seconds", "reset_at", lambda v: now + float(v))):
-            value = headers.get(f"x-codex-{window}-{name}") if headers is not None else None
-            if value is not None and key not in item:
-                try:
-                    item[key] = conv(value)
-                except ValueError:
-                    pass
-        if item:
-            out[window] = item
-    return out
-
-
 class AccountPool:
     def __init__(self, config, health=None, store=None):
         self._cfg = config
@@ -105,15 +85,29 @@ class AccountPool:
         cached = self._cache
         if cached and time.monotonic() - cached[0] < ACCOUNTS_TTL:
             return cached[1]
-        out = [_account(r) for r in self.records() if not r.get("disabled")]
+        recs = [r for r in self.records() if not r.get("disabled")]
+        self._lift_needs_login(recs)
+        out = [_account(r) for r in recs]
         self._cache = (time.monotonic(), out)
         return out
+
+    def _lift_needs_login(self, recs: list[dict]) -> None:
+        """An account marked needs-login whose credentials have since changed
+        (``codex login`` rewrote the auth_file, say) is usable again."""
+        snap = self.health.snapshot()
+        for rec in recs:
+            row = snap.get(rec["id"]) or {}
+            if row.get("needs_login") and row.get("login_credential") not in (
+                    None, "", fingerprint(rec)):
+                log.info("account %s: new credentials, needs-login lifted", rec["id"])
+                self.health.clear(rec["id"], login=True)
 
     def ranked(self, key: str, model: str) -> list[Account]:
         """Accounts for *key*, best first: rendezvous order over those that can
         serve *model* and need no login (cooling ones stay: the executor skips them)."""
+        accounts = self.accounts()  # first: it may lift a needs-login mark
         snap = self.health.snapshot()
-        usable = [a for a in self.accounts() if (not a.models or model in a.models)
+        usable = [a for a in accounts if (not a.models or model in a.models)
                   and not (snap.get(a.id) or {}).get("needs_login")]
         return ranking.rank(key, usable)
 
@@ -127,9 +121,9 @@ class AccountPool:
             return Credentials(rec.get("api_key", ""))
         token = rec.get("access_token") or ""
         if (tokens.expires_within(token, self._cfg.accounts.refresh_margin_seconds)
-                and not self._issuer_failed_recently(account.id)):
-            if self._refresh(account.id, token):
-                rec = self._record(account.id) or rec
+                and not self._issuer_failed_recently(account.id)
+                and self._refresh(account.id, token)):
+            rec = self._record(account.id) or rec
         return Credentials(rec.get("access_token") or "", rec.get("account_id"))
 
     def refresh(self, account: Account, stale_token: str) -> bool:
@@ -140,31 +134,43 @@ class AccountPool:
     def _refresh(self, account_id: str, stale: str) -> bool:
         with self._mutex:
             tlock = self._locks.setdefault(account_id, threading.Lock())
-        with tlock, self.store.lock(account_id):
-            rec = self.store.load(account_id)
-            if rec is None or rec.get("kind") != "codex":
-                return False
-            if rec.get("access_token") != stale:
-                return True  # another worker (or a new login) got there first
-            row = self.health.snapshot(max_age=0).get(account_id) or {}
-            if row.get("needs_login") or not rec.get("refresh_token"):
-                return False
-            try:
-                toks = oauth.refresh(self._cfg, rec["refresh_token"])
-            except oauth.OAuthError as exc:
-                if exc.permanent:
-                    log.warning("account %s: refresh refused (%s); it needs a new login "
-                                "(`codex-gateway login`)", account_id, exc.code)
-                    self.health.mark_needs_login(account_id, exc.code or "refresh_refused")
-                else:
-                    log.warning("account %s: %s", account_id, exc)
-                    self._issuer_failed[account_id] = time.monotonic()
-                return False
-            self.store.save(_refreshed(rec, toks))
-            self._issuer_failed.pop(account_id, None)
-        self.health.record_refresh(account_id)
-        log.info("account %s: token refreshed", account_id)
-        return True
+        try:
+            with tlock, self.store.lock(account_id):
+                done = self._refresh_locked(account_id, stale)
+        except (TimeoutError, OSError) as exc:  # a stuck lock, a file we cannot write
+            log.error("account %s: refresh failed: %s", account_id, exc)
+            return False
+        if done == "refreshed":
+            self.health.record_refresh(account_id)
+            log.info("account %s: token refreshed", account_id)
+        return bool(done)
+
+    def _refresh_locked(self, account_id: str, stale: str) -> str | None:
+        """Under the account's lock: "refreshed", "changed" (another process
+        did it), or None (impossible now)."""
+        rec = self.store.load(account_id)
+        if rec is None or rec.get("kind") != "codex":
+            return None
+        if rec.get("access_token") != stale:
+            return "changed"  # another worker (or a new login) got there first
+        row = self.health.snapshot(max_age=0).get(account_id) or {}
+        if row.get("needs_login") or not rec.get("refresh_token"):
+            return None
+        try:
+            toks = oauth.refresh(self._cfg, rec["refresh_token"])
+        except oauth.OAuthError as exc:
+            if exc.permanent:
+                log.warning("account %s: refresh refused (%s); it needs a new login "
+                            "(`codex-gateway login`)", account_id, exc.code)
+                self.health.mark_needs_login(account_id, exc.code or "refresh_refused",
+                                             fingerprint(rec))
+            else:
+                log.warning("account %s: %s", account_id, exc)
+                self._issuer_failed[account_id] = time.monotonic()
+            return None
+        self.store.save(_refreshed(rec, toks))
+        self._issuer_failed.pop(account_id, None)
+        return "refreshed"
 
     # -- health --------------------------------------------------------------
     def cooldown_until(self, account: Account) -> float | None:
@@ -200,7 +206,8 @@ class AccountPool:
             if self._issuer_failed_recently(account.id):
                 self.health.set_cooldown(account.id, now + COOLDOWN_REFRESH, "refresh_failed")
             else:
-                self.health.mark_needs_login(account.id, reason)
+                self.health.mark_needs_login(account.id, reason,
+                                             fingerprint(self._record(account.id) or {}))
             return
         row = self.health.state(account.id) or {}
         until = now + backoff(status, row.get("failures") or 0)
@@ -218,6 +225,12 @@ class AccountPool:
         if self._key_rec and account_id == self._key_rec["id"]:
             return self.store.load(account_id) or self._key_rec
         return self.store.load(account_id)
+
+
+def fingerprint(rec: dict) -> str:
+    """A short hash of an account's long-lived secret (never the secret itself)."""
+    secret = rec.get("refresh_token") or rec.get("api_key") or rec.get("access_token") or ""
+    return hashlib.sha256(secret.encode()).hexdigest()[:16] if secret else ""
 
 
 def _account(rec: dict) -> Account:

@@ -27,7 +27,7 @@ from . import tokens
 AUTH_FILE_SOURCE = "auth_file"  # record["source"] of the auth_file shortcut
 
 
-class StoreError(Exception):
+class StoreError(ValueError):
     """An account file that cannot be read, written or understood."""
 
 
@@ -187,8 +187,8 @@ class Store:
         if cached and cached[0] == sig:
             return cached[1]
         data = self._read_json(path)
-        if data is not None and not raw and not isinstance(data.get("id"), str):
-            data = None
+        if data is not None and not raw:
+            data["id"] = path.stem  # the file name is the id, even after a manual rename
         with self._mutex:
             self._cache[path] = (sig, data)
         return data

@@ -10,6 +10,7 @@ import time
 import pytest
 
 from gateway import config
+from gateway.accounts import cli
 from gateway.accounts import pool as pool_mod
 from gateway.accounts.pool import AccountPool
 from gateway.accounts.store import Store, codex_record, openai_record
@@ -110,7 +111,6 @@ def test_dead_refresh_token_needs_login_once(tmp_path, issuer, state, capsys):
     pool.credentials(account)
     assert len(_refresh_calls(issuer)) == 1  # never retried in a loop
     assert pool.ranked("any-key", MODEL) == []
-    from gateway.accounts import cli
     cli.cmd_list(pool._cfg, type("Args", (), {"json": False})())
     out = capsys.readouterr().out
     assert f"needs_login (refresh_token_{'reused' if state == 'used' else state})" in out
@@ -271,3 +271,19 @@ def test_rate_limit_headers_are_recorded(tmp_path, issuer):
                                  "reset_at": float(int(now + 600))}
     assert limits["secondary"]["used_percent"] == 40.0
     assert abs(limits["secondary"]["reset_at"] - (now + 86400)) < 5
+
+
+def test_new_credentials_in_the_auth_file_lift_needs_login(tmp_path, issuer, monkeypatch):
+    monkeypatch.setattr(pool_mod, "ACCOUNTS_TTL", 0)
+    toks = issuer.add_account("acct-cli", expired=True)
+    auth = tmp_path / "auth.json"
+    auth.write_text(json.dumps({"tokens": toks}))
+    issuer.set_refresh_state(toks["refresh_token"], "used")  # Codex CLI refreshed it first
+    pool = AccountPool(config.load(env=_env(
+        tmp_path, issuer, CODEX_GATEWAY_ACCOUNTS_AUTH_FILE=str(auth))))
+    (account,) = pool.accounts()
+    pool.credentials(account)
+    assert pool.ranked("k", MODEL) == [] and pool.ranked("k", MODEL) == []
+    auth.write_text(json.dumps({"tokens": issuer.add_account("acct-cli")}))  # `codex login`
+    assert [a.id for a in pool.ranked("k", MODEL)] == ["codex-acct-cli"]
+    assert len(_refresh_calls(issuer)) == 1
