@@ -8,6 +8,7 @@ It returns an :class:`UpstreamStream` of parsed events. Endpoints only render.
 """
 from __future__ import annotations
 
+import json
 import logging
 import time
 from collections.abc import Iterator, Mapping
@@ -24,6 +25,10 @@ from .upstream import transport
 
 log = logging.getLogger("gateway.request")
 
+NEEDS_LOGIN_MESSAGE = (
+    "Every configured upstream account needs a new login or is disabled. Run "
+    "`codex-gateway accounts list` to see why, then `codex-gateway login` on the gateway host."
+)
 NO_ACCOUNT_MESSAGE = (
     "No upstream account is configured. Run `codex-gateway accounts import ~/.codex/auth.json`, "
     "`codex-gateway login` or `codex-gateway accounts add-key` on the gateway host."
@@ -131,8 +136,18 @@ class UpstreamStream:
             return True
         if kind in ("response.failed", "error"):
             self.outcome = "failed"
+            self._report_in_stream_failure(event.data or {})
             return True
         return False
+
+    def _report_in_stream_failure(self, data: dict) -> None:
+        """A quota or rate limit announced inside a 200 stream still cools the account."""
+        err = event_error(data)
+        if err.status == 429:
+            retry_at = parse_failure(429, json.dumps({"error": _error_payload(data)}).encode(),
+                                     {}).retry_at
+            self.executor.pool.record_failure(self.account, 429, err.code,
+                                              retry_at or time.time() + 30)
 
     def close(self, outcome: str | None = None) -> None:
         if self._closed:
@@ -164,7 +179,10 @@ class Executor:
         model = call.body.get("model", "")
         accounts = self.pool.ranked(cont.key or "", model)
         if not accounts:
-            err = GatewayError(503, NO_ACCOUNT_MESSAGE, code="no_upstream_account")
+            if self.pool.records():
+                err = GatewayError(503, NEEDS_LOGIN_MESSAGE, code="accounts_need_login")
+            else:
+                err = GatewayError(503, NO_ACCOUNT_MESSAGE, code="no_upstream_account")
             self.log_request(call, cont, None, err.status, err.code, started, None)
             raise err
         last: GatewayError | None = None
@@ -201,6 +219,7 @@ class Executor:
             body, dropped = profile.prepare(call.body, cont)
             creds = self.pool.credentials(account)
             headers = profile.headers(creds, call.headers, cont)
+            sent_at = time.time()
             try:
                 resp = transport.post(profile.url(account), body, headers, timeout,
                                       cfg.upstream.pool_maxsize)
@@ -210,7 +229,7 @@ class Executor:
                 self.pool.record_failure(account, status, code, time.time() + 5)
                 raise _Failover(GatewayError(status, message, code=code)) from None
             if resp.status_code < 300:
-                self.pool.record_success(account, resp.headers)
+                self.pool.record_success(account, resp.headers, sent_at)
                 names = [call.param_aliases.get(p, p) for p in dropped]
                 return UpstreamStream(self, call, resp, account, cont,
                                       _unique(call.dropped + names), started)
@@ -311,11 +330,7 @@ def all_cooling_error(cooling: list[float]) -> GatewayError:
 
 def event_error(data: dict) -> GatewayError:
     """An in-stream failure as an HTTP error (used before any byte is sent)."""
-    err = data.get("error") if data.get("type") == "error" and isinstance(data.get("error"), dict) else None
-    if err is None and data.get("type") == "error":
-        err = data
-    if err is None:
-        err = (data.get("response") or {}).get("error") or {}
+    err = _error_payload(data)
     code = err.get("code") if isinstance(err.get("code"), str) else None
     message = err.get("message") or "The upstream reported a failure."
     status = {"context_length_exceeded": 400, "invalid_request": 400,
@@ -323,6 +338,12 @@ def event_error(data: dict) -> GatewayError:
               "usage_limit_reached": 429, "stream_truncated": 502,
               "upstream_timeout": 504}.get(code or "", 502)
     return GatewayError(status, str(message), code=code or "upstream_error")
+
+
+def _error_payload(data: dict) -> dict:
+    if data.get("type") == "error":
+        return data.get("error") if isinstance(data.get("error"), dict) else data
+    return (data.get("response") or {}).get("error") or {}
 
 
 def error_event(code: str, message: str) -> Event:

@@ -59,7 +59,8 @@ class HealthStore(Protocol):
     def cooldown_until(self, account_id: str) -> float | None: ...
     def state(self, account_id: str) -> dict | None: ...
     def set_cooldown(self, account_id: str, until: float, reason: str) -> None: ...
-    def clear(self, account_id: str, *, login: bool = False) -> None: ...
+    def clear(self, account_id: str, *, login: bool = False,
+              before: float | None = None) -> None: ...
     def claim_probe(self, account_id: str, older_than: float) -> bool: ...
     def mark_needs_login(self, account_id: str, reason: str, credential: str = "") -> None: ...
     def record_rate_limits(self, account_id: str, limits: dict) -> None: ...
@@ -113,9 +114,16 @@ class SQLiteHealth:
         self._upsert(account_id, {"cooldown_until": until, "reason": reason, "failures": 1,
                                   "probe_at": time.time()}, failures="failures + 1")
 
-    def clear(self, account_id: str, *, login: bool = False) -> None:
+    def clear(self, account_id: str, *, login: bool = False, before: float | None = None) -> None:
         """End a cooldown (a success, or a quota that reset early); ``login``
-        also lifts ``needs_login`` (after a new login)."""
+        also lifts ``needs_login`` (after a new login). With ``before`` only a
+        cooldown set before that time is ended: a success on a request sent
+        earlier says nothing about a limit another worker has just met."""
+        if before is not None and not login:
+            self._write("UPDATE health SET cooldown_until = NULL, reason = NULL, failures = 0 "
+                        "WHERE id = ? AND (probe_at IS NULL OR probe_at <= ?)",
+                        (account_id, before))
+            return
         values = {"cooldown_until": None, "reason": None, "failures": 0}
         if login:
             values.update(needs_login=0, login_reason=None, login_credential=None)

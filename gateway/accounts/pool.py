@@ -188,10 +188,15 @@ class AccountPool:
             return None
         return until
 
-    def record_success(self, account: Account, headers) -> None:
+    def usable(self, account: Account) -> bool:
+        """Neither cooling down nor waiting for a new login (for /healthz)."""
+        row = self.health.state(account.id) or {}
+        return not row.get("needs_login") and not ((row.get("cooldown_until") or 0) > time.time())
+
+    def record_success(self, account: Account, headers, sent_at: float | None = None) -> None:
         row = self.health.state(account.id)
         if row and (row.get("cooldown_until") or row.get("failures")):
-            self.health.clear(account.id)  # also a quota that reset early
+            self.health.clear(account.id, before=sent_at)  # also a quota that reset early
         limits = rate_limits(headers) if account.kind == "codex" else {}
         if limits:
             self.health.record_rate_limits(account.id, limits)

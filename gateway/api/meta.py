@@ -8,6 +8,7 @@ import time
 
 from flask import Blueprint
 
+from ..executor import NEEDS_LOGIN_MESSAGE
 from ..executor import NO_ACCOUNT_MESSAGE
 from . import common
 
@@ -29,9 +30,9 @@ def healthz():
     """Liveness plus whether any account can serve; never reveals secrets."""
     pool = common.state().pool
     accounts = pool.accounts()
-    usable = [a for a in accounts if not pool.cooldown_until(a)]
+    usable = [a for a in accounts if pool.usable(a)]
     payload = {"status": "ok" if usable else "degraded", "accounts": len(accounts),
                "usable_accounts": len(usable)}
     if not accounts:
-        payload["message"] = NO_ACCOUNT_MESSAGE
+        payload["message"] = NEEDS_LOGIN_MESSAGE if pool.records() else NO_ACCOUNT_MESSAGE
     return common.json_response(payload)
