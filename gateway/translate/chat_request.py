@@ -36,7 +36,8 @@ Parameter table (chat -> Responses):
 ``top_logprobs`` > 0, ``audio``,
 audio ``modalities``               400: dropping them would change the answer
 ``store``, ``modalities: [text]``,
-``n: 1``, unknown fields           ignored
+``n: 1``                           ignored (they change nothing)
+any other field                    dropped, listed in ``ChatRequest.dropped``
 =================================  =============================================
 
 ``stream``, ``store`` and ``include`` are never set here: the executor owns them.
@@ -72,6 +73,13 @@ _DROPPED = (
     "prediction",
     "web_search_options",
 )
+# Everything this module reads or deliberately ignores; any other field is reported.
+_KNOWN = frozenset((
+    "model", "messages", "stream", "stream_options", "stop", "n", "logprobs", "audio",
+    "modalities", "store", "tools", "functions", "tool_choice", "function_call",
+    "reasoning_effort", "response_format", "verbosity", "max_tokens", "max_completion_tokens",
+    *_COPIED, *_DROPPED,
+))
 _TOOL_CHOICES = ("auto", "none", "required")
 _COMPACT = (",", ":")
 
@@ -187,7 +195,8 @@ def translate_request(body: dict, *, max_tool_name: int = 64) -> ChatRequest:
         stop=_stop(body.get("stop")),
         tool_names=names.restore,
         param_aliases=aliases,
-        dropped=[key for key in _DROPPED if body.get(key) is not None],
+        dropped=[key for key in _DROPPED if body.get(key) is not None]
+        + [key for key in body if key not in _KNOWN],
     )
 
 

@@ -323,3 +323,9 @@ def test_never_raises_anything_but_400(messages, extra):
         assert err.status == 400
     else:
         json.dumps(req.responses)
+
+
+def test_unknown_fields_are_reported_not_silently_lost():
+    req = translate_request({"model": "m", "messages": [{"role": "user", "content": "x"}],
+                             "my_vendor_flag": True, "seed": 1, "store": True})
+    assert req.dropped == ["seed", "my_vendor_flag"]
