@@ -98,6 +98,8 @@ def test_five_conversations_six_turns_four_workers_and_a_restart(
     assert seen_sources == {c[0]: {c[5]} for c in CONVERSATIONS}
     logs = gw.logs()
     assert "cached_tokens=" in logs and "continuity=conversation" in logs
+    for raw_signal in ("thread-A", "ses-B", "ses-D"):  # keys are logged as short hashes only
+        assert raw_signal not in logs
 
 
 def test_retention_is_forwarded_to_openai_api_and_reported_when_dropped(

@@ -195,3 +195,18 @@ def test_keepalive_comments_during_silence(gw, upstream):
     resp = post(gw, "/v1/responses", BODY, stream=True)
     raw = b"".join(resp.iter_content(chunk_size=None))
     assert b": keep-alive" in raw and b"response.completed" in raw
+
+
+def test_public_bind_without_keys_refuses_to_start(tmp_path):
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT, free_port
+    env = {k: v for k, v in __import__("os").environ.items() if not k.startswith("CODEX_GATEWAY_")}
+    env.update(CODEX_GATEWAY_SERVER_BIND=f"0.0.0.0:{free_port()}",
+               CODEX_GATEWAY_ACCOUNTS_STATE_DIR=str(tmp_path))
+    out = subprocess.run([sys.executable, "-m", "gunicorn", "-c", "deploy/gunicorn.conf.py",
+                          "gateway.wsgi:app"], cwd=ROOT, env=env, capture_output=True,
+                         text=True, timeout=30)
+    assert out.returncode != 0
+    assert "codex-gateway keys create" in out.stderr + out.stdout
