@@ -1,21 +1,52 @@
 #!/bin/sh
 # Installs what the deployment and client tests need, when it is missing:
-# nginx (Debian package) and the pinned npm clients. Idempotent.
+# Debian packages (nginx, openssl, curl, systemd-analyze, strace, the util-linux,
+# iproute2 and passwd tools the VPS simulation uses, git, node + npm) and
+# the pinned npm clients (package.json + package-lock.json). Idempotent, and fast
+# (a few stat calls) when everything is present: it runs on every `make test`.
+# As root (CI) a failed install fails; otherwise it says what is missing and the
+# tests that need it skip (outside CI only).
 set -e
 here=$(cd "$(dirname "$0")" && pwd)
-if ! command -v nginx >/dev/null 2>&1 && [ ! -x /usr/sbin/nginx ]; then
-  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
-    echo "installing nginx from Debian packages"
+
+have() { command -v "$1" >/dev/null 2>&1 || [ -x "/usr/sbin/$1" ] || [ -x "/sbin/$1" ]; }
+
+missing=""
+have nginx || missing="$missing nginx-light"
+have openssl || missing="$missing openssl"
+have curl || missing="$missing curl"
+have systemd-analyze || missing="$missing systemd"
+have strace || missing="$missing strace"
+have unshare && have runuser && have setpriv || missing="$missing util-linux"
+have ip || missing="$missing iproute2"
+have useradd || missing="$missing passwd"
+have git || missing="$missing git"
+have node && have npm || missing="$missing nodejs npm"
+
+if [ -n "$missing" ]; then
+  if [ "$(id -u)" = 0 ] && have apt-get; then
+    echo "installing Debian packages:$missing"
     apt-get update -qq >/dev/null
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx-light >/dev/null 2>&1 \
-      || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx >/dev/null
+    # nginx-light is nginx on Debian 12 (a transitional name); plain nginx elsewhere.
+    # shellcheck disable=SC2086
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $missing \
+        >/dev/null 2>&1 \
+      || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+           $(echo "$missing" | sed 's/nginx-light/nginx/') >/dev/null
   else
-    echo "nginx is missing: install it (apt-get install nginx) to run the deployment tests" >&2
+    echo "missing:$missing; install them (apt-get install$missing) to run the deployment" \
+         "and client tests" >&2
   fi
 fi
-if [ -f "$here/package.json" ]; then
-  if [ ! -d "$here/node_modules" ] || [ "$here/package.json" -nt "$here/node_modules/.installed" ]; then
-    echo "installing pinned npm clients"
-    (cd "$here" && npm install --no-audit --no-fund --loglevel=error >/dev/null && touch node_modules/.installed)
+
+# `npm install` (not `npm ci`): opencode-ai lists platform packages that the registry
+# does not serve for 1.18.33, so the lock cannot name them and `npm ci` refuses it.
+if [ -f "$here/package.json" ] && have npm; then
+  stamp="$here/node_modules/.installed"
+  if [ ! -f "$stamp" ] || [ "$here/package.json" -nt "$stamp" ] \
+     || [ "$here/package-lock.json" -nt "$stamp" ] \
+     || [ ! -x "$here/node_modules/.bin/codex" ] || [ ! -x "$here/node_modules/.bin/opencode" ]; then
+    echo "installing pinned npm clients (tests/clients/package-lock.json)"
+    (cd "$here" && npm install --no-audit --no-fund --loglevel=error >/dev/null && touch "$stamp")
   fi
 fi

@@ -1,0 +1,95 @@
+"""tests.clients.clients
+~~~~~~~~~~~~~~~~~~~~~~
+The pinned real clients (tests/clients/package.json), run with a home of their own.
+
+The commands and the configuration files are docs/deploy.md's, taken from it at
+run time, with one substitution: ``https://gateway.example.com/v1`` → nginx's
+plain listener on 127.0.0.1 (the clients are not given the test CA). On top of the
+guide's files, settings that keep the clients off the network and quiet, and only
+those: Codex ``check_for_update_on_startup = false`` and ``[analytics] enabled =
+false``; OpenCode ``OPENCODE_DISABLE_MODELS_FETCH``/``OPENCODE_DISABLE_AUTOUPDATE``,
+and ``npm_config_offline=true`` so that OpenCode's background install of its
+plugin package into its config directory (not needed to talk to a provider: the
+OpenAI-compatible SDK is built in) fails at once instead of reaching the registry.
+"""
+from __future__ import annotations
+
+import os
+import shlex
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from tests.deploy import guide
+from tests.deploy.harness import require
+from tests.integration.conftest import CLIENT_KEY
+
+HERE = Path(__file__).resolve().parent
+BIN = HERE / "node_modules" / ".bin"
+GUIDE_URL = "https://gateway.example.com/v1"
+CODEX_TURNS = [c for c in guide.commands() if c.startswith("codex ")]
+OPENCODE_TURNS = [c for c in guide.commands() if c.startswith("opencode ")]
+HELLO = "Hello from the fake upstream."
+
+
+def binary(name: str) -> str:
+    return require(str(BIN / name) if (BIN / name).exists() else None,
+                   f"{name} (npm, tests/clients/package.json)")
+
+
+@dataclass
+class Home:
+    """A laptop of its own: HOME, XDG directories, a project directory (a git repo)."""
+
+    root: Path
+
+    def __post_init__(self):
+        self.home = self.root / "home"
+        self.project = self.root / "project"
+        for path in (self.home, self.project):
+            path.mkdir(parents=True, exist_ok=True)
+        subprocess.run(["git", "init", "-q", str(self.project)], check=True)
+
+    def env(self, **extra) -> dict:
+        env = {"PATH": os.environ["PATH"], "HOME": str(self.home), "LANG": "C.UTF-8",
+               "TERM": "dumb", "CODEX_GATEWAY_KEY": CLIENT_KEY,
+               "XDG_CONFIG_HOME": str(self.home / ".config"),
+               "XDG_DATA_HOME": str(self.home / ".local/share"),
+               "XDG_CACHE_HOME": str(self.home / ".cache"),
+               "XDG_STATE_HOME": str(self.home / ".local/state"),
+               "CODEX_HOME": str(self.home / ".codex")}
+        env.update(extra)
+        return env
+
+    def write(self, guide_path: str, text: str) -> Path:
+        path = self.home / guide_path.removeprefix("~/")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+        return path
+
+
+def guide_file(path: str, base_url: str) -> str:
+    text = guide.file(path)
+    assert text.count(GUIDE_URL) == 1, path
+    return text.replace(GUIDE_URL, base_url)
+
+
+def run(command: str, exe: str, home: Home, env: dict, timeout: float = 180) -> str:
+    """Run a guide command (its first word replaced by the pinned binary); stdout.
+    On failure, the assertion shows the client's stderr."""
+    argv = [exe, *shlex.split(command)[1:]]
+    proc = subprocess.run(argv, cwd=home.project, env=env, capture_output=True, text=True,
+                          timeout=timeout, stdin=subprocess.DEVNULL)
+    if proc.returncode != 0:
+        pytest.fail(f"{command!r} exited {proc.returncode}\n--- stdout\n{proc.stdout[-3000:]}"
+                    f"\n--- stderr\n{proc.stderr[-6000:]}", pytrace=False)
+    return proc.stdout
+
+
+def envelope(record: dict) -> tuple:
+    """The continuity envelope of an upstream request."""
+    h = {k.lower(): v for k, v in record["headers"].items()}
+    return (h.get("chatgpt-account-id"), record["body"].get("prompt_cache_key"),
+            h.get("session_id"), h.get("session-id"))

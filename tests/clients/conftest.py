@@ -1,0 +1,29 @@
+"""Fixtures for the real-client tests: fake upstream, gunicorn and nginx per module."""
+from __future__ import annotations
+
+import pytest
+
+from tests.deploy.harness import start_stack
+from tests.fakes.codex_upstream import FakeCodexUpstream
+
+
+@pytest.fixture(scope="module")
+def upstream():
+    with FakeCodexUpstream() as srv:
+        yield srv
+
+
+@pytest.fixture(scope="module")
+def stack(upstream, tmp_path_factory):
+    """The shipped nginx config in front of a real gunicorn (2 workers, defaults)."""
+    s = start_stack(upstream, tmp_path_factory.mktemp("stack"), "clients")
+    yield s
+    s.stop()
+
+
+@pytest.fixture
+def fresh(upstream):
+    """No recorded requests, no cache, no faults, no delays."""
+    upstream.reset()
+    upstream.configure(event_delay=0.0, silence=0.0, reply=None, fast=False)
+    return upstream

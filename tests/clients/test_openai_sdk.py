@@ -1,0 +1,36 @@
+"""The OpenAI Python SDK through nginx (TLS and plain), streaming and not, both endpoints."""
+from __future__ import annotations
+
+import openai
+import pytest
+
+from tests.integration.conftest import CLIENT_KEY
+
+from .clients import HELLO
+
+
+@pytest.mark.parametrize("scheme", ["https", "http"])
+def test_sdk_responses_and_chat_through_nginx(stack, fresh, scheme):
+    if scheme == "https":
+        client = openai.OpenAI(base_url=stack.nginx.tls_url + "/v1", api_key=CLIENT_KEY,
+                               http_client=openai.DefaultHttpxClient(verify=stack.nginx.ssl_context()))
+    else:
+        client = openai.OpenAI(base_url=stack.url + "/v1", api_key=CLIENT_KEY)
+    with client.responses.stream(model="gpt-5-codex", input="Say hello") as stream:
+        deltas = [e.delta for e in stream if e.type == "response.output_text.delta"]
+        final = stream.get_final_response()
+    assert "".join(deltas) == HELLO and final.output_text == HELLO
+    resp = client.responses.create(model="gpt-5-codex", input="Say hello")
+    assert resp.output_text == HELLO
+    chat = client.chat.completions.create(
+        model="gpt-5-codex", messages=[{"role": "user", "content": "Say hello"}])
+    assert chat.choices[0].message.content == HELLO
+    chunks = client.chat.completions.create(
+        model="gpt-5-codex", messages=[{"role": "user", "content": "Say hello"}], stream=True,
+        stream_options={"include_usage": True})
+    text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    assert text == HELLO
+    assert [m.id for m in client.models.list()][:1] == ["gpt-5-codex"]
+    with pytest.raises(openai.AuthenticationError):
+        openai.OpenAI(base_url=stack.url + "/v1", api_key="wrong").models.list()
+    assert len(fresh.requests) == 4
