@@ -61,7 +61,7 @@ class ClientKeys:
         self._refresh()
         return bool(self._entries)
 
-    def check(self, authorization: str | None) -> str | None:
+    def check(self, authorization: str | None, forwarded: bool = False) -> str | None:
         """Return the principal id for a request, or None when keys are off.
 
         Raises a 401 GatewayError when keys are on and the header is missing or
@@ -69,6 +69,12 @@ class ClientKeys:
         """
         self._refresh()
         if not self._entries:
+            if forwarded:
+                raise GatewayError(
+                    401, "This gateway has no client keys, so it only serves clients on its own "
+                    "host, and this request came through a proxy. Create a key with "
+                    "`codex-gateway keys create` and send it as 'Authorization: Bearer <key>'.",
+                    code="client_keys_required")
             return None
         if not authorization:
             raise GatewayError(401, "Missing API key: send 'Authorization: Bearer <key>'.",

@@ -61,7 +61,10 @@ def keys_file(cfg) -> Path:
 
 def cmd_serve(cfg, args) -> int:
     extra = [a for a in args.gunicorn_args if a != "--"]
-    argv = ["gunicorn", "-c", "python:gateway.gunicorn_conf", *extra, "gateway.wsgi:app"]
+    # A file path, not "python:module": gunicorn re-executes a file on every HUP, so a
+    # reload picks up changed [server] settings.
+    conf = str(Path(__file__).with_name("gunicorn_conf.py"))
+    argv = ["gunicorn", "-c", conf, *extra, "gateway.wsgi:app"]
     os.execvp(sys.executable, [sys.executable, "-m", *argv])
     return 0  # pragma: no cover
 

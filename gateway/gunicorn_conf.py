@@ -51,3 +51,12 @@ def on_starting(server):
             f"codex-gateway: refusing to bind {', '.join(public)} without client API keys.\n"
             "Create one with `codex-gateway keys create` (or set CODEX_GATEWAY_AUTH_CLIENT_KEYS), "
             "or bind 127.0.0.1 only.")
+
+
+def post_fork(server, worker):
+    """Workers import the gateway afresh: the arbiter imported parts of it to read
+    this file, and a reload after an upgrade must not mix old and new code."""
+    import sys
+
+    for name in [m for m in sys.modules if m == "gateway" or m.startswith("gateway.")]:
+        del sys.modules[name]

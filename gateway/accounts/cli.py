@@ -139,8 +139,11 @@ def _device_login(cfg, args) -> dict:
 
 def cmd_import(cfg, args) -> int:
     try:
-        with open(os.path.expanduser(args.path)) as fh:
-            data = json.load(fh)
+        if args.path == "-":  # e.g. `ssh laptop cat ~/.codex/auth.json | codex-gateway accounts import -`
+            data = json.load(sys.stdin)
+        else:
+            with open(os.path.expanduser(args.path)) as fh:
+                data = json.load(fh)
         rec = save_login(cfg, from_codex_auth(data if isinstance(data, dict) else {}), args)
     except OSError as exc:
         print(f"codex-gateway: cannot read {args.path}: {exc.strerror}", file=sys.stderr)

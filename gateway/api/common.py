@@ -30,7 +30,9 @@ def state():
 
 def authenticate() -> None:
     """before_request hook: sets g.principal (the client key id, or None)."""
-    g.principal = state().keys.check(request.headers.get("Authorization"))
+    headers = request.headers
+    forwarded = "X-Forwarded-For" in headers or "Forwarded" in headers
+    g.principal = state().keys.check(headers.get("Authorization"), forwarded)
 
 
 def json_body() -> dict:

@@ -190,3 +190,11 @@ def test_login_callback_rejects_a_wrong_state(tmp_path, issuer, capsys, monkeypa
     assert run(cfg, "login", "--timeout", "5") == 1
     assert answers == [400] and "access_denied" in capsys.readouterr().err
     assert not any(c["grant_type"] == "authorization_code" for c in issuer.calls)
+
+
+def test_import_from_stdin(tmp_path, issuer, monkeypatch, capsys):
+    cfg = _cfg(tmp_path, issuer)
+    toks = issuer.add_account("acct-stdin")
+    monkeypatch.setattr("sys.stdin", io.StringIO(open(_auth_json(tmp_path, toks)).read()))
+    assert run(cfg, "accounts", "import", "-") == 0
+    assert "Imported codex-acct-stdin" in capsys.readouterr().out
