@@ -193,7 +193,7 @@ def cmd_remove(cfg, args) -> int:
 def account_rows(cfg) -> list[dict]:
     """What `accounts list` shows: identity and health, never a token or key."""
     pool = AccountPool(cfg)
-    snap = pool.health.snapshot(max_age=0)
+    snap = pool.health.snapshot()
     now = time.time()
     rows = []
     for rec in pool.records():

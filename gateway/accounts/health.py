@@ -6,9 +6,10 @@ rate-limit headers, when an account was last used and refreshed.
 Cooldowns are per account, not per model: a ChatGPT quota covers every model.
 The default store is one SQLite file in WAL mode (readers never wait for the
 writer); another store can replace it by implementing :class:`HealthStore`.
-Reads are served from a per-process snapshot at most ``cache_seconds`` old, so
-the executor's per-candidate ``cooldown_until`` costs a dict lookup; writes
-invalidate this process's snapshot at once.
+Reads are served from a per-thread snapshot that is re-read only when SQLite's
+``PRAGMA data_version`` says another connection committed since: every worker
+sees every other worker's cooldown on its very next request (no staleness
+window), while an unchanged store costs one tiny pragma, not a query.
 """
 from __future__ import annotations
 
@@ -19,8 +20,6 @@ import threading
 import time
 from pathlib import Path
 from typing import Protocol
-
-CACHE_SECONDS = 0.5
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS health (
@@ -67,7 +66,7 @@ class HealthStore(Protocol):
     def record_used(self, account_id: str) -> None: ...
     def record_refresh(self, account_id: str) -> None: ...
     def forget(self, account_id: str) -> None: ...
-    def snapshot(self, max_age: float | None = None) -> dict: ...
+    def snapshot(self) -> dict: ...
 
 
 class SQLiteHealth:
@@ -76,28 +75,29 @@ class SQLiteHealth:
     Connections are per thread and per process (opened lazily, so a worker
     forked after the master touched the store opens its own)."""
 
-    def __init__(self, path, cache_seconds: float = CACHE_SECONDS):
+    def __init__(self, path):
         self.path = Path(path)
-        self.cache_seconds = cache_seconds
         self._local = threading.local()
-        self._snap: tuple[float, dict] | None = None
 
     # -- reads ---------------------------------------------------------------
-    def snapshot(self, max_age: float | None = None) -> dict:
-        """``{id: row}`` for every account with any health record."""
-        max_age = self.cache_seconds if max_age is None else max_age
-        snap = self._snap
-        now = time.monotonic()
-        if snap and now - snap[0] < max_age:
+    def snapshot(self) -> dict:
+        """``{id: row}`` for every account with any health record, as committed
+        now. ``data_version`` changes when *another* connection commits; this
+        connection's own writes drop the snapshot in :meth:`_write`."""
+        conn = self._conn()
+        local = self._local
+        version = conn.execute("PRAGMA data_version").fetchone()[0]
+        snap = getattr(local, "snap", None)
+        if snap is not None and snap[0] == version:
             return snap[1]
-        rows = self._conn().execute(f"SELECT {', '.join(_COLUMNS)} FROM health").fetchall()
+        rows = conn.execute(f"SELECT {', '.join(_COLUMNS)} FROM health").fetchall()
         data = {}
         for row in rows:
             item = dict(zip(_COLUMNS, row))
             item["needs_login"] = bool(item["needs_login"])
             item["rate_limits"] = json.loads(item["rate_limits"]) if item["rate_limits"] else {}
             data[item.pop("id")] = item
-        self._snap = (now, data)
+        local.snap = (version, data)
         return data
 
     def state(self, account_id: str) -> dict | None:
@@ -160,19 +160,16 @@ class SQLiteHealth:
 
     # -- plumbing ------------------------------------------------------------
     def _upsert(self, account_id: str, values: dict, **update_exprs: str) -> None:
-        """Insert the row or update *values* (a column may use an expression instead).
-        Bookkeeping that does not change selection keeps this process's snapshot."""
+        """Insert the row or update *values* (a column may use an expression instead)."""
         cols = ["id", *values]
         sets = ", ".join(f"{c} = {update_exprs.get(c, 'excluded.' + c)}" for c in values)
         self._write(f"INSERT INTO health ({', '.join(cols)}) VALUES "
                     f"({', '.join('?' * len(cols))}) ON CONFLICT(id) DO UPDATE SET {sets}",
-                    (account_id, *values.values()),
-                    invalidate=not set(values) <= {"rate_limits", "last_used", "last_refresh"})
+                    (account_id, *values.values()))
 
-    def _write(self, sql: str, params: tuple, invalidate: bool = True):
+    def _write(self, sql: str, params: tuple):
         cur = self._conn().execute(sql, params)  # autocommit: one statement, one commit
-        if invalidate:
-            self._snap = None
+        self._local.snap = None  # own commits do not move this connection's data_version
         return cur
 
     def _conn(self) -> sqlite3.Connection:
@@ -185,5 +182,5 @@ class SQLiteHealth:
             conn.execute("PRAGMA journal_mode = WAL")
             conn.execute("PRAGMA synchronous = NORMAL")  # WAL: durable enough for health
             conn.execute(_SCHEMA)
-            local.conn, local.pid = conn, os.getpid()
+            local.conn, local.pid, local.snap = conn, os.getpid(), None
         return local.conn

@@ -153,7 +153,7 @@ class AccountPool:
             return None
         if rec.get("access_token") != stale:
             return "changed"  # another worker (or a new login) got there first
-        row = self.health.snapshot(max_age=0).get(account_id) or {}
+        row = self.health.snapshot().get(account_id) or {}
         if row.get("needs_login") or not rec.get("refresh_token"):
             return None
         try:

@@ -97,7 +97,7 @@ def test_reactive_refresh_after_401_and_stale_token_reuse(tmp_path, issuer):
     assert new.token != toks["access_token"] and new.account_id == "acct-1"
     assert pool.refresh(account, toks["access_token"]) is True  # someone already refreshed
     assert len(_refresh_calls(issuer)) == 1
-    assert pool.health.snapshot(max_age=0)[account.id]["last_refresh"]
+    assert pool.health.snapshot()[account.id]["last_refresh"]
 
 
 @pytest.mark.parametrize("state", ["used", "expired", "invalidated"])
@@ -250,11 +250,11 @@ def test_long_cooldown_is_probed_once_for_an_early_reset(tmp_path, monkeypatch):
     pool.record_failure(account, 429, "usage_limit_reached", time.time() + 3600)
     assert pool.cooldown_until(account) and other.cooldown_until(account)
     time.sleep(0.3)
-    other.health.snapshot(max_age=0)
+    other.health.snapshot()
     answers = [pool.cooldown_until(account), other.cooldown_until(account)]
     assert answers.count(None) == 1  # exactly one worker probes
     pool.record_success(account, {})  # the quota had reset early
-    assert other.health.snapshot(max_age=0)[account.id]["cooldown_until"] is None
+    assert other.health.snapshot()[account.id]["cooldown_until"] is None
 
 
 def test_rate_limit_headers_are_recorded(tmp_path, issuer):
@@ -266,7 +266,7 @@ def test_rate_limit_headers_are_recorded(tmp_path, issuer):
                                   "x-codex-primary-reset-at": str(int(now + 600)),
                                   "x-codex-secondary-used-percent": "40",
                                   "x-codex-secondary-reset-after-seconds": "86400"})
-    limits = pool.health.snapshot(max_age=0)[account.id]["rate_limits"]
+    limits = pool.health.snapshot()[account.id]["rate_limits"]
     assert limits["primary"] == {"used_percent": 12.5, "window_minutes": 300,
                                  "reset_at": float(int(now + 600))}
     assert limits["secondary"]["used_percent"] == 40.0
