@@ -1,5 +1,5 @@
 """Codex CLI 0.169.0 (pinned, npm) through nginx → gunicorn → fake Codex upstream, with
-the provider configuration of docs/deploy.md."""
+the provider configuration of the README's deploy guide."""
 from __future__ import annotations
 
 from .clients import CODEX_TURNS, HELLO, Home, binary, envelope, guide_file, run

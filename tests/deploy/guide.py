@@ -1,6 +1,6 @@
 """tests.deploy.guide
 ~~~~~~~~~~~~~~~~~~~~
-docs/deploy.md as data: its shell commands, in order, and its files.
+The README's "Deploy on a VPS" guide as data: its shell commands, in order, and its files.
 
 A ``sh`` block holds commands, one a line (``#`` lines are comments). A block
 preceded by ``<!-- file: PATH -->`` is the content of that file.
@@ -11,7 +11,15 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-GUIDE = Path(__file__).resolve().parents[2] / "docs" / "deploy.md"
+README = Path(__file__).resolve().parents[2] / "README.md"
+START, END = "<!-- deploy-guide:start -->", "<!-- deploy-guide:end -->"
+
+
+def guide_text() -> str:
+    """The guide: the README between its deploy-guide markers."""
+    text = README.read_text()
+    return text[text.index(START) + len(START):text.index(END)]
+
 _BLOCK = re.compile(r"(?:<!-- file: (?P<file>[^>]+?) -->\n)?```(?P<lang>\w*)\n(?P<body>.*?)```",
                     re.S)
 
@@ -24,7 +32,7 @@ class Block:
 
 
 def blocks(text: str | None = None) -> list[Block]:
-    text = GUIDE.read_text() if text is None else text
+    text = guide_text() if text is None else text
     return [Block(m["lang"], m["body"], m["file"]) for m in _BLOCK.finditer(text)]
 
 
