@@ -8,8 +8,9 @@ translator reads the decoded JSON. JSON is decoded lazily and at most once.
 """
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
+
+from .jsonio import dumps_text, loads
 
 TERMINAL_TYPES = frozenset(
     {"response.completed", "response.incomplete", "response.failed", "error"}
@@ -34,7 +35,7 @@ class Event:
         if not self._parsed:
             self._parsed = True
             try:
-                value = json.loads(self.data_text)
+                value = loads(self.data_text)
             except ValueError:
                 value = None
             self._data = value if isinstance(value, dict) else None
@@ -63,6 +64,11 @@ class SSEParser:
         self._buf = b""
 
     def feed(self, chunk: bytes) -> list[Event]:
+        if not self._buf and chunk.endswith(b"\n\n") and chunk.find(b"\n\n") == len(chunk) - 2 \
+                and b"\r" not in chunk:
+            # Fast path: exactly one whole frame (an upstream flushing event by event).
+            event = parse_frame(chunk[:-2], chunk)
+            return [event] if event is not None else []
         buf = self._buf + chunk if self._buf else chunk
         if b"\r" in buf:
             buf = buf.replace(b"\r\n", b"\n")
@@ -87,8 +93,17 @@ class SSEParser:
         return [event] if event is not None else []
 
 
-def parse_frame(frame: bytes) -> Event | None:
-    """Parse one frame (lines without the trailing blank line)."""
+def parse_frame(frame: bytes, raw: bytes | None = None) -> Event | None:
+    """Parse one frame (lines without the trailing blank line); *raw*, when
+    given, is the frame with its blank line (saves a copy)."""
+    # Fast path: the upstream's own shape, ``event: NAME\ndata: JSON``.
+    if frame.startswith(b"event: "):
+        nl = frame.find(b"\n")
+        if nl > 0 and frame.startswith(b"data: ", nl + 1) and frame.find(b"\n", nl + 1) < 0:
+            return Event(frame[7:nl].decode("utf-8", "replace"),
+                         frame[nl + 7:].decode("utf-8", "replace"), raw or frame + b"\n\n")
+    elif frame.startswith(b"data: ") and frame.find(b"\n") < 0:
+        return Event("", frame[6:].decode("utf-8", "replace"), raw or frame + b"\n\n")
     name = ""
     data_lines = []
     for line in frame.split(b"\n"):
@@ -104,12 +119,12 @@ def parse_frame(frame: bytes) -> Event | None:
     if not data_lines:
         return None
     text = b"\n".join(data_lines).decode("utf-8", "replace")
-    return Event(name, text, frame + b"\n\n")
+    return Event(name, text, raw or frame + b"\n\n")
 
 
 def encode(data: dict | str, event: str | None = None) -> bytes:
     """Render one SSE frame; dicts are JSON-encoded compactly."""
-    text = data if isinstance(data, str) else json.dumps(data, separators=(",", ":"))
+    text = data if isinstance(data, str) else dumps_text(data)
     head = f"event: {event}\n" if event else ""
     return f"{head}data: {text}\n\n".encode()
 
@@ -117,7 +132,7 @@ def encode(data: dict | str, event: str | None = None) -> bytes:
 def make_event(payload: dict) -> Event:
     """Build an Event from a payload (used when the gateway synthesises one)."""
     kind = payload.get("type", "")
-    raw = encode(payload, kind or None)
-    event = Event(kind, json.dumps(payload, separators=(",", ":")), raw)
+    text = dumps_text(payload)
+    event = Event(kind, text, encode(text, kind or None))
     event._data, event._parsed = payload, True
     return event

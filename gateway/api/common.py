@@ -5,7 +5,7 @@ and write an SSE or JSON answer with the gateway's headers.
 """
 from __future__ import annotations
 
-import json
+from .. import jsonio
 
 from flask import Response
 from flask import current_app
@@ -40,7 +40,7 @@ def json_body() -> dict:
     if not raw:
         raise bad_request("The request body is empty; send a JSON object.")
     try:
-        body = json.loads(raw)
+        body = jsonio.loads(raw)
     except (ValueError, UnicodeDecodeError):
         raise bad_request("The request body is not valid JSON.") from None
     if not isinstance(body, dict):
@@ -72,7 +72,7 @@ def check_retention(body: dict) -> None:
 
 
 def json_response(payload: dict, status: int = 200, headers: dict | None = None) -> Response:
-    return Response(json.dumps(payload, separators=(",", ":")), status=status,
+    return Response(jsonio.dumps(payload), status=status,
                     headers=headers or {}, mimetype="application/json")
 
 
