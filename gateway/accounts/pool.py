@@ -29,6 +29,7 @@ log = logging.getLogger("gateway.accounts")
 ACCOUNTS_TTL = 1.0     # re-scan account files at most this often (s)
 PROBE_INTERVAL = 900.0  # a long (quota) cooldown is re-tried by one request this often (s)
 REFRESH_RETRY = 30.0   # after an issuer hiccup, proactive refresh waits this long (s)
+BOOKKEEPING_INTERVAL = 5.0  # last_used / rate-limit headers are written at most this often (s)
 COOLDOWN_429 = 30.0    # a 429 that names no reset time
 COOLDOWN_403 = 600.0   # may be a WAF or region block, not the account: long, not permanent
 COOLDOWN_REFRESH = 60.0  # a 401 while the issuer could not be reached
@@ -72,6 +73,7 @@ class AccountPool:
         self._locks: dict[str, threading.Lock] = {}
         self._mutex = threading.Lock()
         self._issuer_failed: dict[str, float] = {}  # id -> monotonic time of a transient failure
+        self._booked: dict[str, float] = {}  # id -> monotonic time of the last bookkeeping write
 
     # -- what exists ---------------------------------------------------------
     def records(self) -> list[dict]:
@@ -197,6 +199,13 @@ class AccountPool:
         row = self.health.state(account.id)
         if row and (row.get("cooldown_until") or row.get("failures")):
             self.health.clear(account.id, before=sent_at)  # also a quota that reset early
+        # last_used and the rate-limit headers are only shown by `accounts list`: a
+        # commit per request would cost more than the rest of the pool path and make
+        # every other worker re-read its health snapshot.
+        now = time.monotonic()
+        if now - self._booked.get(account.id, -BOOKKEEPING_INTERVAL) < BOOKKEEPING_INTERVAL:
+            return
+        self._booked[account.id] = now
         limits = rate_limits(headers) if account.kind == "codex" else {}
         if limits:
             self.health.record_rate_limits(account.id, limits)
