@@ -35,7 +35,7 @@ DEFAULT_MODELS = (
 class ServerConfig:
     bind: str = "127.0.0.1:8080"
     workers: int = 2
-    threads: int = 64
+    threads: int = 256
     max_body_bytes: int = 32 * 1024 * 1024
     keepalive_seconds: float = 15.0  # SSE comment while the upstream is silent
     graceful_timeout: int = 900
