@@ -21,6 +21,8 @@ from pathlib import Path
 
 import requests
 
+from tests.process import stop_process
+
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "bench" / "out"
 CLK_TCK = os.sysconf("SC_CLK_TCK")
@@ -46,18 +48,6 @@ def wait_port(port: int, proc: subprocess.Popen | None = None, timeout: float = 
         except OSError:
             time.sleep(0.05)
     raise RuntimeError(f"nothing listens on 127.0.0.1:{port} after {timeout} s")
-
-
-def stop_process(proc: subprocess.Popen | None, sig=signal.SIGTERM, timeout: float = 10.0) -> None:
-    """Stop a child we started (by its own pid), escalating to SIGKILL."""
-    if proc is None or proc.poll() is not None:
-        return
-    proc.send_signal(sig)
-    try:
-        proc.wait(timeout)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
 
 
 # -- /proc ---------------------------------------------------------------------

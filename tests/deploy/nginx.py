@@ -36,6 +36,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from tests.process import stop_process
+
 ROOT = Path(__file__).resolve().parents[2]
 SHIPPED = ROOT / "deploy" / "nginx" / "codex-gateway.conf"
 DOMAIN = "gateway.example.com"
@@ -198,13 +200,7 @@ class Nginx:
         self.proc.send_signal(signal.SIGHUP)
 
     def stop(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        stop_process(self.proc)
 
     def logs(self) -> str:
         out = []

@@ -407,22 +407,26 @@ class Sim:
         self.record(cmd, f"{name} set to the key printed by `keys create`", 0)
         return ""
 
-    def reload_gateway(self, cmd) -> str:
-        """ExecReload in the middle of a stream: the stream finishes, new requests work."""
-        svc = unitfile.service(Path(UNIT_PATH).read_text())
-        main = self.service.pid
+    def stream_across(self, action) -> None:
+        """Start a slow stream through nginx, run *action* after its first bytes, and
+        check the stream still completes."""
         self.upstream.configure(event_delay=0.2)
         resp = requests.post(f"https://{DOMAIN}/v1/responses", stream=True, verify=self.ca_file,
                              headers={"Authorization": f"Bearer {self.key}"}, timeout=30,
                              json={"model": "gpt-5-codex", "input": "Say hello", "stream": True})
         chunks = resp.iter_content(chunk_size=None)
         raw = next(chunks)
-        reload_argv = unitfile.argv(unitfile.one(svc, "ExecReload"), MAINPID=str(main))
-        subprocess.run(reload_argv, check=True)
+        action()
         for chunk in chunks:
             raw += chunk
         self.upstream.configure(event_delay=0.0)
         assert b"event: response.completed" in raw, raw[-500:]
+
+    def reload_gateway(self, cmd) -> str:
+        """ExecReload in the middle of a stream: the stream finishes, new requests work."""
+        svc = unitfile.service(Path(UNIT_PATH).read_text())
+        reload_argv = unitfile.argv(unitfile.one(svc, "ExecReload"), MAINPID=str(self.service.pid))
+        self.stream_across(lambda: subprocess.run(reload_argv, check=True))
         time.sleep(1)
         after = requests.get(f"https://{DOMAIN}/healthz", verify=self.ca_file, timeout=10)
         assert after.status_code == 200
@@ -433,17 +437,7 @@ class Sim:
         """systemctl restart: stop (SIGTERM to the main process, KillMode=mixed) in the
         middle of a stream, which finishes; then ExecStartPre and ExecStart again."""
         svc = unitfile.service(Path(UNIT_PATH).read_text())
-        self.upstream.configure(event_delay=0.2)
-        resp = requests.post(f"https://{DOMAIN}/v1/responses", stream=True, verify=self.ca_file,
-                             headers={"Authorization": f"Bearer {self.key}"}, timeout=30,
-                             json={"model": "gpt-5-codex", "input": "Say hello", "stream": True})
-        chunks = resp.iter_content(chunk_size=None)
-        raw = next(chunks)
-        self.service.send_signal(signal.SIGTERM)
-        for chunk in chunks:
-            raw += chunk
-        self.upstream.configure(event_delay=0.0)
-        assert b"event: response.completed" in raw, raw[-500:]
+        self.stream_across(lambda: self.service.send_signal(signal.SIGTERM))
         stop_limit = unitfile.seconds(unitfile.one(svc, "TimeoutStopSec"))
         assert self.service.wait(stop_limit) == 0
         self.exec_start_pre()
