@@ -5,13 +5,12 @@ and write an SSE or JSON answer with the gateway's headers.
 """
 from __future__ import annotations
 
-from .. import jsonio
-
 from flask import Response
 from flask import current_app
 from flask import g
 from flask import request
 
+from .. import jsonio
 from ..errors import GatewayError
 from ..errors import bad_request
 from ..sse import KEEPALIVE

@@ -8,13 +8,14 @@ read with ``read1`` so every chunk is handed on as soon as it arrives.
 """
 from __future__ import annotations
 
-from .. import jsonio
 import queue
 import socket
 import threading
 
 import requests
 from requests.adapters import HTTPAdapter
+
+from .. import jsonio
 
 _local = threading.local()
 CHUNK = 65536

@@ -270,6 +270,12 @@ def test_rate_limit_headers_are_recorded(tmp_path, issuer):
     assert limits["primary"] == {"used_percent": 12.5, "window_minutes": 300,
                                  "reset_at": float(int(now + 600))}
     assert limits["secondary"]["used_percent"] == 40.0
+    # Display-only bookkeeping is written at most every BOOKKEEPING_INTERVAL per worker.
+    pool.record_success(account, {"x-codex-primary-used-percent": "99"})
+    assert pool.health.snapshot()[account.id]["rate_limits"] == limits
+    pool._booked.clear()  # as if the interval had passed
+    pool.record_success(account, {"x-codex-primary-used-percent": "99"})
+    assert pool.health.snapshot()[account.id]["rate_limits"]["primary"]["used_percent"] == 99.0
     assert abs(limits["secondary"]["reset_at"] - (now + 86400)) < 5
 
 
