@@ -8,6 +8,7 @@ import logging
 from dataclasses import dataclass
 
 from flask import Flask
+from flask import g
 from werkzeug.exceptions import HTTPException
 
 from . import config as config_mod
@@ -17,8 +18,17 @@ from .api import common
 from .api import meta
 from .api import responses
 from .auth import ClientKeys
+from .dialects.chat import errors as chat_errors
+from .dialects.responses import errors as responses_errors
 from .errors import GatewayError
 from .executor import Executor
+from .record import Outcome
+
+# Each dialect's error shape; routes outside a dialect answer OpenAI's.
+ERROR_BODIES = {
+    "responses": responses_errors.error_body,
+    "chat": chat_errors.error_body,
+}
 
 log = logging.getLogger("gateway")
 
@@ -54,9 +64,16 @@ def create_app(config: config_mod.Config | None = None, pool=None) -> Flask:
 
 
 def _register_errors(app: Flask) -> None:
+    def render(err: GatewayError):
+        record = g.get("record")
+        if record is not None:
+            record.finish(err.status, Outcome.REJECTED, err.code)
+        body = ERROR_BODIES.get(g.get("dialect"), responses_errors.error_body)(err)
+        return common.json_response(body, err.status, err.headers())
+
     @app.errorhandler(GatewayError)
     def _gateway_error(err: GatewayError):
-        return common.error_response(err)
+        return render(err)
 
     @app.errorhandler(HTTPException)
     def _http_error(exc: HTTPException):
@@ -71,13 +88,12 @@ def _register_errors(app: Flask) -> None:
         err = GatewayError(status, messages.get(status, exc.description or exc.name),
                            code={404: "not_found", 405: "method_not_allowed",
                                  413: "request_too_large"}.get(status))
-        return common.error_response(err)
+        return render(err)
 
     @app.errorhandler(Exception)
     def _unexpected(exc: Exception):
         log.exception("unhandled error")
-        return common.error_response(GatewayError(500, "Internal gateway error.",
-                                                  code="internal_error"))
+        return render(GatewayError(500, "Internal gateway error.", code="internal_error"))
 
 
 def _configure_logging(level: str) -> None:

@@ -41,12 +41,15 @@ def resolve(
     headers,
     principal: str | None,
     cfg: ContinuityConfig,
+    session: str | None = None,
 ) -> Continuity:
     """Walk the configured chain; the first non-blank signal wins.
 
     ``headers`` is any case-insensitive mapping of the client's headers;
-    ``body`` is the *normalised* Responses request, so both endpoints resolve
-    the same way. When the chain reaches ``account`` the key is not known
+    ``body`` is the *normalised* Responses request, so every dialect resolves
+    the same way. ``session`` is a session signal a dialect found in its own
+    fields (Claude Code's session id): it ranks as ``client_session``, before
+    the generic session headers. When the chain reaches ``account`` the key is not known
     until an account is chosen: the result then has ``key=None`` and the
     executor calls :func:`bind_account`.
     """
@@ -61,6 +64,9 @@ def resolve(
                     return Continuity(_derive(ns, source, scope, value), source)
                 return Continuity(value, source)
         elif source == "client_session":
+            value = _clean(session, limit)
+            if value is not None:
+                return Continuity(_derive(ns, source, scope, value), source)
             for name in cfg.session_headers:
                 value = _clean(headers.get(name), limit)
                 if value is not None:

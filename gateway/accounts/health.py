@@ -33,27 +33,6 @@ _COLUMNS = ("id", "cooldown_until", "reason", "failures", "probe_at", "needs_log
             "login_reason", "login_credential", "rate_limits", "last_used", "last_refresh")
 
 
-def rate_limits(headers) -> dict:
-    """``x-codex-{primary,secondary}-*`` headers as ``{window: {used_percent, …}}``."""
-    out: dict = {}
-    now = time.time()
-    for window in ("primary", "secondary"):
-        item = {}
-        for name, key, conv in (("used-percent", "used_percent", float),
-                                ("window-minutes", "window_minutes", int),
-                                ("reset-at", "reset_at", float),
-                                ("reset-after-seconds", "reset_at", lambda v: now + float(v))):
-            value = headers.get(f"x-codex-{window}-{name}") if headers is not None else None
-            if value is not None and key not in item:
-                try:
-                    item[key] = conv(value)
-                except ValueError:
-                    pass
-        if item:
-            out[window] = item
-    return out
-
-
 class HealthStore(Protocol):
     def cooldown_until(self, account_id: str) -> float | None: ...
     def state(self, account_id: str) -> dict | None: ...

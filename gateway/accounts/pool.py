@@ -4,7 +4,7 @@ The executor's only view of accounts: which ones may serve a key, their
 credentials, and what happened when they were used.
 
 Interface (kept stable for the executor):
-``ranked(key, model)``, ``cooldown_until(account)``, ``credentials(account)``,
+``ranked(key, model)``, ``cooldown_or_claim_probe(account)``, ``credentials(account)``,
 ``refresh(account, stale_token)``, ``record_success(account, headers)``,
 ``record_failure(account, status, code, retry_at)``.
 
@@ -21,7 +21,7 @@ import time
 from dataclasses import dataclass, field
 
 from . import oauth, ranking, tokens
-from .health import SQLiteHealth, rate_limits
+from .health import SQLiteHealth
 from .store import Store, openai_record
 
 log = logging.getLogger("gateway.accounts")
@@ -175,10 +175,11 @@ class AccountPool:
         return "refreshed"
 
     # -- health --------------------------------------------------------------
-    def cooldown_until(self, account: Account) -> float | None:
-        """When the account may be used again, None when now. One request
-        (across workers) per PROBE_INTERVAL may try an account in a long
-        cooldown, so a quota that resets early is noticed."""
+    def cooldown_or_claim_probe(self, account: Account) -> tuple[float, str | None] | None:
+        """``(until, reason)`` while the account cools down, None when it may be
+        used now. Writes: one request (across workers) per PROBE_INTERVAL claims
+        the right to try an account in a long cooldown, so a quota that resets
+        early is noticed; that request gets None."""
         row = self.health.state(account.id)
         until = row and row.get("cooldown_until")
         now = time.time()
@@ -188,14 +189,16 @@ class AccountPool:
                 and self.health.claim_probe(account.id, now - PROBE_INTERVAL)):
             log.info("account %s: probing for an early quota reset", account.id)
             return None
-        return until
+        return until, row.get("reason")
 
     def usable(self, account: Account) -> bool:
         """Neither cooling down nor waiting for a new login (for /healthz)."""
         row = self.health.state(account.id) or {}
         return not row.get("needs_login") and not ((row.get("cooldown_until") or 0) > time.time())
 
-    def record_success(self, account: Account, headers, sent_at: float | None = None) -> None:
+    def record_success(self, account: Account, limits: dict | None = None,
+                       sent_at: float | None = None) -> None:
+        """The account served; *limits* are the quota windows its answer reported."""
         row = self.health.state(account.id)
         if row and (row.get("cooldown_until") or row.get("failures")):
             self.health.clear(account.id, before=sent_at)  # also a quota that reset early
@@ -206,7 +209,6 @@ class AccountPool:
         if now - self._booked.get(account.id, -BOOKKEEPING_INTERVAL) < BOOKKEEPING_INTERVAL:
             return
         self._booked[account.id] = now
-        limits = rate_limits(headers) if account.kind == "codex" else {}
         if limits:
             self.health.record_rate_limits(account.id, limits)
         else:

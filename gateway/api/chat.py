@@ -9,29 +9,34 @@ from flask import Blueprint
 from flask import g
 from flask import request
 
+from ..dialects.chat.events import ChatStreamTranslator
+from ..dialects.chat.events import completion_from_response
+from ..dialects.chat.events import frames
+from ..dialects.chat.request import translate_request
 from ..executor import Call
-from ..sse import KEEPALIVE
-from ..translate.chat_request import translate_request
-from ..translate.chat_stream import ChatStreamTranslator
-from ..translate.chat_stream import completion_from_response
 from . import common
 
 bp = Blueprint("chat", __name__)
-bp.before_request(common.authenticate)
+
+
+@bp.before_request
+def _begin():
+    common.begin("chat")
+    common.authenticate()
 
 
 @bp.post("/v1/chat/completions")
 def create():
     """Create a chat completion (streaming or not)."""
     body = common.json_body()
-    model = common.require_model(body)
-    common.check_retention(body)
     req = translate_request(body)
     st = common.state()
     call = Call(body=req.responses, headers=request.headers, principal=g.principal,
-                endpoint="chat", param_aliases=req.param_aliases, dropped=list(req.dropped))
+                endpoint="chat", param_aliases=req.param_aliases, dropped=list(req.dropped),
+                record=g.record, stream=req.stream, keepalive=st.keepalive if req.stream else 0.0)
     upstream = st.executor.open(call)
     headers = upstream.client_headers()
+    model = req.responses["model"]
     if not req.stream:
         final = st.executor.collect(upstream)
         completion = completion_from_response(final, model, tool_names=req.tool_names,
@@ -39,25 +44,4 @@ def create():
         return common.json_response(completion, headers=headers)
     translator = ChatStreamTranslator(model, include_usage=req.include_usage,
                                       tool_names=req.tool_names, stop=req.stop)
-    return common.sse_response(frames(upstream, translator, st.keepalive), headers)
-
-
-def frames(upstream, translator: ChatStreamTranslator, keepalive: float):
-    """Chat SSE frames; stops reading upstream as soon as the answer is final."""
-    outcome = None
-    try:
-        for event in upstream.events(keepalive):
-            if event is None:
-                yield KEEPALIVE
-                continue
-            out = translator.feed(event)
-            if out:
-                yield b"".join(out)
-            if translator.done:
-                outcome = "stop_sequence" if upstream.outcome == "open" else None
-                break
-        tail = translator.close()
-        if tail:
-            yield b"".join(tail)
-    finally:
-        upstream.close(outcome)
+    return common.sse_response(frames(upstream, translator), headers)

@@ -4,11 +4,11 @@ Upstream profiles: where a request goes and what its backend accepts.
 
 A profile turns a normalised Responses request into the exact body and
 headers one backend wants (the ChatGPT Codex backend or the OpenAI API), and
-reads that backend's errors. Everything backend-specific lives here.
+says what that backend's answer headers mean. ``transport`` sends and reads.
 """
 from __future__ import annotations
 
-from .base import Profile, UpstreamFailure, parse_failure
+from .base import Profile
 from .codex import CodexProfile
 from .openai import OpenAIProfile
 
@@ -18,4 +18,4 @@ def profiles_for(config) -> dict[str, Profile]:
     return {"codex": CodexProfile(config.upstream), "openai": OpenAIProfile(config.upstream)}
 
 
-__all__ = ["Profile", "UpstreamFailure", "parse_failure", "profiles_for"]
+__all__ = ["Profile", "profiles_for"]

@@ -5,17 +5,29 @@ The ChatGPT Codex backend (``chatgpt.com/backend-api/codex``).
 It only streams, refuses stored responses, wants a string ``instructions``
 and rejects a list of parameters (see shared/reference). Those facts are
 configuration with defaults, because the backend changes without notice.
+Its ``x-codex-*`` headers are its own: the client's are forwarded (they
+describe the client's turn), ``x-codex-turn-state`` is relayed back, and the
+``x-codex-{primary,secondary}-*`` answer headers report the account's quota.
 """
 from __future__ import annotations
+
+import time
 
 from ..errors import bad_request
 from .base import Profile
 
 ENCRYPTED_REASONING = "reasoning.encrypted_content"
+TURN_STATE = "x-codex-turn-state"
+_WINDOW_FIELDS = (("used-percent", "used_percent", float),
+                  ("window-minutes", "window_minutes", int),
+                  ("reset-at", "reset_at", float),
+                  ("reset-after-seconds", "reset_at", None))
 
 
 class CodexProfile(Profile):
-    kind = "codex"
+    forward_exact = frozenset({"version", "x-client-request-id", "x-openai-subagent"})
+    forward_prefixes = ("x-codex-",)
+    relay_headers = (TURN_STATE,)
 
     def __init__(self, ucfg):
         super().__init__(ucfg.codex_base_url, ucfg.codex_drop_params,
@@ -47,3 +59,21 @@ class CodexProfile(Profile):
         headers["User-Agent"] = (client_headers.get("User-Agent") if originator
                                  else None) or self.cfg.user_agent
         return headers
+
+    def rate_limits(self, answer_headers) -> dict:
+        """``x-codex-{primary,secondary}-*`` as ``{window: {used_percent, …}}``."""
+        out: dict = {}
+        now = time.time()
+        for window in ("primary", "secondary"):
+            item = {}
+            for name, key, conv in _WINDOW_FIELDS:
+                value = answer_headers.get(f"x-codex-{window}-{name}")
+                if value is None or key in item:
+                    continue
+                try:
+                    item[key] = conv(value) if conv else now + float(value)
+                except ValueError:
+                    pass
+            if item:
+                out[window] = item
+        return out

@@ -1,6 +1,11 @@
 """gateway.upstream.transport
 ~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~
-Sending to the upstream and reading its stream.
+Sending to the upstream over HTTP and reading its stream.
+
+This is the failure boundary of the HTTP client: ``requests``' and
+``urllib3``'s exceptions are caught here and raised again as the gateway's own
+(:mod:`gateway.errors`: unreachable, timeout, broken mid-stream), so no other
+module imports them.
 
 One pooled ``requests.Session`` per worker thread (Session thread-safety is
 undocumented), created lazily, so always after gunicorn forks. Bodies are
@@ -13,13 +18,16 @@ import socket
 import threading
 
 import requests
+import urllib3
 from requests.adapters import HTTPAdapter
 
 from .. import jsonio
+from ..errors import (TransportError, UpstreamBroken, UpstreamConnectTimeout, UpstreamTimeout,
+                      UpstreamUnreachable)
 
 _local = threading.local()
 CHUNK = 65536
-_EOF = object()
+EOF = object()  # what ``Reader.next`` returns at the end of the body
 
 
 def session(pool_maxsize: int = 16) -> requests.Session:
@@ -36,7 +44,7 @@ def session(pool_maxsize: int = 16) -> requests.Session:
 
 def post(url: str, body: dict, headers: dict, timeout: tuple[float, float],
          pool_maxsize: int = 16) -> requests.Response:
-    """POST *body* as JSON, the answer streamed.
+    """POST *body* as JSON, the answer streamed; raises ``TransportError``.
 
     Goes straight to the session's adapter (``HTTPAdapter.send``) with a copy
     of a request prepared once per URL. ``Session.request`` would add what we
@@ -47,7 +55,39 @@ def post(url: str, body: dict, headers: dict, timeout: tuple[float, float],
     prepared = _prepared(url).copy()
     prepared.prepare_headers(headers)
     prepared.prepare_body(jsonio.dumps(body), None)
-    return session(pool_maxsize).get_adapter(url).send(prepared, stream=True, timeout=timeout)
+    try:
+        return session(pool_maxsize).get_adapter(url).send(prepared, stream=True,
+                                                           timeout=timeout)
+    except BaseException as exc:  # noqa: BLE001 - translated, or re-raised as is
+        raise translate(exc) from None
+
+
+def read_body(resp: requests.Response) -> bytes:
+    """The whole (error) body; a broken read gives what arrived (maybe nothing)."""
+    try:
+        return resp.content
+    except BaseException as exc:  # noqa: BLE001
+        translate(exc)
+        return b""
+    finally:
+        resp.close()
+
+
+def translate(exc: BaseException) -> BaseException:
+    """The gateway's own exception for an HTTP client one (others unchanged)."""
+    if isinstance(exc, TransportError):
+        return exc
+    if isinstance(exc, requests.exceptions.ConnectTimeout):
+        return UpstreamConnectTimeout(str(exc))
+    if isinstance(exc, (requests.exceptions.Timeout, urllib3.exceptions.TimeoutError,
+                        TimeoutError, socket.timeout)):
+        return UpstreamTimeout(str(exc))
+    if isinstance(exc, requests.exceptions.ConnectionError):
+        return UpstreamUnreachable(str(exc))
+    if isinstance(exc, (requests.exceptions.RequestException, urllib3.exceptions.HTTPError,
+                        OSError)):
+        return UpstreamBroken(str(exc))
+    return exc
 
 
 def _prepared(url: str) -> requests.PreparedRequest:
@@ -63,11 +103,14 @@ def _prepared(url: str) -> requests.PreparedRequest:
 def iter_raw(resp: requests.Response):
     """Yield body chunks as they arrive (chunked or not), decoded."""
     raw = resp.raw
-    while True:
-        chunk = raw.read1(CHUNK)
-        if not chunk:
-            return
-        yield chunk
+    try:
+        while True:
+            chunk = raw.read1(CHUNK)
+            if not chunk:
+                return
+            yield chunk
+    except BaseException as exc:  # noqa: BLE001
+        raise translate(exc) from None
 
 
 def hard_close(resp: requests.Response) -> None:
@@ -96,35 +139,38 @@ def hard_close(resp: requests.Response) -> None:
         pass
 
 
-class Pump:
-    """Read the upstream in a helper thread so the response can send
-    keep-alive comments while the upstream is silent (long reasoning phases)
-    and notice a client that left, without ever blocking on a dead read.
+class Reader:
+    """An upstream body read with a timeout per wait: ``next(timeout)`` returns
+    a chunk, None when nothing came in time, or ``EOF``; it raises the
+    gateway's ``TransportError``.
+
+    The waiting happens in a helper thread so the response can send keep-alive
+    comments while the upstream is silent (long reasoning phases) and notice a
+    client that left, without ever blocking on a dead read.
     """
 
     def __init__(self, resp: requests.Response):
         self._resp = resp
         self._q: queue.SimpleQueue = queue.SimpleQueue()
-        self._thread = threading.Thread(target=self._run, daemon=True, name="upstream-pump")
+        self._thread = threading.Thread(target=self._run, daemon=True, name="upstream-reader")
         self._thread.start()
 
     def _run(self) -> None:
         try:
             for chunk in iter_raw(self._resp):
                 self._q.put(chunk)
-            self._q.put(_EOF)
+            self._q.put(EOF)
         except BaseException as exc:  # noqa: BLE001 - handed to the consumer
             self._q.put(exc)
 
-    def get(self, timeout: float):
-        """Next chunk; None on timeout; raises the reader's exception; _EOF at end."""
+    def next(self, timeout: float):
         try:
-            return self._q.get(timeout=timeout)
+            item = self._q.get(timeout=timeout)
         except queue.Empty:
             return None
+        if isinstance(item, BaseException):
+            raise item
+        return item
 
     def close(self) -> None:
         hard_close(self._resp)
-
-
-EOF_MARK = _EOF

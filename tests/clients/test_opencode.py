@@ -32,4 +32,4 @@ def test_opencode_run_then_continue_keeps_one_envelope(stack, fresh, tmp_path):
     access = (stack.nginx.prefix / "access.log").read_text()
     assert access.count('"POST /v1/chat/completions HTTP/1.1" 200') >= len(records)
     logs = stack.gateway.logs()
-    assert "endpoint=chat" in logs and "continuity=client_session" in logs
+    assert "dialect=chat" in logs and "continuity=client_session" in logs

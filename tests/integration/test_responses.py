@@ -135,7 +135,9 @@ def test_usage_limit_is_429_with_retry_after(gw, upstream):
     resp = post(gw, "/v1/responses", BODY, stream=True)
     assert resp.status_code == 429
     assert 100 <= int(resp.headers["Retry-After"]) <= 121
-    assert resp.json()["error"]["code"] in ("usage_limit_reached", "all_accounts_cooling_down")
+    err = resp.json()["error"]
+    assert err["code"] == "usage_limit_reached"  # one account: the upstream's own error
+    assert err["message"] == "The usage limit has been reached"
 
 
 @pytest.mark.parametrize("fault,code", [
@@ -151,13 +153,31 @@ def test_mid_stream_failures_end_with_an_error_event(gw, upstream, fault, code):
     assert events[-1].type == "error" and events[-1].data["code"] == code
 
 
-def test_response_failed_passes_through_and_non_stream_is_an_error(gw, upstream):
+def test_response_failed_before_output_is_an_account_failure(gw, upstream):
+    """A server error announced in the stream before any output is handled like an
+    HTTP 5xx of that account: with one account the client gets a 502, not a stream."""
     upstream.inject("response_failed")
+    resp = post(gw, "/v1/responses", BODY, stream=True)
+    assert resp.status_code == 502 and resp.json()["error"]["code"] == "server_error"
+    # The account now backs off; the only account cooling after an error is a 503.
+    resp = post(gw, "/v1/responses", dict(BODY, stream=False))
+    assert resp.status_code == 503 and resp.json()["error"]["code"] == "account_cooling_down"
+    assert int(resp.headers["Retry-After"]) >= 1
+    assert len(upstream.requests) == 1
+
+
+def test_response_failed_for_the_request_itself_passes_through(gw, upstream):
+    """A failure no other account would avoid (the request is too long) is the upstream's
+    answer: streamed as its own event, a 400 when not streaming."""
+    upstream.inject("response_failed", code="context_length_exceeded", message="too long")
     events = [e for _, e in stream_events(post(gw, "/v1/responses", BODY, stream=True))]
     assert events[-1].type == "response.failed"
-    upstream.inject("response_failed")
+    assert events[-1].data["response"]["error"]["code"] == "context_length_exceeded"
+    upstream.inject("response_failed", code="context_length_exceeded", message="too long")
     resp = post(gw, "/v1/responses", dict(BODY, stream=False))
-    assert resp.status_code == 502 and resp.json()["error"]["code"] == "server_error"
+    assert resp.status_code == 400 and resp.json()["error"] == {
+        "message": "too long", "type": "invalid_request_error", "param": None,
+        "code": "context_length_exceeded"}
 
 
 def test_unreachable_upstream_is_502(gateway_factory, tmp_path, upstream):

@@ -16,6 +16,7 @@ import requests
 from gateway import config
 from gateway.accounts import cli
 from gateway.accounts.pool import AccountPool
+from gateway.upstream.codex import CodexProfile
 from tests.fakes.oauth_issuer import FakeOAuthIssuer
 
 
@@ -24,6 +25,9 @@ def issuer():
     fake = FakeOAuthIssuer().start()
     yield fake
     fake.stop()
+
+
+CODEX = CodexProfile(config.load(env={}).upstream)  # reads the x-codex-* quota headers
 
 
 def _free_port() -> int:
@@ -80,8 +84,8 @@ def test_list_table_and_json_never_show_secrets(tmp_path, issuer, capsys, monkey
     run(cfg, "accounts", "add-key", "--label", "backup")
     pool = AccountPool(cfg)
     (codex,) = [a for a in pool.accounts() if a.kind == "codex"]
-    pool.record_success(codex, {"x-codex-primary-used-percent": "37",
-                                "x-codex-secondary-used-percent": "5"})
+    pool.record_success(codex, CODEX.rate_limits({"x-codex-primary-used-percent": "37",
+                                "x-codex-secondary-used-percent": "5"}))
     (key,) = [a for a in pool.accounts() if a.kind == "openai"]
     pool.record_failure(key, 429, "usage_limit_reached", time.time() + 600)
     capsys.readouterr()

@@ -13,10 +13,20 @@ from gateway import config
 from gateway.accounts import cli
 from gateway.accounts import pool as pool_mod
 from gateway.accounts.pool import AccountPool
+from gateway.upstream.codex import CodexProfile
 from gateway.accounts.store import Store, codex_record, openai_record
 from tests.fakes.oauth_issuer import FakeOAuthIssuer
 
 MODEL = "gpt-5"
+
+
+CODEX = CodexProfile(config.load(env={}).upstream)  # reads the x-codex-* quota headers
+
+
+def _until(pool, account):
+    """When *account* may be used again (None: now), as the executor asks."""
+    wait = pool.cooldown_or_claim_probe(account)
+    return wait[0] if wait else None
 
 
 def _env(tmp_path, issuer=None, **extra) -> dict:
@@ -48,7 +58,7 @@ def _refresh_calls(issuer):
 
 def pick(pool, key, model=MODEL):
     """The executor's rule: the first account in rank order that is not cooling."""
-    return next((a.id for a in pool.ranked(key, model) if not pool.cooldown_until(a)), None)
+    return next((a.id for a in pool.ranked(key, model) if not _until(pool, a)), None)
 
 
 # -- refresh -------------------------------------------------------------------
@@ -201,7 +211,7 @@ def test_openai_api_key_shortcut(tmp_path):
 # -- health through the pool ---------------------------------------------------
 def _cooldown_in_child(env, queue):
     pool = AccountPool(config.load(env=env))
-    queue.put([pool.cooldown_until(a) for a in pool.accounts()])
+    queue.put([_until(pool, a) for a in pool.accounts()])
 
 
 def _child_cooldowns(env):
@@ -220,10 +230,10 @@ def test_usage_limit_cooldown_is_shared_and_success_clears_it(tmp_path):
     (account,) = pool.accounts()
     resets_at = time.time() + 7200
     pool.record_failure(account, 429, "usage_limit_reached", resets_at)
-    assert pool.cooldown_until(account) == resets_at
+    assert _until(pool, account) == resets_at
     assert _child_cooldowns(_env(tmp_path)) == [resets_at]
     pool.record_success(account, {})
-    assert pool.cooldown_until(account) is None
+    assert _until(pool, account) is None
     assert _child_cooldowns(_env(tmp_path)) == [None]
 
 
@@ -233,7 +243,7 @@ def test_backoff_table(tmp_path):
 
     def cooled_for(status, retry_at=None):
         pool.record_failure(account, status, None, retry_at)
-        return round(pool.cooldown_until(account) - time.time())
+        return round(_until(pool, account) - time.time())
 
     assert [cooled_for(502) for _ in range(6)] == [5, 10, 20, 40, 60, 60]
     pool.record_success(account, {})
@@ -248,10 +258,10 @@ def test_long_cooldown_is_probed_once_for_an_early_reset(tmp_path, monkeypatch):
     other = AccountPool(pool._cfg)
     (account,) = pool.accounts()
     pool.record_failure(account, 429, "usage_limit_reached", time.time() + 3600)
-    assert pool.cooldown_until(account) and other.cooldown_until(account)
+    assert _until(pool, account) and _until(other, account)
     time.sleep(0.3)
     other.health.snapshot()
-    answers = [pool.cooldown_until(account), other.cooldown_until(account)]
+    answers = [_until(pool, account), _until(other, account)]
     assert answers.count(None) == 1  # exactly one worker probes
     pool.record_success(account, {})  # the quota had reset early
     assert other.health.snapshot()[account.id]["cooldown_until"] is None
@@ -261,20 +271,20 @@ def test_rate_limit_headers_are_recorded(tmp_path, issuer):
     pool, _, _ = _codex_pool(tmp_path, issuer, expired=False)
     (account,) = pool.accounts()
     now = time.time()
-    pool.record_success(account, {"x-codex-primary-used-percent": "12.5",
+    pool.record_success(account, CODEX.rate_limits({"x-codex-primary-used-percent": "12.5",
                                   "x-codex-primary-window-minutes": "300",
                                   "x-codex-primary-reset-at": str(int(now + 600)),
                                   "x-codex-secondary-used-percent": "40",
-                                  "x-codex-secondary-reset-after-seconds": "86400"})
+                                  "x-codex-secondary-reset-after-seconds": "86400"}))
     limits = pool.health.snapshot()[account.id]["rate_limits"]
     assert limits["primary"] == {"used_percent": 12.5, "window_minutes": 300,
                                  "reset_at": float(int(now + 600))}
     assert limits["secondary"]["used_percent"] == 40.0
     # Display-only bookkeeping is written at most every BOOKKEEPING_INTERVAL per worker.
-    pool.record_success(account, {"x-codex-primary-used-percent": "99"})
+    pool.record_success(account, CODEX.rate_limits({"x-codex-primary-used-percent": "99"}))
     assert pool.health.snapshot()[account.id]["rate_limits"] == limits
     pool._booked.clear()  # as if the interval had passed
-    pool.record_success(account, {"x-codex-primary-used-percent": "99"})
+    pool.record_success(account, CODEX.rate_limits({"x-codex-primary-used-percent": "99"}))
     assert pool.health.snapshot()[account.id]["rate_limits"]["primary"]["used_percent"] == 99.0
     assert abs(limits["secondary"]["reset_at"] - (now + 86400)) < 5
 

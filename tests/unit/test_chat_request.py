@@ -10,9 +10,9 @@ from hypothesis import settings
 from hypothesis import strategies as st
 
 from gateway.errors import GatewayError
-from gateway.translate.chat_request import shorten_tool_name
-from gateway.translate.chat_request import stable_call_id
-from gateway.translate.chat_request import translate_request
+from gateway.dialects.chat.request import shorten_tool_name
+from gateway.dialects.chat.request import stable_call_id
+from gateway.dialects.chat.request import translate_request
 
 CAPTURE = Path("/work/shared/captures/opencode-two-turns.json")
 USER = {"role": "user", "content": "hi"}
@@ -182,10 +182,10 @@ ERRORS = [
     ("messages missing", {"model": "m"}, "messages", "messages"),
     ("messages empty", {"model": "m", "messages": []}, "messages", "non-empty"),
     ("messages not list", {"model": "m", "messages": "hi"}, "messages", "messages"),
-    ("message not object", {"model": "m", "messages": ["hi"]}, "messages[0]", "messages[0] must be an object"),
+    ("message not object", {"model": "m", "messages": ["hi"]}, "messages[0]", "'messages[0]' must be an object"),
     ("unknown role", {"model": "m", "messages": [{"role": "robot", "content": "x"}]}, "messages[0].role", "robot"),
     ("bad content", {"model": "m", "messages": [USER, {"role": "user", "content": 5}]}, "messages[1].content",
-     "messages[1].content must be a string or an array of content parts"),
+     "'messages[1].content' must be a string or an array of content parts"),
     ("system content null", {"model": "m", "messages": [{"role": "system", "content": None}]}, "messages[0].content", "content"),
     ("unknown part type", {"model": "m", "messages": [{"role": "user", "content": [{"type": "video"}]}]},
      "messages[0].content[0].type", "video"),

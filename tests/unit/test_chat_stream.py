@@ -11,11 +11,11 @@ from hypothesis import strategies as st
 from gateway.sse import Event
 from gateway.sse import SSEParser
 from gateway.sse import make_event
-from gateway.translate.chat_request import translate_request
-from gateway.translate.chat_stream import DONE
-from gateway.translate.chat_stream import ChatStreamTranslator
-from gateway.translate.chat_stream import completion_from_response
-from gateway.translate.chat_stream import usage_from_response
+from gateway.dialects.chat.request import translate_request
+from gateway.dialects.chat.events import DONE
+from gateway.dialects.chat.events import ChatStreamTranslator
+from gateway.dialects.chat.events import completion_from_response
+from gateway.dialects.chat.events import usage_from_response
 
 LONG = "mcp__server__" + "t" * 80
 USAGE = {"input_tokens": 100, "input_tokens_details": {"cached_tokens": 64}, "output_tokens": 20,

@@ -157,7 +157,7 @@ def test_codex_capture_turns_share_one_envelope():
 
 
 def test_opencode_capture_requests_share_one_envelope():
-    from gateway.translate.chat_request import translate_request
+    from gateway.dialects.chat.request import translate_request
     turns = _capture("opencode-two-turns.json")
     got = [continuity.resolve(translate_request(t["body"]).responses, _ci(t["headers"]),
                               "key-1", CFG) for t in turns]

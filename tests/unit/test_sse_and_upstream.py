@@ -9,7 +9,8 @@ from gateway import config as config_mod
 from gateway.continuity import Continuity
 from gateway.errors import GatewayError
 from gateway.sse import SSEParser, encode, make_event
-from gateway.upstream import parse_failure, profiles_for
+from gateway.failures import from_http as parse_failure
+from gateway.upstream import profiles_for
 from gateway.accounts.pool import Credentials
 
 CFG = config_mod.load(env={})

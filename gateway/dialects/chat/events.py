@@ -1,5 +1,5 @@
-"""gateway.translate.chat_stream
-~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~
+"""gateway.dialects.chat.events
+~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~
 Responses API events -> Chat Completions chunks (stream) or one completion.
 
 The translator sits on the per-event hot path, so chunks are rendered from a
@@ -17,7 +17,8 @@ import os
 import time
 from json.encoder import encode_basestring_ascii as _quote
 
-from gateway.sse import Event
+from gateway.record import Outcome
+from gateway.sse import KEEPALIVE, Event
 
 DONE = b"data: [DONE]\n\n"
 _TAIL = ',"finish_reason":null}]}\n\n'
@@ -450,3 +451,25 @@ def completion_from_response(
     if usage is not None:
         result["usage"] = usage
     return result
+
+
+def frames(stream, translator: ChatStreamTranslator):
+    """Chat SSE frames for an open stream; stops reading upstream as soon as the
+    answer is final (an emulated stop sequence), and closes the stream."""
+    outcome = None
+    try:
+        for event in stream.events():
+            if event is None:
+                yield KEEPALIVE
+                continue
+            out = translator.feed(event)
+            if out:
+                yield b"".join(out)
+            if translator.done:
+                outcome = Outcome.STOP_SEQUENCE if stream.outcome is Outcome.OPEN else None
+                break
+        tail = translator.close()
+        if tail:
+            yield b"".join(tail)
+    finally:
+        stream.close(outcome)

@@ -1,5 +1,5 @@
-"""gateway.translate.chat_request
-~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~
+"""gateway.dialects.chat.request
+~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~
 Chat Completions request body -> Responses API request body.
 
 Pure and deterministic: the same conversation always maps to the same
@@ -50,6 +50,7 @@ from dataclasses import dataclass
 from dataclasses import field
 
 from gateway.errors import bad_request
+from gateway.dialects.validate import check_retention, require_model
 
 # Copied verbatim when present and not null.
 _COPIED = (
@@ -131,10 +132,9 @@ class _Names:
 def translate_request(body: dict, *, max_tool_name: int = 64) -> ChatRequest:
     """Map a Chat Completions body; raise a 400 ``GatewayError`` on bad input."""
     if not isinstance(body, dict):
-        raise bad_request("request body must be a JSON object")
-    model = body.get("model")
-    if not isinstance(model, str) or not model:
-        raise bad_request("model is required and must be a non-empty string", "model")
+        raise bad_request("The request body must be a JSON object.")
+    model = require_model(body)
+    check_retention(body)
     _refuse_lossy(body)
 
     names = _Names(max_tool_name)
@@ -163,7 +163,7 @@ def translate_request(body: dict, *, max_tool_name: int = 64) -> ChatRequest:
     effort = body.get("reasoning_effort")
     if effort is not None:
         if not isinstance(effort, str):
-            raise bad_request("reasoning_effort must be a string", "reasoning_effort")
+            raise bad_request("'reasoning_effort' must be a string.", "reasoning_effort")
         out["reasoning"] = {"effort": effort} if effort == "none" else {"effort": effort, "summary": "auto"}
         aliases["reasoning"] = "reasoning_effort"
 
@@ -204,22 +204,22 @@ def _refuse_lossy(body: dict) -> None:
     """Refuse parameters whose silent loss would change what the client gets back."""
     n = body.get("n")
     if n is not None and n != 1:
-        raise bad_request("n must be 1: the upstream returns a single choice", "n")
+        raise bad_request("'n' must be 1: the upstream returns a single choice.", "n")
     if body.get("logprobs"):
-        raise bad_request("logprobs are not supported by the upstream", "logprobs")
+        raise bad_request("'logprobs' are not supported by the upstream.", "logprobs")
     top = body.get("top_logprobs")
     if isinstance(top, (int, float)) and not isinstance(top, bool) and top > 0:
-        raise bad_request("top_logprobs are not supported by the upstream", "top_logprobs")
+        raise bad_request("'top_logprobs' are not supported by the upstream.", "top_logprobs")
     if body.get("audio") is not None:
-        raise bad_request("audio output is not supported by the upstream", "audio")
+        raise bad_request("The upstream cannot produce audio output.", "audio")
     modalities = body.get("modalities")
     if isinstance(modalities, list) and "audio" in modalities:
-        raise bad_request("audio output is not supported by the upstream", "modalities")
+        raise bad_request("The upstream cannot produce audio output.", "modalities")
 
 
 def _list(value, param: str) -> list:
     if not isinstance(value, list):
-        raise bad_request(f"{param} must be an array", param)
+        raise bad_request(f"'{param}' must be an array.", param)
     return value
 
 
@@ -230,9 +230,9 @@ def _stop(stop) -> list[str]:
         return [stop] if stop else []
     if isinstance(stop, list) and all(isinstance(s, str) for s in stop):
         if len(stop) > 4:
-            raise bad_request("stop may contain at most 4 sequences", "stop")
+            raise bad_request("'stop' may contain at most 4 sequences.", "stop")
         return [s for s in stop if s]
-    raise bad_request("stop must be a string or an array of strings", "stop")
+    raise bad_request("'stop' must be a string or an array of strings.", "stop")
 
 
 # --- messages -----------------------------------------------------------------
@@ -240,13 +240,13 @@ def _stop(stop) -> list[str]:
 
 def _input(messages, names: _Names) -> list[dict]:
     if not isinstance(messages, list) or not messages:
-        raise bad_request("messages must be a non-empty array", "messages")
+        raise bad_request("'messages' must be a non-empty array.", "messages")
     items: list[dict] = []
     pending: list[tuple[str, str]] = []  # (name, generated id) not yet answered
     for i, msg in enumerate(messages):
         where = f"messages[{i}]"
         if not isinstance(msg, dict):
-            raise bad_request(f"{where} must be an object", where)
+            raise bad_request(f"'{where}' must be an object.", where)
         role = msg.get("role")
         if role in ("system", "developer"):
             _append_message(items, "developer", _text_parts(msg.get("content"), where, "input_text"))
@@ -259,19 +259,19 @@ def _input(messages, names: _Names) -> list[dict]:
             if not isinstance(call_id, str) or not call_id:
                 if not pending:  # a client that omitted ids may answer them in order
                     param = f"{where}.tool_call_id"
-                    raise bad_request(f"{param} is required for tool messages", param)
+                    raise bad_request(f"'{param}' is required for tool messages.", param)
                 call_id = pending.pop(0)[1]
             items.append(_call_output(call_id, msg.get("content"), where))
         elif role == "function":  # legacy: answers the last function_call of that name
             name = msg.get("name")
             if not isinstance(name, str) or not name:
-                raise bad_request(f"{where}.name is required for function messages", f"{where}.name")
+                raise bad_request(f"'{where}.name' is required for function messages.", f"{where}.name")
             match = next((k for k, (n, _) in enumerate(pending) if n == name), None)
             call_id = pending.pop(match)[1] if match is not None else stable_call_id(i, 0, name, "")
             items.append(_call_output(call_id, msg.get("content"), where))
         else:
             raise bad_request(
-                f"{where}.role must be one of system, developer, user, assistant, tool (got {role!r})",
+                f"'{where}.role' must be one of system, developer, user, assistant, tool (got {role!r}).",
                 f"{where}.role",
             )
     return items
@@ -283,7 +283,8 @@ def _append_message(items: list, role: str, parts: list) -> None:
 
 
 def _content_error(where: str):
-    return bad_request(f"{where}.content must be a string or an array of content parts", f"{where}.content")
+    return bad_request(f"'{where}.content' must be a string or an array of content parts.",
+                       f"{where}.content")
 
 
 def _text_parts(content, where: str, kind: str, *, optional: bool = False) -> list[dict]:
@@ -306,7 +307,7 @@ def _text_parts(content, where: str, kind: str, *, optional: bool = False) -> li
         elif isinstance(part, str):
             text = part
         if not isinstance(text, str):
-            raise bad_request(f"{where}.content[{j}] must be a text part", f"{where}.content[{j}]")
+            raise bad_request(f"'{where}.content[{j}]' must be a text part.", f"{where}.content[{j}]")
         parts.append({"type": kind, "text": text})
     return parts
 
@@ -324,12 +325,12 @@ def _user_part(part, where: str) -> dict:
     if isinstance(part, str):
         return {"type": "input_text", "text": part}
     if not isinstance(part, dict):
-        raise bad_request(f"{where} must be a content part object", where)
+        raise bad_request(f"'{where}' must be a content part object.", where)
     ptype = part.get("type")
     if ptype == "text":
         text = part.get("text")
         if not isinstance(text, str):
-            raise bad_request(f"{where}.text must be a string", f"{where}.text")
+            raise bad_request(f"'{where}.text' must be a string.", f"{where}.text")
         return {"type": "input_text", "text": text}
     if ptype == "image_url":
         image = part.get("image_url")
@@ -337,27 +338,27 @@ def _user_part(part, where: str) -> dict:
             (image.get("url"), image.get("detail")) if isinstance(image, dict) else (None, None)
         )
         if not isinstance(url, str) or not url:
-            raise bad_request(f"{where}.image_url.url must be a non-empty string", f"{where}.image_url")
+            raise bad_request(f"'{where}.image_url.url' must be a non-empty string.", f"{where}.image_url")
         return {"type": "input_image", "image_url": url, "detail": detail or "auto"}
     if ptype == "file":
         spec = part.get("file")
         if not isinstance(spec, dict):
-            raise bad_request(f"{where}.file must be an object", f"{where}.file")
+            raise bad_request(f"'{where}.file' must be an object.", f"{where}.file")
         out = {"type": "input_file"}
         for key in ("file_data", "file_id", "filename"):
             if isinstance(spec.get(key), str):
                 out[key] = spec[key]
         if "file_data" not in out and "file_id" not in out:
-            raise bad_request(f"{where}.file needs file_data or file_id", f"{where}.file")
+            raise bad_request(f"'{where}.file' needs file_data or file_id.", f"{where}.file")
         return out
     if ptype == "input_audio":
         audio = part.get("input_audio")
         if not isinstance(audio, dict) or not isinstance(audio.get("data"), str):
-            raise bad_request(f"{where}.input_audio needs data and format", f"{where}.input_audio")
+            raise bad_request(f"'{where}.input_audio' needs data and format.", f"{where}.input_audio")
         return {"type": "input_audio", "input_audio": {"data": audio["data"], "format": audio.get("format")}}
     if ptype in ("input_text", "input_image", "input_file"):
         return part  # already Responses-shaped
-    raise bad_request(f"{where}.type {ptype!r} is not a supported content part type", f"{where}.type")
+    raise bad_request(f"'{where}.type' {ptype!r} is not a supported content part type.", f"{where}.type")
 
 
 def _call_output(call_id: str, content, where: str) -> dict:
@@ -393,12 +394,12 @@ def _assistant(msg: dict, i: int, where: str, names: _Names, items: list, pendin
     for j, call in enumerate(calls):
         cw = f"{where}.tool_calls[{j}]"
         if not isinstance(call, dict):
-            raise bad_request(f"{cw} must be an object", cw)
+            raise bad_request(f"'{cw}' must be an object.", cw)
         custom = call.get("type") == "custom"
         spec = call.get("custom" if custom else "function")
         name = spec.get("name") if isinstance(spec, dict) else None
         if not isinstance(name, str) or not name:
-            raise bad_request(f"{cw}.function.name must be a non-empty string", f"{cw}.function.name")
+            raise bad_request(f"'{cw}.function.name' must be a non-empty string.", f"{cw}.function.name")
         args = _arguments(spec.get("input" if custom else "arguments"))
         call_id = call.get("id")
         if not isinstance(call_id, str) or not call_id:
@@ -424,14 +425,14 @@ def _tools(tools, names: _Names) -> list[dict]:
     for k, tool in enumerate(_list(tools, "tools")):
         where = f"tools[{k}]"
         if not isinstance(tool, dict) or not isinstance(tool.get("type"), str):
-            raise bad_request(f"{where} must be an object with a string type", where)
+            raise bad_request(f"'{where}' must be an object with a string type.", where)
         ttype = tool["type"]
         if ttype == "function":
             out.append(_function_tool(tool, where, names))
         elif ttype == "custom" and isinstance(tool.get("custom"), dict):
             spec = dict(tool["custom"])
             if not isinstance(spec.get("name"), str) or not spec["name"]:
-                raise bad_request(f"{where}.custom.name must be a non-empty string", f"{where}.custom.name")
+                raise bad_request(f"'{where}.custom.name' must be a non-empty string.", f"{where}.custom.name")
             spec["name"] = names(spec["name"])
             out.append({"type": "custom", **spec})
         else:
@@ -450,13 +451,13 @@ def _function_tool(tool: dict, where: str, names: _Names) -> dict:
     if spec is None and "name" in tool:
         spec = tool  # already flat (Responses-shaped)
     if not isinstance(spec, dict):
-        raise bad_request(f"{where}.function must be an object", f"{where}.function")
+        raise bad_request(f"'{where}.function' must be an object.", f"{where}.function")
     name = spec.get("name")
     if not isinstance(name, str) or not name:
-        raise bad_request(f"{where}.function.name must be a non-empty string", f"{where}.function.name")
+        raise bad_request(f"'{where}.function.name' must be a non-empty string.", f"{where}.function.name")
     params = spec.get("parameters")
     if params is not None and not isinstance(params, dict):
-        raise bad_request(f"{where}.function.parameters must be a JSON Schema object", f"{where}.function.parameters")
+        raise bad_request(f"'{where}.function.parameters' must be a JSON Schema object.", f"{where}.function.parameters")
     out = {"type": "function", "name": names(name)}
     if isinstance(spec.get("description"), str):
         out["description"] = spec["description"]
@@ -492,7 +493,8 @@ def _tool_choice(choice, names: _Names, param: str):
         if ref is not None:
             return ref
     raise bad_request(
-        f'{param} must be "auto", "none", "required" or {{"type": "function", "function": {{"name": ...}}}}',
+        f"'{param}' must be \"auto\", \"none\", \"required\" or "
+        f'{{"type": "function", "function": {{"name": ...}}}}.',
         param,
     )
 
@@ -504,15 +506,16 @@ def _text_format(fmt) -> dict:
     if kind == "json_schema":
         spec = fmt.get("json_schema")
         if not isinstance(spec, dict) or not isinstance(spec.get("name"), str) or not spec["name"]:
-            raise bad_request("response_format.json_schema.name is required", "response_format.json_schema")
+            raise bad_request("'response_format.json_schema.name' is required.", "response_format.json_schema")
         out = {"type": "json_schema", "name": spec["name"]}
         if spec.get("schema") is not None:
             if not isinstance(spec["schema"], dict):
                 param = "response_format.json_schema.schema"
-                raise bad_request(f"{param} must be an object", param)
+                raise bad_request(f"'{param}' must be an object.", param)
             out["schema"] = spec["schema"]
         for key in ("strict", "description"):
             if spec.get(key) is not None:
                 out[key] = spec[key]
         return out
-    raise bad_request('response_format.type must be "text", "json_object" or "json_schema"', "response_format")
+    raise bad_request("'response_format.type' must be \"text\", \"json_object\" or \"json_schema\".",
+                      "response_format")

@@ -1,0 +1,1 @@
+"""The Chat Completions dialect, translated to and from the Responses API."""

@@ -1,0 +1,1 @@
+"""The Responses dialect: the upstream's own, so events pass through as bytes."""

@@ -1,0 +1,199 @@
+"""gateway.stream
+~~~~~~~~~~~~~~~~~
+An open upstream answer as a sequence of parsed Responses events.
+
+The stream owns what every dialect needs while an answer is in flight: the
+keep-alive and idle clock (a ``None`` tick when the upstream is silent for
+``keepalive`` seconds, a timeout after ``read_timeout``), terminal detection
+(a stream that ends or breaks without ``response.completed`` becomes an
+``error`` event, never a silent end), the outcome and the token counts in the
+request record. It knows nothing of accounts: an in-stream limit is reported
+through ``on_failure`` and the executor decides what it means.
+
+Before the first event reaches the client the executor *primes* the stream:
+it reads until the answer starts (or fails, or ``prime`` seconds pass), so an
+early ``response.failed`` can still fail over to another account.
+"""
+from __future__ import annotations
+
+import time
+from collections import deque
+from collections.abc import Callable, Iterator
+
+from . import failures
+from .errors import TransportError
+from .record import Outcome, RequestRecord
+from .sse import Event, SSEParser
+from .upstream import transport
+
+# Events that only announce a response; anything else means the answer started.
+LIFECYCLE = frozenset({"response.created", "response.in_progress", "response.queued"})
+FAILURE_TYPES = frozenset({"response.failed", "error"})
+
+
+class UpstreamStream:
+    """Parsed events of one upstream answer; ``close()`` must always be called."""
+
+    def __init__(self, resp, record: RequestRecord, *, read_timeout: float, keepalive: float,
+                 timed: bool, headers: dict[str, str],
+                 on_failure: Callable[[failures.UpstreamFailure], None] | None = None):
+        self.resp = resp
+        self.record = record
+        self.read_timeout = read_timeout
+        self.keepalive = keepalive
+        self.headers = headers  # what the gateway adds to its own answer
+        self.on_failure = on_failure
+        self.outcome = Outcome.OPEN
+        self.error_code: str | None = None
+        self._parser = SSEParser()
+        self._pending: deque[Event] = deque()
+        # timed: waits are bounded (a streaming client must not wait in silence);
+        # untimed: one blocking read after another (a client that wants the final object).
+        self._reader = transport.Reader(resp) if timed else None
+        self._chunks = None if self._reader else transport.iter_raw(resp)
+        self._terminal = False
+        self._eof = False
+        self._priming = False
+        self._closed = False
+
+    def client_headers(self) -> dict[str, str]:
+        return self.headers
+
+    # -- reading -----------------------------------------------------------
+    @property
+    def finished(self) -> bool:
+        """Nothing more will come from the upstream."""
+        return self._eof
+
+    def _read(self, timeout: float | None) -> list[Event] | None:
+        """The next chunk's events; None when nothing arrived in *timeout*."""
+        try:
+            if self._reader is not None:
+                chunk = self._reader.next(timeout if timeout is not None else self.read_timeout)
+                if chunk is None:
+                    return None
+            else:
+                chunk = next(self._chunks, transport.EOF)
+        except TransportError as exc:
+            return self._end(failures.error_event(exc.code, exc.message), Outcome.UPSTREAM_ERROR)
+        if chunk is transport.EOF:
+            events = self._parser.flush()
+            for event in events:
+                self._observe(event)
+            if self._terminal:
+                self._eof = True
+                return events
+            return events + self._end(
+                failures.error_event("stream_truncated",
+                                     "The upstream stream closed before response.completed."),
+                Outcome.TRUNCATED)
+        events = self._parser.feed(chunk)
+        for event in events:
+            self._observe(event)
+        return events
+
+    def _end(self, event: Event, outcome: Outcome) -> list[Event]:
+        """The upstream is gone: a synthesised error event, unless the answer was complete."""
+        self._eof = True
+        if self._terminal:
+            return []
+        self._terminal = True
+        self.outcome = outcome
+        self.error_code = event.data.get("code") if event.data else None
+        return [event]
+
+    def _observe(self, event: Event) -> None:
+        kind = event.type
+        if kind == "response.completed" or kind == "response.incomplete":
+            data = event.data or {}
+            self.record.add_usage((data.get("response") or {}).get("usage"))
+            self.outcome = Outcome.COMPLETED if kind == "response.completed" else Outcome.INCOMPLETE
+            self._terminal = True
+        elif kind in FAILURE_TYPES:
+            self._terminal = True
+            self.outcome = Outcome.FAILED
+            failure = failures.from_event(event.data)
+            self.error_code = failure.code
+            data = event.data or {}
+            self.record.add_usage((data.get("response") or {}).get("usage"))
+            if not self._priming and self.on_failure is not None and failure.status == 429:
+                self.on_failure(failure)  # a limit announced inside a 200 still cools the account
+
+    def prime(self, seconds: float) -> failures.UpstreamFailure | None:
+        """Read until the answer starts; the failure if it failed before that.
+
+        Read events are kept for :meth:`events`. A timed stream gives up waiting
+        after *seconds* (a streaming client must not wait in silence for long).
+        """
+        self._priming = True
+        deadline = time.monotonic() + seconds
+        try:
+            while not self._eof:
+                timeout = None
+                if self._reader is not None:
+                    timeout = deadline - time.monotonic()
+                    if timeout <= 0:
+                        return None
+                events = self._read(timeout)
+                if events is None:
+                    return None
+                for event in events:
+                    self._pending.append(event)
+                    kind = event.type
+                    if kind in FAILURE_TYPES:
+                        return failures.from_event(event.data)
+                    if kind not in LIFECYCLE:
+                        return None
+            return None
+        finally:
+            self._priming = False
+
+    def events(self) -> Iterator[Event | None]:
+        """Every event in order; None is a keep-alive tick (nothing arrived for
+        ``keepalive`` seconds). Ends after the upstream body ends."""
+        pending = self._pending
+        while pending:
+            self.record.mark_first_byte()
+            yield pending.popleft()
+        silent = 0.0
+        wait = self.keepalive if self.keepalive > 0 else self.read_timeout
+        while not self._eof:
+            events = self._read(wait if self._reader is not None else None)
+            if events is None:
+                silent += wait
+                if silent >= self.read_timeout:
+                    events = self._end(failures.error_event(
+                        "upstream_timeout", "The upstream stopped sending data (read timeout)."),
+                        Outcome.UPSTREAM_ERROR)
+                else:
+                    yield None
+                    continue
+            silent = 0.0
+            for event in events:
+                self.record.mark_first_byte()
+                yield event
+
+    # -- the end -----------------------------------------------------------
+    def close(self, outcome: Outcome | None = None, *, status: int = 200,
+              code: str | None = None) -> None:
+        """Release the upstream and finish the request record (once)."""
+        if self._closed:
+            return
+        self._closed = True
+        if outcome is not None:
+            self.outcome = outcome
+        elif self.outcome is Outcome.OPEN:
+            self.outcome = Outcome.CLIENT_CLOSED
+        if self._reader is not None:
+            self._reader.close()
+        else:
+            transport.hard_close(self.resp)
+        self.record.finish(status, self.outcome, code or self.error_code)
+
+    def discard(self) -> None:
+        """Drop this attempt's answer without finishing the record (failover)."""
+        self._closed = True
+        if self._reader is not None:
+            self._reader.close()
+        else:
+            transport.hard_close(self.resp)

@@ -1,4 +1,0 @@
-"""gateway.translate
-~~~~~~~~~~~~~~~~~~~~
-Pure (I/O-free) translation between client dialects and the Responses API.
-"""
