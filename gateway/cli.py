@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 from . import config as config_mod
-from .auth import append_key, key_id, new_key
+from .auth import add_key, config_key_id, hash_key, new_key, read_keys_file
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -55,10 +55,6 @@ def main(argv: list[str] | None = None) -> int:
     return args.func(cfg, args) or 0
 
 
-def keys_file(cfg) -> Path:
-    return Path(cfg.auth.keys_file or cfg.state_dir / "client_keys")
-
-
 def cmd_serve(cfg, args) -> int:
     extra = [a for a in args.gunicorn_args if a != "--"]
     # A file path, not "python:module": gunicorn re-executes a file on every HUP, so a
@@ -71,23 +67,17 @@ def cmd_serve(cfg, args) -> int:
 
 def cmd_keys_create(cfg, args) -> int:
     key = new_key()
-    path = keys_file(cfg)
-    append_key(path, args.name, key)
+    path = cfg.keys_file
+    entry = add_key(path, args.name, key)
     print(key)
-    print(f"# saved to {path} as {args.name} ({key_id(key)}); it is shown only once.",
-          file=sys.stderr)
+    print(f"# saved to {path} as {entry.name} ({entry.id}), as its digest {hash_key(key)}:\n"
+          "# the key itself is stored nowhere and shown only this once.", file=sys.stderr)
     return 0
 
 
 def cmd_keys_list(cfg, args) -> int:
-    path = keys_file(cfg)
-    rows = []
-    if path.exists():
-        for line in path.read_text().splitlines():
-            parts = line.split()
-            if parts and not parts[0].startswith("#"):
-                rows.append((parts[0] if len(parts) > 1 else "-", key_id(parts[-1])))
-    rows += [("config", key_id(k)) for k in cfg.auth.client_keys]
+    rows = [(e.name, e.id) for e in read_keys_file(cfg.keys_file)]
+    rows += [("config", config_key_id(k)) for k in cfg.auth.client_keys]
     for name, ident in rows:
         print(f"{name}\t{ident}")
     return 0
