@@ -11,8 +11,9 @@ from gateway.auth import ClientKeys as _ClientKeys
 _cfg = _gw_config.load()
 
 bind = [_cfg.server.bind]
-# gthread: one thread per open stream, no monkey-patching, works with requests.
-worker_class = "gthread"
+# gthread (one thread per open stream, no monkey-patching, works with requests), with
+# JSON instead of gunicorn's HTML pages for requests gunicorn itself refuses.
+worker_class = "gateway.workers.ThreadWorker"
 workers = _cfg.server.workers
 # Each open SSE stream holds a thread for its whole life: size for concurrent streams.
 threads = _cfg.server.threads
