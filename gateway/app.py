@@ -52,9 +52,8 @@ def create_app(config: config_mod.Config | None = None, pool=None) -> Flask:
     _configure_logging(cfg.server.log_level)
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = cfg.server.max_body_bytes
-    keys_file = cfg.auth.keys_file or str(cfg.state_dir / "client_keys")
     pool = pool or AccountPool(cfg)
-    app.extensions["gateway"] = State(cfg, ClientKeys(cfg.auth.client_keys, keys_file), pool,
+    app.extensions["gateway"] = State(cfg, ClientKeys(cfg.auth.client_keys, cfg.keys_file), pool,
                                       Executor(cfg, pool))
     app.register_blueprint(responses.bp)
     app.register_blueprint(chat.bp)

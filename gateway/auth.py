@@ -1,65 +1,218 @@
 """gateway.auth
 ~~~~~~~~~~~~~~
-Client API keys: constant-time checks, and a non-secret id per key.
+Client API keys: constant-time checks, a non-secret id per key, and a keys
+file that holds digests, never keys.
 
 The id (``key-<12 hex of sha256>``) is what continuity scopes on and what logs
-show; the raw key never leaves this module.
+show; the raw key never leaves this module, and is never written anywhere.
+
+The keys file has one ``<name> sha256:<64 hex>`` line per key. An unsalted
+SHA-256 is enough, and a slow or salted hash would buy nothing: ``keys
+create`` makes 256-bit random keys, which no dictionary or rainbow table
+covers, so a digest copied with the state directory cannot be turned back
+into a key; and one fast hash per request lets every request compare against
+every stored digest with ``hmac.compare_digest`` (constant time, whichever
+key matches). A pepper would have to live somewhere outside the state
+directory and buys nothing against such keys either.
+
+A file written by an older version (``<key>`` or ``<name> <key>`` per line) is
+rewritten hashed on first read, atomically, 0600.
 """
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
 import hmac
+import logging
 import os
+import re
 import secrets
+from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import GatewayError
+from .statefiles import FILE_MODE, atomic_write, private_dir
+
+log = logging.getLogger("gateway.auth")
+
+DIGEST_PREFIX = "sha256:"
+_DIGEST_RE = re.compile(r"sha256:([0-9a-fA-F]{64})")
 
 
 def key_id(key: str) -> str:
-    return "key-" + hashlib.sha256(key.encode()).hexdigest()[:12]
+    return _id(_digest(key))
+
+
+def config_key_id(value: str) -> str:
+    """The id of a config key, given as the key or as its ``sha256:<hex>``."""
+    return _id(_config_digest(value))
 
 
 def new_key() -> str:
     return "cgw-" + secrets.token_urlsafe(32)
 
 
+def hash_key(key: str) -> str:
+    """The stored form of a key: ``sha256:<hex>``."""
+    return DIGEST_PREFIX + _digest(key).hex()
+
+
+def _digest(key: str) -> bytes:
+    return hashlib.sha256(key.encode()).digest()
+
+
+def _id(digest: bytes) -> str:
+    return "key-" + digest.hex()[:12]
+
+
+@dataclass(frozen=True)
+class KeyEntry:
+    """One accepted key, as its digest."""
+
+    name: str
+    digest: bytes
+
+    @property
+    def id(self) -> str:
+        return _id(self.digest)
+
+
+def _stored_digest(text: str) -> bytes | None:
+    """The digest in a ``sha256:<hex>`` token, or None for anything else."""
+    m = _DIGEST_RE.fullmatch(text)
+    return bytes.fromhex(m.group(1)) if m else None
+
+
+def _config_digest(value: str) -> bytes:
+    return _stored_digest(value) or _digest(value)
+
+
+def parse_keys(text: str) -> tuple[list[KeyEntry], bool]:
+    """The entries of a keys file, and whether any line still holds a plain key."""
+    entries, plain = [], False
+    for line in text.splitlines():
+        parts = line.split()
+        if not parts or parts[0].startswith("#"):
+            continue
+        name = " ".join(parts[:-1]) or "-"
+        digest = _stored_digest(parts[-1])
+        if digest is None:
+            plain = True
+            digest = _digest(parts[-1])
+        entries.append(KeyEntry(name, digest))
+    return entries, plain
+
+
+def hash_lines(text: str) -> str:
+    """*text* with every plain key replaced by its digest; comments, blank lines
+    and names are kept as they are."""
+    out = []
+    for line in text.splitlines():
+        parts = line.split()
+        if parts and not parts[0].startswith("#") and _stored_digest(parts[-1]) is None:
+            line = f"{' '.join(parts[:-1]) or '-'} {hash_key(parts[-1])}"
+        out.append(line)
+    return "".join(f"{line}\n" for line in out)
+
+
+def safe_name(name: str) -> str:
+    """A key name that stays one token on its line and never starts a comment."""
+    return re.sub(r"\s+", "-", name.strip()).lstrip("#") or "client"
+
+
+@contextlib.contextmanager
+def _locked(path: Path, create: bool = False):
+    """Exclusive ``flock`` on the keys file itself, so ``keys create`` and a
+    migrating worker never lose each other's lines. The file is replaced, not
+    rewritten, so the lock is retaken until it is held on the current file."""
+    flags = os.O_RDONLY | os.O_CLOEXEC | (os.O_CREAT if create else 0)
+    while True:
+        fd = os.open(path, flags, FILE_MODE)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            try:
+                current = os.stat(path).st_ino == os.fstat(fd).st_ino
+            except FileNotFoundError:
+                current = False
+            if current:
+                yield
+                return
+        finally:
+            os.close(fd)
+
+
+def read_keys_file(path: str | Path) -> list[KeyEntry]:
+    """The entries of the keys file (none when it is missing), hashing a
+    plain-text file in place first. When the file cannot be rewritten (a
+    read-only location), its keys still work and a warning says why."""
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        return []
+    entries, plain = parse_keys(text)
+    if plain:
+        try:
+            with _locked(path):
+                text = path.read_text()
+                if parse_keys(text)[1]:
+                    atomic_write(path, hash_lines(text))
+        except OSError as exc:
+            log.warning("keys file %s holds plain-text keys and cannot be rewritten hashed: %s",
+                        path, exc.strerror or exc.__class__.__name__)
+        else:
+            log.info("keys file %s: plain-text keys replaced by their sha256 digests", path)
+            entries = parse_keys(path.read_text())[0]
+    return entries
+
+
+def add_key(path: str | Path, name: str, key: str) -> KeyEntry:
+    """Add a key to the keys file (as its digest; the file 0600, its directory 0700)."""
+    path = Path(path)
+    private_dir(path.parent)
+    entry = KeyEntry(safe_name(name), _digest(key))
+    with _locked(path, create=True):
+        text = hash_lines(path.read_text())
+        atomic_write(path, f"{text}{entry.name} {hash_key(key)}\n")
+    return entry
+
+
 class ClientKeys:
-    """The accepted keys: from config plus a keys file that is re-read when it changes."""
+    """The accepted keys: from config plus a keys file that is re-read when it changes.
+
+    A config key may be given as its ``sha256:<hex>`` digest (``codex-gateway
+    keys create`` prints it), so a config file need not hold the key either."""
 
     def __init__(self, keys: tuple[str, ...] = (), keys_file: str | Path | None = None):
-        self._static = [k for k in keys if k]
+        self._static = [_config_digest(k) for k in keys if k]
         self._file = Path(keys_file) if keys_file else None
-        self._mtime: float | None = None
-        self._entries: list[tuple[bytes, str]] = []
-        self._load_static()
-
-    def _load_static(self) -> None:
-        self._entries = [(_digest(k), key_id(k)) for k in self._static]
+        self._sig: tuple | None = None
+        self._digests: list[tuple[bytes, str]] = [(d, _id(d)) for d in self._static]
 
     def _refresh(self) -> None:
         if self._file is None:
             return
         try:
-            mtime = self._file.stat().st_mtime
+            st = self._file.stat()
+            sig = (st.st_ino, st.st_mtime_ns, st.st_size)
         except OSError:
-            mtime = None
-        if mtime == self._mtime:
+            sig = None
+        if sig == self._sig:
             return
-        self._mtime = mtime
-        self._load_static()
-        if mtime is None:
-            return
-        for line in self._file.read_text().splitlines():
-            parts = line.split()
-            if parts and not parts[0].startswith("#"):
-                key = parts[-1]
-                self._entries.append((_digest(key), key_id(key)))
+        entries = read_keys_file(self._file) if sig else []
+        try:  # after a migration the file is a new one: remember that one
+            st = self._file.stat()
+            self._sig = (st.st_ino, st.st_mtime_ns, st.st_size)
+        except OSError:
+            self._sig = None
+        self._digests = [(d, _id(d)) for d in self._static] + \
+            [(e.digest, e.id) for e in entries]
 
     @property
     def enabled(self) -> bool:
         self._refresh()
-        return bool(self._entries)
+        return bool(self._digests)
 
     def check(self, authorization: str | None, forwarded: bool = False) -> str | None:
         """Return the principal id for a request, or None when keys are off.
@@ -68,7 +221,7 @@ class ClientKeys:
         wrong. Every stored digest is compared, so timing does not reveal which.
         """
         self._refresh()
-        if not self._entries:
+        if not self._digests:
             if forwarded:
                 raise GatewayError(
                     401, "This gateway has no client keys, so it only serves clients on its own "
@@ -85,21 +238,9 @@ class ClientKeys:
                                code="invalid_api_key")
         digest = _digest(token.strip())
         found = None
-        for stored, ident in self._entries:
+        for stored, ident in self._digests:
             if hmac.compare_digest(stored, digest):
                 found = ident
         if found is None:
             raise GatewayError(401, "Incorrect API key provided.", code="invalid_api_key")
         return found
-
-
-def _digest(key: str) -> bytes:
-    return hashlib.sha256(key.encode()).digest()
-
-
-def append_key(path: Path, name: str, key: str) -> None:
-    """Add a key to the keys file (mode 0600)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-    with os.fdopen(fd, "a") as fh:
-        fh.write(f"{name} {key}\n")

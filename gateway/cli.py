@@ -13,7 +13,8 @@ import sys
 from pathlib import Path
 
 from . import config as config_mod
-from .auth import append_key, key_id, new_key
+from .accounts import cli as accounts_cli
+from .auth import add_key, config_key_id, hash_key, new_key, read_keys_file
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -37,12 +38,7 @@ def main(argv: list[str] | None = None) -> int:
     check = sub.add_parser("check", help="validate the configuration and exit")
     check.set_defaults(func=cmd_check)
 
-    try:
-        from .accounts import cli as accounts_cli
-    except ImportError:  # pragma: no cover - accounts CLI not installed
-        accounts_cli = None
-    if accounts_cli is not None:
-        accounts_cli.register(sub)
+    accounts_cli.register(sub)
 
     args = parser.parse_args(argv)
     if args.config:
@@ -53,10 +49,6 @@ def main(argv: list[str] | None = None) -> int:
         print(f"codex-gateway: {exc}", file=sys.stderr)
         return 2
     return args.func(cfg, args) or 0
-
-
-def keys_file(cfg) -> Path:
-    return Path(cfg.auth.keys_file or cfg.state_dir / "client_keys")
 
 
 def cmd_serve(cfg, args) -> int:
@@ -71,23 +63,17 @@ def cmd_serve(cfg, args) -> int:
 
 def cmd_keys_create(cfg, args) -> int:
     key = new_key()
-    path = keys_file(cfg)
-    append_key(path, args.name, key)
+    path = cfg.keys_file
+    entry = add_key(path, args.name, key)
     print(key)
-    print(f"# saved to {path} as {args.name} ({key_id(key)}); it is shown only once.",
-          file=sys.stderr)
+    print(f"# saved to {path} as {entry.name} ({entry.id}), as its digest {hash_key(key)}:\n"
+          "# the key itself is stored nowhere and shown only this once.", file=sys.stderr)
     return 0
 
 
 def cmd_keys_list(cfg, args) -> int:
-    path = keys_file(cfg)
-    rows = []
-    if path.exists():
-        for line in path.read_text().splitlines():
-            parts = line.split()
-            if parts and not parts[0].startswith("#"):
-                rows.append((parts[0] if len(parts) > 1 else "-", key_id(parts[-1])))
-    rows += [("config", key_id(k)) for k in cfg.auth.client_keys]
+    rows = [(e.name, e.id) for e in read_keys_file(cfg.keys_file)]
+    rows += [("config", config_key_id(k)) for k in cfg.auth.client_keys]
     for name, ident in rows:
         print(f"{name}\t{ident}")
     return 0

@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import ipaddress
 import json
+import math
 import os
 import tomllib
 from dataclasses import dataclass, field
@@ -45,7 +46,8 @@ class ServerConfig:
 @dataclass(frozen=True)
 class AuthConfig:
     client_keys: tuple[str, ...] = ()
-    # Extra keys file (one key per line, optional "name key"); created by `keys create`.
+    # Keys file ("name sha256:<hex>" per line; plain keys are hashed on first read);
+    # written by `keys create`. Empty: <state_dir>/client_keys (Config.keys_file).
     keys_file: str = ""
 
 
@@ -118,6 +120,13 @@ class Config:
     def state_dir(self) -> Path:
         return Path(os.path.expanduser(self.accounts.state_dir))
 
+    @property
+    def keys_file(self) -> Path:
+        """The client keys file: ``auth.keys_file``, or ``client_keys`` in the state dir."""
+        if self.auth.keys_file:
+            return Path(os.path.expanduser(self.auth.keys_file))
+        return self.state_dir / "client_keys"
+
 
 class ConfigError(ValueError):
     """A configuration value that cannot be used; the message says which."""
@@ -144,6 +153,11 @@ def load(path: str | None = None, env: dict | None = None) -> Config:
     return cfg
 
 
+class _EnvText(str):
+    """A value from the environment: text to parse, where a TOML value must
+    already have the right type."""
+
+
 def _apply_env(data: dict, env) -> None:
     """Map CODEX_GATEWAY_<SECTION>_<KEY> (or CODEX_GATEWAY_MODELS) onto data."""
     sections = {f.name: f for f in dataclasses.fields(Config)}
@@ -152,11 +166,13 @@ def _apply_env(data: dict, env) -> None:
             continue
         rest = name[len(ENV_PREFIX):].lower()
         if rest in sections:
-            data[rest] = value
+            data[rest] = _EnvText(value)
             continue
         section, _, key = rest.partition("_")
         if section in sections and key:
-            data.setdefault(section, {})[key] = value
+            table = data.setdefault(section, {})
+            if isinstance(table, dict):  # else _build reports "must be a table"
+                table[key] = _EnvText(value)
 
 
 def _build(cls, data, where: str):
@@ -174,38 +190,88 @@ def _build(cls, data, where: str):
         if dataclasses.is_dataclass(default):
             kwargs[name] = _build(type(default), value, label)
         else:
-            kwargs[name] = _coerce(value, default, label)
+            kwargs[name] = _check_range(_coerce(value, default, label), label)
     return cls(**kwargs)
 
 
+_TRUE, _FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off", "")
+
+
 def _coerce(value, default, label: str):
-    """Convert a TOML or environment value to the type of its default."""
-    try:
-        if isinstance(default, bool):
-            if isinstance(value, str):
-                if value.lower() in ("1", "true", "yes", "on"):
-                    return True
-                if value.lower() in ("0", "false", "no", "off", ""):
-                    return False
-                raise ValueError(value)
-            return bool(value)
-        if isinstance(default, tuple):
-            if isinstance(value, str):
-                value = value.strip()
-                if value.startswith("["):
+    """The value as the type of its default: TOML values must have that type
+    already (2.5 is not an integer, 1 is not a boolean, "a,b" is not a list);
+    environment values are text and are parsed."""
+    text = isinstance(value, _EnvText)
+
+    def wrong(expected: str):
+        return ConfigError(f"{label}: expected {expected}, got {value!r}")
+
+    if isinstance(default, bool):
+        if text and value.strip().lower() in _TRUE + _FALSE:
+            return value.strip().lower() in _TRUE
+        if isinstance(value, bool):
+            return value
+        raise wrong("a boolean (true or false)")
+    if isinstance(default, tuple):
+        if text:
+            value = value.strip()
+            if value.startswith("["):
+                try:
                     value = json.loads(value)
-                else:
-                    value = [v.strip() for v in value.split(",") if v.strip()]
-            if not isinstance(value, (list, tuple)):
-                raise ValueError(value)
-            return tuple(str(v) for v in value)
-        if isinstance(default, int):
-            return int(value)
-        if isinstance(default, float):
-            return float(value)
-        return str(value)
-    except (TypeError, ValueError) as exc:
-        raise ConfigError(f"{label}: cannot use {value!r} ({exc.__class__.__name__})") from None
+                except ValueError:
+                    raise wrong("a JSON list of strings") from None
+            else:
+                value = [v.strip() for v in value.split(",") if v.strip()]
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise wrong("a list of strings")
+        return tuple(value)
+    if isinstance(default, int):
+        if text:
+            try:
+                return int(value.strip())
+            except ValueError:
+                raise wrong("an integer") from None
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        raise wrong("an integer")
+    if isinstance(default, float):
+        if text:
+            try:
+                value = float(value.strip())
+            except ValueError:
+                raise wrong("a number") from None
+        elif not isinstance(value, (int, float)) or isinstance(value, bool):
+            raise wrong("a number")
+        if not math.isfinite(value):
+            raise wrong("a finite number")
+        return float(value)
+    if not isinstance(value, str):
+        raise wrong("a string")
+    return str(value)
+
+
+# The smallest value that makes sense (a bound that keeps a typo from starting a
+# gateway that cannot work: no worker, no thread, a zero timeout).
+_MINIMUM = {
+    "server.workers": 1, "server.threads": 1, "server.max_body_bytes": 1,
+    "server.keepalive_seconds": 0, "server.graceful_timeout": 0,
+    "upstream.connect_timeout": 0.001, "upstream.read_timeout": 0.001,
+    "upstream.pool_maxsize": 1, "accounts.refresh_margin_seconds": 0,
+    "oauth.callback_port": 1, "continuity.max_signal_length": 16,
+}
+_CHOICES = {"server.log_level": ("debug", "info", "warning", "error", "critical")}
+
+
+def _check_range(value, label: str):
+    low = _MINIMUM.get(label)
+    if low is not None and value < low:
+        raise ConfigError(f"{label}: must be at least {low}, got {value!r}")
+    if label == "oauth.callback_port" and value > 65535:
+        raise ConfigError(f"{label}: must be at most 65535, got {value!r}")
+    choices = _CHOICES.get(label)
+    if choices and value.lower() not in choices:
+        raise ConfigError(f"{label}: must be one of {', '.join(choices)}, got {value!r}")
+    return value
 
 
 def is_loopback_bind(bind: str) -> bool:

@@ -11,8 +11,9 @@ from gateway.auth import ClientKeys as _ClientKeys
 _cfg = _gw_config.load()
 
 bind = [_cfg.server.bind]
-# gthread: one thread per open stream, no monkey-patching, works with requests.
-worker_class = "gthread"
+# gthread (one thread per open stream, no monkey-patching, works with requests), with
+# JSON instead of gunicorn's HTML pages for requests gunicorn itself refuses.
+worker_class = "gateway.workers.ThreadWorker"
 workers = _cfg.server.workers
 # Each open SSE stream holds a thread for its whole life: size for concurrent streams.
 threads = _cfg.server.threads
@@ -45,8 +46,7 @@ def on_starting(server):
     """Refuse a public bind without client keys (secure by default)."""
     binds = server.cfg.bind or []
     public = [b for b in binds if not _gw_config.is_loopback_bind(b)]
-    keys_file = _cfg.auth.keys_file or str(_cfg.state_dir / "client_keys")
-    if public and not _ClientKeys(_cfg.auth.client_keys, keys_file).enabled:
+    if public and not _ClientKeys(_cfg.auth.client_keys, _cfg.keys_file).enabled:
         raise SystemExit(
             f"codex-gateway: refusing to bind {', '.join(public)} without client API keys.\n"
             "Create one with `codex-gateway keys create` (or set CODEX_GATEWAY_AUTH_CLIENT_KEYS), "

@@ -21,6 +21,8 @@ import time
 from pathlib import Path
 from typing import Protocol
 
+from ..statefiles import create_private, private_dir
+
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS health (
     id TEXT PRIMARY KEY,
@@ -154,7 +156,8 @@ class SQLiteHealth:
     def _conn(self) -> sqlite3.Connection:
         local = self._local
         if getattr(local, "pid", None) != os.getpid():
-            self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            private_dir(self.path.parent)
+            create_private(self.path)  # 0600; SQLite gives -wal and -shm the same mode
             conn = sqlite3.connect(self.path, timeout=10.0, isolation_level=None,
                                    check_same_thread=False)
             conn.execute("PRAGMA busy_timeout = 10000")

@@ -16,12 +16,12 @@ import hashlib
 import json
 import os
 import re
-import tempfile
 import threading
 import time
 from datetime import datetime
 from pathlib import Path
 
+from ..statefiles import atomic_write, private_dir
 from . import tokens
 
 AUTH_FILE_SOURCE = "auth_file"  # record["source"] of the auth_file shortcut
@@ -74,20 +74,11 @@ def from_codex_auth(data: dict) -> dict:
 # -- files -------------------------------------------------------------------
 def atomic_write_json(path: Path, data: dict) -> None:
     """Replace *path* with *data* (0600) so readers never see a partial file."""
-    path = Path(os.path.realpath(path))
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        os.fchmod(fd, 0o600)
-        with os.fdopen(fd, "w") as fh:
-            json.dump(data, fh, indent=2, sort_keys=True)
-            fh.write("\n")
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
+    def fill(fh) -> None:
+        json.dump(data, fh, indent=2, sort_keys=True)
+        fh.write("\n")
+
+    atomic_write(path, fill)
 
 
 class Store:
@@ -134,7 +125,8 @@ class Store:
             data["last_refresh"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
             atomic_write_json(self.auth_file, data)
             return
-        self.dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        private_dir(self.dir.parent)
+        private_dir(self.dir)
         atomic_write_json(self.path(rec["id"]), {k: v for k, v in rec.items() if k != "source"})
 
     def remove(self, account_id: str) -> bool:
@@ -148,7 +140,8 @@ class Store:
     def lock(self, account_id: str, timeout: float = 60.0):
         """Exclusive ``flock`` on ``locks/<id>.lock``: one refresher across every
         process and thread (each call opens its own file description)."""
-        self.locks.mkdir(parents=True, exist_ok=True, mode=0o700)
+        private_dir(self.locks.parent)
+        private_dir(self.locks)
         fd = os.open(self.locks / f"{safe_id(account_id)}.lock", os.O_RDWR | os.O_CREAT, 0o600)
         try:
             deadline = time.monotonic() + timeout

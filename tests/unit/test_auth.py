@@ -1,20 +1,140 @@
-"""Client keys: constant-time check, ids, keys file, and the no-key proxy rule."""
+"""Client keys: constant-time check, ids, a keys file of digests, and the no-key proxy rule."""
 from __future__ import annotations
+
+import logging
+import os
+import stat
+import threading
 
 import pytest
 
-from gateway.auth import ClientKeys, append_key, key_id
+from gateway import auth
+from gateway.auth import ClientKeys, add_key, hash_key, key_id, parse_keys, read_keys_file
 from gateway.errors import GatewayError
+
+
+def mode(path) -> int:
+    return stat.S_IMODE(os.stat(path).st_mode)
 
 
 def test_keys_from_config_and_file(tmp_path):
     f = tmp_path / "client_keys"
     keys = ClientKeys(("cfg-key",), f)
     assert keys.check("Bearer cfg-key") == key_id("cfg-key")
-    append_key(f, "laptop", "file-key")
+    entry = add_key(f, "laptop", "file-key")
+    assert entry.id == key_id("file-key") and entry.name == "laptop"
     assert keys.check("Bearer file-key") == key_id("file-key")
-    assert oct(f.stat().st_mode & 0o777) == "0o600"
+    assert mode(f) == 0o600
     assert key_id("file-key").startswith("key-") and "file-key" not in key_id("file-key")
+
+
+def test_the_keys_file_holds_digests_never_keys(tmp_path):
+    f = tmp_path / "state" / "client_keys"
+    key = auth.new_key()
+    add_key(f, "laptop", key)
+    add_key(f, "ci", "second-key")
+    text = f.read_text()
+    assert key not in text and "second-key" not in text
+    assert text == f"laptop {hash_key(key)}\nci {hash_key('second-key')}\n"
+    assert mode(f.parent) == 0o700 and mode(f) == 0o600
+
+
+def test_a_copied_keys_file_holds_no_usable_key(tmp_path):
+    f = tmp_path / "client_keys"
+    add_key(f, "laptop", auth.new_key())
+    keys = ClientKeys((), f)
+    for token in f.read_text().split():  # every word a thief could try
+        with pytest.raises(GatewayError) as exc:
+            keys.check(f"Bearer {token}")
+        assert exc.value.code == "invalid_api_key"
+
+
+def test_a_plain_text_file_is_hashed_in_place_on_first_read(tmp_path, caplog):
+    f = tmp_path / "client_keys"
+    f.write_text("# my keys\nlaptop plain-one\n\nplain-two\nci " + hash_key("already") + "\n")
+    os.chmod(f, 0o644)
+    keys = ClientKeys((), f)
+    with caplog.at_level(logging.INFO, "gateway.auth"):
+        assert keys.check("Bearer plain-one") == key_id("plain-one")
+    assert keys.check("Bearer plain-two") == key_id("plain-two")
+    assert keys.check("Bearer already") == key_id("already")
+    assert f.read_text() == (f"# my keys\nlaptop {hash_key('plain-one')}\n\n"
+                             f"- {hash_key('plain-two')}\nci {hash_key('already')}\n")
+    assert mode(f) == 0o600
+    assert "plain-one" not in caplog.text and "replaced by their sha256 digests" in caplog.text
+    assert [e.name for e in read_keys_file(f)] == ["laptop", "-", "ci"]
+
+
+def test_an_unwritable_plain_file_still_works_and_says_why(tmp_path, caplog, monkeypatch):
+    f = tmp_path / "client_keys"
+    f.write_text("laptop plain-one\n")
+
+    def read_only(path, data):  # a keys file in a read-only place (root ignores chmod)
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(auth, "atomic_write", read_only)
+    with caplog.at_level(logging.WARNING, "gateway.auth"):
+        assert ClientKeys((), f).check("Bearer plain-one") == key_id("plain-one")
+    assert "cannot be rewritten hashed: Permission denied" in caplog.text
+    assert "plain-one" not in caplog.text
+    assert f.read_text() == "laptop plain-one\n"
+
+
+def test_a_config_key_may_be_given_as_its_digest(tmp_path):
+    keys = ClientKeys((hash_key("secret-key"), "plain-key"))
+    assert keys.check("Bearer secret-key") == key_id("secret-key")
+    assert keys.check("Bearer plain-key") == key_id("plain-key")
+    assert auth.config_key_id(hash_key("secret-key")) == key_id("secret-key")
+    with pytest.raises(GatewayError):
+        keys.check(f"Bearer {hash_key('secret-key')}")
+
+
+@pytest.mark.parametrize("line,name,is_plain", [
+    ("k1", "-", True),
+    ("laptop k1", "laptop", True),
+    ("my laptop k1", "my laptop", True),
+    ("laptop sha256:" + "ab" * 32, "laptop", False),
+    ("laptop SHA256:" + "ab" * 32, "laptop", True),  # not the stored form: a key
+    ("laptop sha256:" + "AB" * 32, "laptop", False),
+    ("laptop sha256:abc", "laptop", True),  # too short to be a digest: a key
+    ("# laptop k1", None, False),
+    ("   ", None, False),
+])
+def test_parse_keys(line, name, is_plain):
+    entries, plain = parse_keys(line + "\n")
+    assert plain is is_plain
+    assert [e.name for e in entries] == ([name] if name else [])
+
+
+@pytest.mark.parametrize("given,stored", [
+    ("laptop", "laptop"), ("my laptop", "my-laptop"), ("#evil", "evil"), ("a\nb", "a-b"),
+    ("", "client"), ("###", "client"),
+])
+def test_names_stay_one_token_and_never_a_comment(tmp_path, given, stored):
+    f = tmp_path / "client_keys"
+    add_key(f, given, "k")
+    [entry] = read_keys_file(f)
+    assert entry.name == stored and entry.id == key_id("k")
+
+
+def test_concurrent_adds_lose_no_key(tmp_path):
+    f = tmp_path / "client_keys"
+    f.write_text("old plain-old\n")  # a migration racing with the adds, too
+    threads = [threading.Thread(target=add_key, args=(f, f"n{i}", f"key-{i}")) for i in range(16)]
+    for t in threads:
+        t.start()
+    reader = ClientKeys((), f)
+    assert reader.check("Bearer plain-old") == key_id("plain-old")
+    for t in threads:
+        t.join()
+    assert {e.id for e in read_keys_file(f)} == {key_id(f"key-{i}") for i in range(16)} | \
+        {key_id("plain-old")}
+
+
+def test_a_missing_file_means_no_file_keys(tmp_path):
+    f = tmp_path / "client_keys"
+    assert read_keys_file(f) == [] and not ClientKeys((), f).enabled
+    assert not f.exists()
 
 
 @pytest.mark.parametrize("header,code", [

@@ -1,6 +1,8 @@
 """Configuration: defaults, TOML file, environment overrides, clear errors."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from gateway import config as config_mod
@@ -43,3 +45,96 @@ def test_bad_values_say_which(env, needle):
 ])
 def test_loopback_detection(bind, loopback):
     assert config_mod.is_loopback_bind(bind) is loopback
+
+
+def _toml(tmp_path, text: str) -> str:
+    f = tmp_path / "gw.toml"
+    f.write_text(text)
+    return str(f)
+
+
+@pytest.mark.parametrize("toml,message", [
+    ("[server]\nworkers = 2.5", "server.workers: expected an integer, got 2.5"),
+    ("[server]\nworkers = true", "server.workers: expected an integer, got True"),
+    ('[server]\nworkers = "2"', "server.workers: expected an integer, got '2'"),
+    ("[continuity]\nscope_explicit_key = 1", "continuity.scope_explicit_key: expected a boolean"),
+    ('[continuity]\nscope_explicit_key = "false"', "continuity.scope_explicit_key: expected a "
+                                                    "boolean (true or false), got 'false'"),
+    ('[auth]\nclient_keys = "a,b"', "auth.client_keys: expected a list of strings, got 'a,b'"),
+    ("[auth]\nclient_keys = [1, 2]", "auth.client_keys: expected a list of strings"),
+    ("models = 5", "models: expected a list of strings, got 5"),
+    ("[upstream]\nread_timeout = true", "upstream.read_timeout: expected a number, got True"),
+    ('[upstream]\nread_timeout = "30"', "upstream.read_timeout: expected a number, got '30'"),
+    ("[upstream]\nread_timeout = inf", "upstream.read_timeout: expected a finite number"),
+    ("[upstream]\ncodex_base_url = 5", "upstream.codex_base_url: expected a string, got 5"),
+    ("[server]\nworkers = 0", "server.workers: must be at least 1, got 0"),
+    ("[upstream]\nread_timeout = 0", "upstream.read_timeout: must be at least"),
+    ("[oauth]\ncallback_port = 70000", "oauth.callback_port: must be at most 65535"),
+    ('[server]\nlog_level = "loud"', "server.log_level: must be one of debug, info"),
+    ("server = 5", "server must be a table"),
+])
+def test_toml_types_are_checked_strictly(tmp_path, toml, message):
+    with pytest.raises(config_mod.ConfigError) as exc:
+        config_mod.load(_toml(tmp_path, toml), env={})
+    assert message in str(exc.value)
+
+
+@pytest.mark.parametrize("toml,section,key,value", [
+    ("[upstream]\nread_timeout = 30", "upstream", "read_timeout", 30.0),  # an int is a number
+    ("[server]\nkeepalive_seconds = 0", "server", "keepalive_seconds", 0.0),
+    ("[continuity]\nscope_explicit_key = false", "continuity", "scope_explicit_key", False),
+    ('[auth]\nclient_keys = []', "auth", "client_keys", ()),
+    ('[server]\nlog_level = "WARNING"', "server", "log_level", "WARNING"),
+])
+def test_toml_values_of_the_right_type(tmp_path, toml, section, key, value):
+    cfg = config_mod.load(_toml(tmp_path, toml), env={})
+    got = getattr(getattr(cfg, section), key)
+    assert got == value and type(got) is type(value)
+
+
+@pytest.mark.parametrize("name,text,section,key,value", [
+    ("SERVER_WORKERS", " 3 ", "server", "workers", 3),
+    ("UPSTREAM_READ_TIMEOUT", "2.5", "upstream", "read_timeout", 2.5),
+    ("CONTINUITY_SCOPE_EXPLICIT_KEY", "off", "continuity", "scope_explicit_key", False),
+    ("CONTINUITY_SCOPE_EXPLICIT_KEY", "Yes", "continuity", "scope_explicit_key", True),
+    ("AUTH_CLIENT_KEYS", "a, b,", "auth", "client_keys", ("a", "b")),
+    ("AUTH_CLIENT_KEYS", '["a,b", "c"]', "auth", "client_keys", ("a,b", "c")),
+    ("UPSTREAM_CODEX_DROP_PARAMS", "", "upstream", "codex_drop_params", ()),
+])
+def test_env_values_are_parsed_from_text(name, text, section, key, value):
+    cfg = config_mod.load(env={config_mod.ENV_PREFIX + name: text})
+    assert getattr(getattr(cfg, section), key) == value
+
+
+@pytest.mark.parametrize("name,text,message", [
+    ("SERVER_WORKERS", "2.5", "server.workers: expected an integer, got '2.5'"),
+    ("CONTINUITY_SCOPE_EXPLICIT_KEY", "maybe", "continuity.scope_explicit_key: expected a boolean"),
+    ("AUTH_CLIENT_KEYS", "[1, 2]", "auth.client_keys: expected a list of strings"),
+    ("AUTH_CLIENT_KEYS", "[nope", "auth.client_keys: expected a JSON list of strings"),
+    ("UPSTREAM_READ_TIMEOUT", "nan", "upstream.read_timeout: expected a finite number"),
+    ("SERVER", "x", "server must be a table"),
+])
+def test_bad_env_values_name_the_key(name, text, message):
+    with pytest.raises(config_mod.ConfigError) as exc:
+        config_mod.load(env={config_mod.ENV_PREFIX + name: text})
+    assert message in str(exc.value)
+
+
+def test_env_over_a_non_table_in_toml_is_reported(tmp_path):
+    with pytest.raises(config_mod.ConfigError) as exc:
+        config_mod.load(_toml(tmp_path, "server = 5"), env={"CODEX_GATEWAY_SERVER_WORKERS": "2"})
+    assert "server must be a table" in str(exc.value)
+
+
+def test_keys_file_defaults_to_the_state_dir(tmp_path):
+    cfg = config_mod.load(env={"CODEX_GATEWAY_ACCOUNTS_STATE_DIR": str(tmp_path)})
+    assert cfg.keys_file == tmp_path / "client_keys"
+    cfg = config_mod.load(env={"CODEX_GATEWAY_ACCOUNTS_STATE_DIR": str(tmp_path),
+                               "CODEX_GATEWAY_AUTH_KEYS_FILE": "~/keys"})
+    assert cfg.keys_file == Path.home() / "keys"
+
+
+def test_the_shipped_configs_pass_the_strict_checks():
+    """deploy/systemd/config.toml is what the deploy guide installs."""
+    root = Path(__file__).resolve().parents[2]
+    config_mod.load(str(root / "deploy/systemd/config.toml"), env={})

@@ -1,0 +1,48 @@
+"""`codex-gateway keys create | list`: the key is printed once and stored nowhere."""
+from __future__ import annotations
+
+import os
+import stat
+
+import pytest
+
+from gateway import cli
+from gateway.auth import ClientKeys, hash_key, key_id
+
+
+@pytest.fixture
+def state(tmp_path, monkeypatch):
+    for name in [n for n in os.environ if n.startswith("CODEX_GATEWAY_")]:
+        monkeypatch.delenv(name)
+    monkeypatch.setenv("CODEX_GATEWAY_ACCOUNTS_STATE_DIR", str(tmp_path / "state"))
+    return tmp_path / "state"
+
+
+def test_create_prints_the_key_once_and_stores_its_digest(state, capsys):
+    assert cli.main(["keys", "create", "--name", "my laptop"]) == 0
+    out, err = capsys.readouterr()
+    key = out.strip()
+    assert key.startswith("cgw-") and key not in err
+    assert key_id(key) in err and hash_key(key) in err and "shown only this once" in err
+    text = (state / "client_keys").read_text()
+    assert key not in text and text == f"my-laptop {hash_key(key)}\n"
+    assert stat.S_IMODE(os.stat(state).st_mode) == 0o700
+    assert stat.S_IMODE(os.stat(state / "client_keys").st_mode) == 0o600
+    assert ClientKeys((), state / "client_keys").check(f"Bearer {key}") == key_id(key)
+
+
+def test_list_shows_names_and_ids_and_hashes_an_old_file(state, capsys, monkeypatch):
+    state.mkdir()
+    (state / "client_keys").write_text("old plain-key\n")
+    monkeypatch.setenv("CODEX_GATEWAY_AUTH_CLIENT_KEYS", f"cfg-key,{hash_key('cfg-digest')}")
+    assert cli.main(["keys", "list"]) == 0
+    out = capsys.readouterr().out
+    assert out.splitlines() == [f"old\t{key_id('plain-key')}", f"config\t{key_id('cfg-key')}",
+                                f"config\t{key_id('cfg-digest')}"]
+    assert "plain-key" not in (state / "client_keys").read_text()
+
+
+def test_list_without_any_key_prints_nothing(state, capsys):
+    """The systemd unit's ExecStartPre refuses to start on an empty `keys list`."""
+    assert cli.main(["keys", "list"]) == 0
+    assert capsys.readouterr().out == ""
