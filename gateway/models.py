@@ -66,8 +66,9 @@ cannot ship Codex's base prompt, so by default (``codex_entries =
 come from the upstream's own list (``upstream=`` below); everything else keeps
 Codex's bundled or fallback metadata, which carries Codex's own prompt.
 ``"all"`` describes every catalog model not in ``codex_bundled`` (no "metadata
-not found" warning, but no base prompt unless configured); ``"none"`` sends
-``{"models": []}``, which Codex accepts and caches.
+not found" warning, but no base prompt unless configured); ``"none"`` describes
+none of its own: ``{"models": []}`` (which Codex accepts and caches) plus any
+upstream list passed in.
 """
 from __future__ import annotations
 
