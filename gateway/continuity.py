@@ -12,15 +12,14 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 import uuid
 from dataclasses import dataclass
 
 from .config import ContinuityConfig
+from .models import MODEL_SUFFIX as _MODEL_SUFFIX  # the one effort-suffix definition
 
 ANONYMOUS = "anonymous"
 _EXPLICIT_MAX = 64  # what an unscoped explicit key may be before it is hashed
-_MODEL_SUFFIX = re.compile(r"(\(.*\)|-(minimal|low|medium|high|xhigh|max|none))$")
 
 
 @dataclass(frozen=True)
