@@ -10,8 +10,8 @@ from hypothesis import settings
 from hypothesis import strategies as st
 
 from gateway.errors import GatewayError
-from gateway.dialects.chat.request import shorten_tool_name
-from gateway.dialects.chat.request import stable_call_id
+from gateway.dialects.tools import shorten_tool_name
+from gateway.dialects.tools import stable_call_id
 from gateway.dialects.chat.request import translate_request
 
 CAPTURE = Path("/work/shared/captures/opencode-two-turns.json")

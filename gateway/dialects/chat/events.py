@@ -17,6 +17,7 @@ import os
 import time
 from json.encoder import encode_basestring_ascii as _quote
 
+from gateway.dialects.stops import first_stop, held_length
 from gateway.record import Outcome
 from gateway.sse import KEEPALIVE, Event
 
@@ -205,16 +206,6 @@ class ChatStreamTranslator:
         self.done = True
         return [f"data: {_dumps({'error': error})}\n\n".encode()]
 
-    def _held(self, text: str) -> int:
-        """Length of the longest tail of ``text`` that could start a stop sequence."""
-        n, keep = len(text), 0
-        for s in self.stop:
-            for k in range(min(len(s) - 1, n), keep, -1):
-                if text.startswith(s[:k], n - k):
-                    keep = k
-                    break
-        return keep
-
     def _tool_state(self, data: dict):
         state = self._tools.get(data.get("item_id"))
         return state if state is not None else self._tools.get(data.get("output_index"))
@@ -253,17 +244,13 @@ class ChatStreamTranslator:
             return out
         text = self._pending + delta if self._pending else delta
         self._pending = ""
-        cut = -1
-        for s in self.stop:
-            k = text.find(s)
-            if k >= 0 and (cut < 0 or k < cut):
-                cut = k
+        cut, _ = first_stop(text, self.stop)
         if cut >= 0:  # usage is unknown yet: the finish chunk goes without it
             if cut:
                 out.append(self._content(text[:cut]))
             out += self._finish("stop", None)
             return out
-        keep = self._held(text)
+        keep = held_length(text, self.stop)
         if keep:
             self._pending = text[-keep:]
             text = text[:-keep]
@@ -426,9 +413,8 @@ def completion_from_response(
             calls.append((length, call))
     content = "".join(texts)
     reason = None
-    cuts = [k for k in (content.find(s) for s in stop or () if s) if k >= 0]
-    if cuts:  # the answer would have ended at the first stop sequence
-        cut = min(cuts)
+    cut, _ = first_stop(content, [s for s in stop or () if s])
+    if cut >= 0:  # the answer would have ended at the first stop sequence
         content, reason = content[:cut], "stop"
         calls = [c for c in calls if c[0] <= cut]
     if reason is None:

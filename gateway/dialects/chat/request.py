@@ -44,12 +44,12 @@ any other field                    dropped, listed in ``ChatRequest.dropped``
 """
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import dataclass
 from dataclasses import field
 
 from gateway.errors import bad_request
+from gateway.dialects.tools import ToolNames, stable_call_id
 from gateway.dialects.validate import check_retention, require_model
 
 # Copied verbatim when present and not null.
@@ -98,37 +98,6 @@ class ChatRequest:
     dropped: list[str] = field(default_factory=list)
 
 
-def shorten_tool_name(name: str, limit: int = 64) -> str:
-    """Deterministic short name: a prefix plus a hash, so distinct names stay distinct."""
-    if len(name) <= limit:
-        return name
-    digest = hashlib.sha256(name.encode()).hexdigest()[:8]
-    return name[: limit - 9] + "_" + digest if limit > 9 else digest[:limit]
-
-
-def stable_call_id(msg_index: int, call_index: int, name: str, arguments: str) -> str:
-    """An id for a tool call the client sent without one; same history -> same id."""
-    key = f"{msg_index}\x00{call_index}\x00{name}\x00{arguments}".encode()
-    return "call_" + hashlib.sha256(key).hexdigest()[:24]
-
-
-class _Names:
-    """Shortens tool names and remembers how to restore them."""
-
-    __slots__ = ("limit", "restore")
-
-    def __init__(self, limit: int) -> None:
-        self.limit = limit
-        self.restore: dict[str, str] = {}
-
-    def __call__(self, name: str) -> str:
-        if len(name) <= self.limit:
-            return name
-        short = shorten_tool_name(name, self.limit)
-        self.restore[short] = name
-        return short
-
-
 def translate_request(body: dict, *, max_tool_name: int = 64) -> ChatRequest:
     """Map a Chat Completions body; raise a 400 ``GatewayError`` on bad input."""
     if not isinstance(body, dict):
@@ -137,7 +106,7 @@ def translate_request(body: dict, *, max_tool_name: int = 64) -> ChatRequest:
     check_retention(body)
     _refuse_lossy(body)
 
-    names = _Names(max_tool_name)
+    names = ToolNames(max_tool_name)
     out: dict = {"model": model, "instructions": ""}
     aliases: dict[str, str] = {}
 
@@ -238,7 +207,7 @@ def _stop(stop) -> list[str]:
 # --- messages -----------------------------------------------------------------
 
 
-def _input(messages, names: _Names) -> list[dict]:
+def _input(messages, names: ToolNames) -> list[dict]:
     if not isinstance(messages, list) or not messages:
         raise bad_request("'messages' must be a non-empty array.", "messages")
     items: list[dict] = []
@@ -385,7 +354,7 @@ def _arguments(value) -> str:
     return "" if value is None else json.dumps(value, separators=_COMPACT)
 
 
-def _assistant(msg: dict, i: int, where: str, names: _Names, items: list, pending: list) -> None:
+def _assistant(msg: dict, i: int, where: str, names: ToolNames, items: list, pending: list) -> None:
     parts = _text_parts(msg.get("content"), where, "output_text", optional=True)
     if any(p["text"] for p in parts):
         items.append({"type": "message", "role": "assistant", "content": parts})
@@ -420,7 +389,7 @@ def _assistant(msg: dict, i: int, where: str, names: _Names, items: list, pendin
 # --- tools, tool_choice, response_format ----------------------------------------
 
 
-def _tools(tools, names: _Names) -> list[dict]:
+def _tools(tools, names: ToolNames) -> list[dict]:
     out = []
     for k, tool in enumerate(_list(tools, "tools")):
         where = f"tools[{k}]"
@@ -440,7 +409,7 @@ def _tools(tools, names: _Names) -> list[dict]:
     return out
 
 
-def _function_tool(tool: dict, where: str, names: _Names) -> dict:
+def _function_tool(tool: dict, where: str, names: ToolNames) -> dict:
     """Flatten a chat function tool.
 
     ``strict`` defaults to False when absent: Chat Completions functions are
@@ -467,7 +436,7 @@ def _function_tool(tool: dict, where: str, names: _Names) -> dict:
     return out
 
 
-def _tool_ref(ref, names: _Names):
+def _tool_ref(ref, names: ToolNames):
     """``{"type":"function","function":{"name":X}}`` (or flat) -> flat, shortened name."""
     if not isinstance(ref, dict):
         return None
@@ -479,7 +448,7 @@ def _tool_ref(ref, names: _Names):
     return ref if isinstance(kind, str) else None
 
 
-def _tool_choice(choice, names: _Names, param: str):
+def _tool_choice(choice, names: ToolNames, param: str):
     if choice in _TOOL_CHOICES:
         return choice
     if isinstance(choice, dict) and choice.get("type") == "allowed_tools":

@@ -1,0 +1,41 @@
+"""gateway.dialects.tools
+~~~~~~~~~~~~~~~~~~~~~~~~~~
+Tool names and call ids that every translated dialect needs the same way.
+
+Both are deterministic (hashes, never random) so a conversation's history maps
+to the same upstream input on every turn and its prompt prefix stays cacheable.
+"""
+from __future__ import annotations
+
+import hashlib
+
+
+def shorten_tool_name(name: str, limit: int = 64) -> str:
+    """Deterministic short name: a prefix plus a hash, so distinct names stay distinct."""
+    if len(name) <= limit:
+        return name
+    digest = hashlib.sha256(name.encode()).hexdigest()[:8]
+    return name[: limit - 9] + "_" + digest if limit > 9 else digest[:limit]
+
+
+def stable_call_id(msg_index: int, call_index: int, name: str, arguments: str) -> str:
+    """An id for a tool call the client sent without one; same history -> same id."""
+    key = f"{msg_index}\x00{call_index}\x00{name}\x00{arguments}".encode()
+    return "call_" + hashlib.sha256(key).hexdigest()[:24]
+
+
+class ToolNames:
+    """Shortens tool names and remembers how to restore them."""
+
+    __slots__ = ("limit", "restore")
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.restore: dict[str, str] = {}
+
+    def __call__(self, name: str) -> str:
+        if len(name) <= self.limit:
+            return name
+        short = shorten_tool_name(name, self.limit)
+        self.restore[short] = name
+        return short
