@@ -9,16 +9,19 @@ from dataclasses import dataclass
 
 from flask import Flask
 from flask import g
+from flask import request
 from werkzeug.exceptions import HTTPException
 
 from . import config as config_mod
 from .accounts.pool import AccountPool
 from .api import chat
 from .api import common
+from .api import messages
 from .api import meta
 from .api import responses
 from .auth import ClientKeys
 from .dialects.chat import errors as chat_errors
+from .dialects.messages import errors as messages_errors
 from .dialects.responses import errors as responses_errors
 from .errors import GatewayError
 from .executor import Executor
@@ -28,7 +31,18 @@ from .record import Outcome
 ERROR_BODIES = {
     "responses": responses_errors.error_body,
     "chat": chat_errors.error_body,
+    "messages": messages_errors.error_body,
 }
+ERROR_STATUS = {"messages": messages_errors.error_status}
+
+
+def dialect_of(path: str) -> str | None:
+    """The dialect a route belongs to, for errors raised before its blueprint ran."""
+    if path.startswith("/v1/messages"):
+        return "messages"
+    if path.startswith("/v1/chat/"):
+        return "chat"
+    return None
 
 log = logging.getLogger("gateway")
 
@@ -57,6 +71,7 @@ def create_app(config: config_mod.Config | None = None, pool=None) -> Flask:
                                       Executor(cfg, pool))
     app.register_blueprint(responses.bp)
     app.register_blueprint(chat.bp)
+    app.register_blueprint(messages.bp)
     app.register_blueprint(meta.bp)
     _register_errors(app)
     return app
@@ -67,8 +82,10 @@ def _register_errors(app: Flask) -> None:
         record = g.get("record")
         if record is not None:
             record.finish(err.status, Outcome.REJECTED, err.code)
-        body = ERROR_BODIES.get(g.get("dialect"), responses_errors.error_body)(err)
-        return common.json_response(body, err.status, err.headers())
+        dialect = g.get("dialect") or dialect_of(request.path)
+        body = ERROR_BODIES.get(dialect, responses_errors.error_body)(err)
+        status = ERROR_STATUS.get(dialect, lambda e: e.status)(err)
+        return common.json_response(body, status, err.headers())
 
     @app.errorhandler(GatewayError)
     def _gateway_error(err: GatewayError):

@@ -17,6 +17,8 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .models import Catalog, CatalogConfigError
+
 ENV_PREFIX = "CODEX_GATEWAY_"
 
 CONTINUITY_PRESETS = {
@@ -26,10 +28,6 @@ CONTINUITY_PRESETS = {
     "seed": ("prompt_cache_key", "client_session", "idempotency_key", "client_principal", "account"),
 }
 
-DEFAULT_MODELS = (
-    "gpt-5-codex", "gpt-5", "gpt-5.1", "gpt-5.1-codex", "gpt-5.1-codex-mini", "gpt-5.1-codex-max",
-    "gpt-5.2", "gpt-5.2-codex", "gpt-5.3-codex", "gpt-5.4", "gpt-5.4-mini", "gpt-5.5",
-)
 
 
 @dataclass(frozen=True)
@@ -114,7 +112,8 @@ class Config:
     accounts: AccountsConfig = field(default_factory=AccountsConfig)
     oauth: OAuthConfig = field(default_factory=OAuthConfig)
     continuity: ContinuityConfig = field(default_factory=ContinuityConfig)
-    models: tuple[str, ...] = DEFAULT_MODELS
+    # The [models] table as written: gateway.models.Catalog reads and checks it.
+    models: dict = field(default_factory=dict)
 
     @property
     def state_dir(self) -> Path:
@@ -150,7 +149,16 @@ def load(path: str | None = None, env: dict | None = None) -> Config:
     unknown = set(cfg.continuity.chain) - set(CONTINUITY_PRESETS["default"]) - {"idempotency_key"}
     if unknown:
         raise ConfigError(f"continuity.sources has unknown source(s): {sorted(unknown)}")
+    catalog(cfg)  # a bad [models] table fails at start, not on the first request
     return cfg
+
+
+def catalog(cfg: Config):
+    """The model catalog the ``[models]`` table describes."""
+    try:
+        return Catalog.from_config(cfg.models)
+    except CatalogConfigError as exc:
+        raise ConfigError(f"models: {exc}") from None
 
 
 class _EnvText(str):
@@ -189,12 +197,38 @@ def _build(cls, data, where: str):
         label = f"{where}.{name}" if where else name
         if dataclasses.is_dataclass(default):
             kwargs[name] = _build(type(default), value, label)
+        elif isinstance(default, dict):
+            kwargs[name] = _table(value, label)
         else:
             kwargs[name] = _check_range(_coerce(value, default, label), label)
     return cls(**kwargs)
 
 
 _TRUE, _FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off", "")
+
+
+def _table(value, label: str) -> dict:
+    """A free-form table (``[models]``), checked by its own module. From the
+    environment each key is JSON (``CODEX_GATEWAY_MODELS_ALIASES='{"x": "y"}'``)
+    or, for plain text, a comma list or a string."""
+    if isinstance(value, _EnvText):
+        value = _env_json(value, label)
+    if not isinstance(value, dict):
+        raise ConfigError(f"{label}: expected a table")
+    return {k: _env_json(v, f"{label}.{k}") if isinstance(v, _EnvText) else v
+            for k, v in value.items()}
+
+
+def _env_json(text: str, label: str):
+    text = text.strip()
+    if text[:1] in "[{":
+        try:
+            return json.loads(text)
+        except ValueError:
+            raise ConfigError(f"{label}: not valid JSON") from None
+    if text.lower() in ("true", "false"):
+        return text.lower() == "true"
+    return [v.strip() for v in text.split(",") if v.strip()] if "," in text else text
 
 
 def _coerce(value, default, label: str):

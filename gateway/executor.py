@@ -14,7 +14,8 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from . import continuity, failures
+from . import config as config_mod
+from . import continuity, failures, models
 from .errors import GatewayError, TransportError
 from .failures import UpstreamFailure
 from .headers import header_list
@@ -65,6 +66,7 @@ class Executor:
         self.config = config
         self.pool = pool
         self.profiles = profiles_for(config)
+        self.catalog = config_mod.catalog(config)
         self.sinks = tuple(sinks)
 
     def record_for(self, dialect: str, principal: str | None, transport_name: str = "http",
@@ -77,10 +79,21 @@ class Executor:
         """Send the call upstream; raise GatewayError if no account can serve it."""
         rec = call.record = call.record or self.record_for(call.endpoint, call.principal)
         rec.model_asked = rec.model_asked or call.body.get("model")
+        try:
+            model = self._resolve_model(call)
+        except GatewayError as err:
+            raise self._fail(rec, err) from None
         cont = continuity.resolve(call.body, call.headers, call.principal,
                                   self.config.continuity, session=call.session)
         rec.continuity_source, rec.continuity_hash = cont.source, cont.short_hash
-        accounts = self.pool.ranked(cont.key or "", call.body.get("model", ""))
+        kinds = self.catalog.kinds_for(model)
+        ranked = self.pool.ranked(cont.key or "", model)
+        accounts = [a for a in ranked if a.kind in kinds]
+        if ranked and not accounts:
+            raise self._fail(rec, GatewayError(
+                404, f"The model '{model}' is not served by any configured account "
+                f"(it needs an account of kind {' or '.join(sorted(kinds))}).",
+                code="model_not_found", param="model"))
         if not accounts:
             if self.pool.records():
                 raise self._fail(rec, GatewayError(503, NEEDS_LOGIN_MESSAGE,
@@ -104,6 +117,18 @@ class Executor:
                 rec.account = account.id
                 raise self._fail(rec, err) from None
         raise self._fail(rec, self._exhausted(len(accounts), last, cooling))
+
+    def _resolve_model(self, call: Call) -> str:
+        """Catalog, aliases and effort suffixes: the model the upstream is sent.
+
+        Before continuity, so every spelling of one model (``gpt-5.5-high``,
+        ``claude-opus-…``) keeps the conversation on one key."""
+        res = models.resolve(call.body.get("model"), self.catalog,
+                             explicit_effort=models.request_effort(call.body),
+                             served=self.pool.served_models())
+        models.apply(call.body, res)
+        call.record.model_sent = res.model
+        return res.model
 
     @staticmethod
     def _exhausted(candidates: int, last: UpstreamFailure | None,
@@ -189,7 +214,8 @@ class Executor:
 
     def _client_headers(self, call: Call, cont, dropped, profile, answer_headers) -> dict:
         """Headers the gateway adds to its own answer."""
-        headers = {"x-gateway-continuity": cont.source}
+        headers = {"x-gateway-continuity": cont.source,
+                   "x-gateway-model": call.body.get("model", "")}
         names = list(dict.fromkeys(call.dropped + [call.param_aliases.get(p, p)
                                                    for p in dropped]))
         if names:

@@ -104,6 +104,10 @@ class AccountPool:
                 log.info("account %s: new credentials, needs-login lifted", rec["id"])
                 self.health.clear(rec["id"], login=True)
 
+    def served_models(self) -> tuple[str, ...]:
+        """Every model some account's ``--models`` list names."""
+        return tuple(dict.fromkeys(m for a in self.accounts() for m in a.models))
+
     def ranked(self, key: str, model: str) -> list[Account]:
         """Accounts for *key*, best first: rendezvous order over those that can
         serve *model* and need no login (cooling ones stay: the executor skips them)."""

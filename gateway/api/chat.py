@@ -31,12 +31,12 @@ def create():
     body = common.json_body()
     req = translate_request(body)
     st = common.state()
+    model = req.responses["model"]  # answers name the model the client asked for
     call = Call(body=req.responses, headers=request.headers, principal=g.principal,
                 endpoint="chat", param_aliases=req.param_aliases, dropped=list(req.dropped),
                 record=g.record, stream=req.stream, keepalive=st.keepalive if req.stream else 0.0)
     upstream = st.executor.open(call)
     headers = upstream.client_headers()
-    model = req.responses["model"]
     if not req.stream:
         final = st.executor.collect(upstream)
         completion = completion_from_response(final, model, tool_names=req.tool_names,

@@ -31,11 +31,14 @@ def begin(dialect: str, transport: str = "http") -> RequestRecord:
     return g.record
 
 
-def authenticate() -> None:
-    """Sets g.principal (the client key id, or None); raises 401 GatewayError."""
+def authenticate(authorization: str | None = None) -> None:
+    """Sets g.principal (the client key id, or None); raises 401 GatewayError.
+
+    *authorization* is the dialect's reading of the key (default: the
+    ``Authorization`` header)."""
     headers = request.headers
     forwarded = "X-Forwarded-For" in headers or "Forwarded" in headers
-    g.principal = state().keys.check(headers.get("Authorization"), forwarded)
+    g.principal = state().keys.check(authorization or headers.get("Authorization"), forwarded)
     record = g.get("record")
     if record is not None:
         record.key_id = g.principal

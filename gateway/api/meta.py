@@ -4,25 +4,32 @@
 """
 from __future__ import annotations
 
-import time
-
 from flask import Blueprint
+from flask import request
 
+from .. import models
 from ..executor import NEEDS_LOGIN_MESSAGE
 from ..executor import NO_ACCOUNT_MESSAGE
 from . import common
 
 bp = Blueprint("meta", __name__)
-_CREATED = int(time.time())
 
 
 @bp.get("/v1/models")
-def models():
-    """The configured model list, in OpenAI's shape."""
+@bp.get("/backend-api/codex/models")
+def list_models():
+    """The model catalog: OpenAI's shape, or Codex CLI's with ``?client_version=``
+    (Codex CLI with command or ChatGPT auth reads only that one)."""
     common.authenticate()
-    data = [{"id": m, "object": "model", "created": _CREATED, "owned_by": "openai"}
-            for m in common.state().config.models]
-    return common.json_response({"object": "list", "data": data})
+    st = common.state()
+    catalog = st.executor.catalog
+    kinds = {a.kind for a in st.pool.accounts()} or None
+    version = request.args.get("client_version")
+    if version is not None:
+        payload = models.codex_list(catalog, version, kinds=kinds)
+        return common.json_response(payload, headers={"ETag": models.codex_etag(payload)})
+    return common.json_response(models.openai_list(catalog, kinds=kinds,
+                                                   served=st.pool.served_models()))
 
 
 @bp.get("/healthz")

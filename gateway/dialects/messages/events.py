@@ -31,6 +31,7 @@ import json
 import os
 from json.encoder import encode_basestring_ascii as _quote
 
+from gateway.record import Outcome
 from gateway.jsonio import dumps_text
 from gateway.sse import Event
 
@@ -570,3 +571,26 @@ def message_from_response(
         "stop_sequence": hit,
         "usage": usage,
     }
+
+
+def frames(stream, translator: MessagesStreamTranslator):
+    """Anthropic SSE for an open stream: ``ping`` events while the upstream is
+    silent; stops reading upstream once the answer is final; closes the stream."""
+    outcome = None
+    try:
+        for event in stream.events():
+            if event is None:
+                yield translator.ping()
+                continue
+            out = translator.feed(event)
+            if out:
+                yield b"".join(out)
+            if translator.done:
+                if translator.stop_sequence is not None and stream.outcome is Outcome.OPEN:
+                    outcome = Outcome.STOP_SEQUENCE
+                break
+        tail = translator.close()
+        if tail:
+            yield b"".join(tail)
+    finally:
+        stream.close(outcome)
