@@ -1,14 +1,221 @@
-"""Helpers shared by the test tiers (conftest files hold fixtures only)."""
+"""Helpers shared by the test tiers (conftest files hold fixtures only).
+
+- a real gunicorn (:class:`Gateway`) and the environment that points it at the
+  fake upstream (:func:`gateway_env`);
+- the in-process gateway (:class:`InProcess`) for the fast tier;
+- secrets registered by the tests and the audit that looks for them in every
+  log and error body the run produced (:func:`audit_secrets`);
+- a small SSE reader of the tests' own (:func:`stream_events`), so the tests do
+  not trust the parser they test.
+"""
 from __future__ import annotations
 
+import json
+import os
+import socket
+import subprocess
+import sys
 import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import requests
 
 from gateway import config as config_mod
 from gateway.accounts.store import Store, codex_record
 from gateway.app import create_app
 from tests.fakes.jwt import codex_claims, make_jwt
+from tests.process import stop_process
 
-CLIENT_KEY = "test-client-key-0123456789"
+ROOT = Path(__file__).resolve().parent.parent
+LOG_DIR = Path(os.environ.get("CODEX_GATEWAY_TEST_LOGS", ROOT / ".test-logs"))
+SECRETS_FILE = LOG_DIR / "secrets.txt"
+ERROR_BODIES = LOG_DIR / "error-bodies.txt"
+
+
+_SECRETS: list[str] = []
+
+
+def register_secret(value: str) -> str:
+    """Remember a secret used by a test; the audit looks for it in every log."""
+    _SECRETS.append(value)
+    LOG_DIR.mkdir(parents=True, exist_ok=True)
+    with open(SECRETS_FILE, "a") as fh:
+        fh.write(value + "\n")
+    return value
+
+
+def reset_logs() -> None:
+    """An empty log directory for this run (the secrets registered so far kept)."""
+    LOG_DIR.mkdir(parents=True, exist_ok=True)
+    for f in LOG_DIR.iterdir():
+        if f.is_file():
+            f.unlink()
+    SECRETS_FILE.write_text("".join(s + "\n" for s in _SECRETS))
+
+
+def audit_secrets(log_dir: Path = LOG_DIR) -> list[str]:
+    """Leaks found: a registered secret in a log line or an error body."""
+    secrets_file = log_dir / SECRETS_FILE.name
+    if not secrets_file.exists():
+        return []
+    secrets = {s for s in secrets_file.read_text().splitlines() if len(s) >= 8}
+    leaks = []
+    for f in log_dir.iterdir():
+        if f.is_file() and f != secrets_file:
+            text = f.read_text(errors="replace")
+            leaks += [f"{f.name}: {s[:12]}…" for s in secrets if s in text]
+    return leaks
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Gateway:
+    """A real gunicorn process serving gateway.wsgi:app on a loopback port."""
+
+    def __init__(self, env: dict, workers: int = 2, threads: int = 16, name: str = "gw"):
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.env = {k: v for k, v in os.environ.items() if not k.startswith("CODEX_GATEWAY_")}
+        self.env.update({
+            "CODEX_GATEWAY_SERVER_BIND": f"127.0.0.1:{self.port}",
+            "CODEX_GATEWAY_SERVER_WORKERS": str(workers),
+            "CODEX_GATEWAY_SERVER_THREADS": str(threads),
+            "CODEX_GATEWAY_SERVER_GRACEFUL_TIMEOUT": "5",
+            "PYTHONUNBUFFERED": "1",
+        })
+        self.env.update(env)
+        LOG_DIR.mkdir(parents=True, exist_ok=True)
+        self.log_path = LOG_DIR / f"{name}-{self.port}.log"
+        self.proc: subprocess.Popen | None = None
+
+    def start(self) -> "Gateway":
+        log = open(self.log_path, "ab")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "gunicorn", "-c", str(ROOT / "deploy/gunicorn.conf.py"),
+             "gateway.wsgi:app"],
+            cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT)
+        deadline = time.time() + 20
+        while time.time() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"gunicorn exited: {self.log_path.read_text()[-2000:]}")
+            try:
+                requests.get(self.url + "/healthz", timeout=0.5)
+                return self
+            except requests.RequestException:
+                time.sleep(0.1)
+        raise RuntimeError("gunicorn did not start in time")
+
+    def stop(self) -> None:
+        stop_process(self.proc)
+
+    def restart(self) -> None:
+        self.stop()
+        self.start()
+
+    def logs(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.stop()
+
+
+CLIENT_KEY = register_secret("test-client-key-0123456789")
+ACCESS_TOKEN_ACCOUNT = "acct-main"
+LONG_SYSTEM = ("You are a careful assistant. " * 220).strip()  # > 1024 approx. tokens
+
+
+def write_auth_file(path, account_id=ACCESS_TOKEN_ACCOUNT, exp_in=3600) -> dict:
+    token = register_secret(make_jwt(codex_claims(account_id, exp=int(time.time()) + exp_in)))
+    register_secret("rt-" + account_id)
+    data = {"OPENAI_API_KEY": None, "tokens": {"id_token": token, "access_token": token,
+                                               "refresh_token": "rt-" + account_id,
+                                               "account_id": account_id},
+            "last_refresh": "2026-11-25T00:00:00Z"}
+    path.write_text(json.dumps(data))
+    return data
+
+
+def gateway_env(upstream, tmp_path, **extra) -> dict:
+    auth = tmp_path / "auth.json"
+    if not auth.exists():
+        write_auth_file(auth)
+    env = {
+        "CODEX_GATEWAY_UPSTREAM_CODEX_BASE_URL": upstream.base_url + "/backend-api/codex",
+        "CODEX_GATEWAY_UPSTREAM_OPENAI_BASE_URL": upstream.base_url + "/v1",
+        "CODEX_GATEWAY_ACCOUNTS_AUTH_FILE": str(auth),
+        "CODEX_GATEWAY_ACCOUNTS_STATE_DIR": str(tmp_path / "state"),
+        "CODEX_GATEWAY_AUTH_CLIENT_KEYS": CLIENT_KEY,
+    }
+    env.update({k: str(v) for k, v in extra.items()})
+    return env
+
+
+OPENAI_KEY = register_secret("sk-test-openai-0123456789")
+
+
+def auth_headers(**extra) -> dict:
+    h = {"Authorization": f"Bearer {CLIENT_KEY}"}
+    h.update(extra)
+    return h
+
+
+@dataclass
+class SSE:
+    """One server-sent event as the tests read it."""
+
+    type: str
+    data: dict | None
+    raw: bytes
+
+
+def parse_sse(buf: bytes) -> tuple[list[SSE], bytes]:
+    """Complete events in *buf*, and the unfinished rest."""
+    events = []
+    buf = buf.replace(b"\r\n", b"\n")
+    while b"\n\n" in buf:
+        frame, buf = buf.split(b"\n\n", 1)
+        name, data = "", []
+        for line in frame.split(b"\n"):
+            if line.startswith(b"event:"):
+                name = line[6:].strip().decode()
+            elif line.startswith(b"data:"):
+                data.append(line[5:].lstrip().decode())
+        if not data:
+            continue  # a comment (keep-alive)
+        text = "\n".join(data)
+        try:
+            payload = json.loads(text)
+        except ValueError:
+            payload = None
+        payload = payload if isinstance(payload, dict) else None
+        kind = name or (payload or {}).get("type") or ""
+        events.append(SSE(kind, payload, frame + b"\n\n"))
+    return events, buf
+
+
+def stream_events(resp) -> list[tuple[float, SSE]]:
+    """Read an SSE response, timestamping each event as it arrives."""
+    out, buf = [], b""
+    for chunk in resp.iter_content(chunk_size=None):
+        now = time.monotonic()
+        events, buf = parse_sse(buf + chunk)
+        out += [(now, e) for e in events]
+    events, _ = parse_sse(buf + b"\n\n")
+    out += [(time.monotonic(), e) for e in events]
+    return out
+
+
+def post(gw, path, body, stream=False, headers=None, timeout=30):
+    return requests.post(gw.url + path, json=body, headers=headers or auth_headers(),
+                         stream=stream, timeout=timeout)
 
 
 def codex_tokens(account_id: str, exp_in: int = 3600) -> dict:

@@ -36,7 +36,6 @@ _COLUMNS = ("id", "cooldown_until", "reason", "failures", "probe_at", "needs_log
 
 
 class HealthStore(Protocol):
-    def cooldown_until(self, account_id: str) -> float | None: ...
     def state(self, account_id: str) -> dict | None: ...
     def set_cooldown(self, account_id: str, until: float, reason: str) -> None: ...
     def clear(self, account_id: str, *, login: bool = False,
@@ -83,11 +82,6 @@ class SQLiteHealth:
 
     def state(self, account_id: str) -> dict | None:
         return self.snapshot().get(account_id)
-
-    def cooldown_until(self, account_id: str) -> float | None:
-        row = self.state(account_id)
-        until = row and row["cooldown_until"]
-        return until if until and until > time.time() else None
 
     # -- writes --------------------------------------------------------------
     def set_cooldown(self, account_id: str, until: float, reason: str) -> None:

@@ -24,7 +24,7 @@ import pytest
 
 from tests.deploy import guide
 from tests.deploy.harness import require
-from tests.integration.conftest import CLIENT_KEY
+from tests.support import CLIENT_KEY
 
 HERE = Path(__file__).resolve().parent
 BIN = HERE / "node_modules" / ".bin"

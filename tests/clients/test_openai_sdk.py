@@ -4,7 +4,7 @@ from __future__ import annotations
 import openai
 import pytest
 
-from tests.integration.conftest import CLIENT_KEY
+from tests.support import CLIENT_KEY
 
 from .clients import HELLO
 
@@ -30,7 +30,7 @@ def test_sdk_responses_and_chat_through_nginx(stack, fresh, scheme):
         stream_options={"include_usage": True})
     text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
     assert text == HELLO
-    assert [m.id for m in client.models.list()][:1] == ["gpt-5-codex"]
+    assert "gpt-5-codex" in [m.id for m in client.models.list()]
     with pytest.raises(openai.AuthenticationError):
         openai.OpenAI(base_url=stack.url + "/v1", api_key="wrong").models.list()
     assert len(fresh.requests) == 4

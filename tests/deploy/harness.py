@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import Gateway
+from tests.support import Gateway
 from tests.fakes.codex_upstream import FakeCodexUpstream
-from tests.integration.conftest import CLIENT_KEY, gateway_env
+from tests.support import CLIENT_KEY, gateway_env
 
 from .nginx import Nginx, find_nginx
 

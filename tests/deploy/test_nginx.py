@@ -14,7 +14,7 @@ import pytest
 import requests
 
 from gateway.config import ServerConfig, UpstreamConfig
-from tests.integration.conftest import auth_headers, stream_events
+from tests.support import auth_headers, stream_events
 
 from .harness import start_stack
 from .nginx import SHIPPED, Nginx, directive, seconds, size

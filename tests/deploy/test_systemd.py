@@ -15,8 +15,8 @@ from pathlib import Path
 import requests
 
 from gateway import config as gwconfig
-from tests.conftest import Gateway
-from tests.integration.conftest import auth_headers, gateway_env
+from tests.support import Gateway
+from tests.support import auth_headers, gateway_env
 
 from . import guide, unit
 from .harness import ROOT, tool

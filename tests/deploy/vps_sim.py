@@ -54,7 +54,7 @@ from tests.deploy import unit as unitfile
 from tests.deploy.nginx import DOMAIN, SHIPPED, directive, make_certificate
 from tests.fakes.codex_upstream import FakeCodexUpstream
 from tests.fakes.oauth_issuer import FakeOAuthIssuer
-from tests.integration.conftest import write_auth_file
+from tests.support import write_auth_file
 
 ROOT = Path(__file__).resolve().parents[2]
 VENV_BIN = Path(sys.executable).parent

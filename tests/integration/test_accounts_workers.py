@@ -11,10 +11,10 @@ import pytest
 import requests
 
 from gateway.accounts.store import Store, codex_record
-from tests.conftest import ROOT, register_secret
+from tests.support import ROOT, register_secret
 from tests.fakes.oauth_issuer import FakeOAuthIssuer
 
-from .conftest import LONG_SYSTEM, auth_headers, gateway_env
+from tests.support import LONG_SYSTEM, auth_headers, gateway_env
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ import openai
 import pytest
 import requests
 
-from .conftest import CLIENT_KEY, LONG_SYSTEM, auth_headers, gateway_env, stream_events
+from tests.support import CLIENT_KEY, LONG_SYSTEM, auth_headers, gateway_env, stream_events
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
 MODEL = "gpt-5-codex"

@@ -10,7 +10,7 @@ from __future__ import annotations
 import pytest
 import requests
 
-from .conftest import LONG_SYSTEM, OPENAI_KEY, auth_headers, gateway_env, stream_events
+from tests.support import LONG_SYSTEM, OPENAI_KEY, auth_headers, gateway_env, stream_events
 
 TURNS = 6
 

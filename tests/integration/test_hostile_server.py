@@ -10,7 +10,7 @@ import socket
 
 import pytest
 
-from .conftest import CLIENT_KEY, gateway_env
+from tests.support import CLIENT_KEY, gateway_env
 
 AUTH = f"Authorization: Bearer {CLIENT_KEY}\r\n".encode()
 

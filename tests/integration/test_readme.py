@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT, free_port
+from tests.support import ROOT, free_port
 
 README = (ROOT / "README.md").read_text()
 

@@ -7,7 +7,7 @@ import time
 import pytest
 import requests
 
-from .conftest import auth_headers, gateway_env, post, stream_events
+from tests.support import auth_headers, gateway_env, post, stream_events
 
 BODY = {"model": "gpt-5-codex", "input": "Say hello", "stream": True}
 
@@ -66,17 +66,17 @@ BAD_INPUTS = [
     ("JSON array", "POST", "/v1/responses", b"[1,2]", auth_headers(), 400, "JSON object"),
     ("missing model", "POST", "/v1/responses", b'{"input":"x"}', auth_headers(), 400, "'model'"),
     ("model not string", "POST", "/v1/responses", b'{"model":5,"input":"x"}', auth_headers(), 400, "'model'"),
-    ("input wrong type", "POST", "/v1/responses", b'{"model":"m","input":5}', auth_headers(), 400, "'input'"),
-    ("tools wrong type", "POST", "/v1/responses", b'{"model":"m","input":"x","tools":{}}', auth_headers(), 400, "'tools'"),
-    ("stream wrong type", "POST", "/v1/responses", b'{"model":"m","input":"x","stream":"yes"}', auth_headers(), 400, "'stream'"),
-    ("bad retention", "POST", "/v1/responses", b'{"model":"m","input":"x","prompt_cache_retention":"forever"}', auth_headers(), 400, "prompt_cache_retention"),
-    ("previous_response_id", "POST", "/v1/responses", b'{"model":"m","input":"x","previous_response_id":"resp_1"}', auth_headers(), 400, "full conversation"),
-    ("chat bad messages", "POST", "/v1/chat/completions", b'{"model":"m","messages":"hi"}', auth_headers(), 400, "messages"),
-    ("oversized body", "POST", "/v1/responses", b'{"model":"m","input":"' + b"x" * (2 * 1024 * 1024) + b'"}', auth_headers(), 413, "larger than"),
+    ("input wrong type", "POST", "/v1/responses", b'{"model":"gpt-5-codex","input":5}', auth_headers(), 400, "'input'"),
+    ("tools wrong type", "POST", "/v1/responses", b'{"model":"gpt-5-codex","input":"x","tools":{}}', auth_headers(), 400, "'tools'"),
+    ("stream wrong type", "POST", "/v1/responses", b'{"model":"gpt-5-codex","input":"x","stream":"yes"}', auth_headers(), 400, "'stream'"),
+    ("bad retention", "POST", "/v1/responses", b'{"model":"gpt-5-codex","input":"x","prompt_cache_retention":"forever"}', auth_headers(), 400, "prompt_cache_retention"),
+    ("previous_response_id", "POST", "/v1/responses", b'{"model":"gpt-5-codex","input":"x","previous_response_id":"resp_1"}', auth_headers(), 400, "full conversation"),
+    ("chat bad messages", "POST", "/v1/chat/completions", b'{"model":"gpt-5-codex","messages":"hi"}', auth_headers(), 400, "messages"),
+    ("oversized body", "POST", "/v1/responses", b'{"model":"gpt-5-codex","input":"' + b"x" * (2 * 1024 * 1024) + b'"}', auth_headers(), 413, "larger than"),
     ("unknown route", "GET", "/v1/nothing", b"", auth_headers(), 404, "Unknown route"),
     ("wrong method", "GET", "/v1/responses", b"", auth_headers(), 405, "Method not allowed"),
-    ("missing key", "POST", "/v1/responses", b'{"model":"m","input":"x"}', {}, 401, "Missing API key"),
-    ("wrong key", "POST", "/v1/responses", b'{"model":"m","input":"x"}', {"Authorization": "Bearer nope"}, 401, "Incorrect API key"),
+    ("missing key", "POST", "/v1/responses", b'{"model":"gpt-5-codex","input":"x"}', {}, 401, "Missing API key"),
+    ("wrong key", "POST", "/v1/responses", b'{"model":"gpt-5-codex","input":"x"}', {"Authorization": "Bearer nope"}, 401, "Incorrect API key"),
     ("models without key", "GET", "/v1/models", b"", {}, 401, "Missing API key"),
 ]
 
@@ -221,7 +221,7 @@ def test_public_bind_without_keys_refuses_to_start(tmp_path):
     import subprocess
     import sys
 
-    from tests.conftest import ROOT, free_port
+    from tests.support import ROOT, free_port
     env = {k: v for k, v in __import__("os").environ.items() if not k.startswith("CODEX_GATEWAY_")}
     env.update(CODEX_GATEWAY_SERVER_BIND=f"0.0.0.0:{free_port()}",
                CODEX_GATEWAY_ACCOUNTS_STATE_DIR=str(tmp_path))

@@ -8,9 +8,16 @@ import time
 from gateway.accounts.health import SQLiteHealth
 
 
+def _until(health, account_id):
+    """The cooldown still running for *account_id*, as the pool reads it."""
+    row = health.state(account_id)
+    until = row and row["cooldown_until"]
+    return until if until and until > time.time() else None
+
+
 def _read_in_child(path, account_id, queue):
     h = SQLiteHealth(path)
-    queue.put((h.cooldown_until(account_id), h.state(account_id)))
+    queue.put((_until(h, account_id), h.state(account_id)))
 
 
 def _from_another_process(path, account_id):
@@ -42,9 +49,9 @@ def test_failures_count_and_clear(tmp_path):
         h.set_cooldown("a", time.time() + 5, "http_502")
     assert h.state("a")["failures"] == 3
     h.clear("a")
-    assert h.state("a")["failures"] == 0 and h.cooldown_until("a") is None
+    assert h.state("a")["failures"] == 0 and _until(h, "a") is None
     h.set_cooldown("a", time.time() - 1, "http_502")
-    assert h.cooldown_until("a") is None  # past cooldowns are over
+    assert _until(h, "a") is None  # past cooldowns are over
 
 
 def test_needs_login_is_lifted_only_by_a_login(tmp_path):
@@ -72,23 +79,23 @@ def test_bookkeeping_is_recorded(tmp_path):
 def test_every_write_is_seen_at_once_and_unchanged_reads_are_cached(tmp_path):
     path = tmp_path / "h.sqlite"
     mine, other = SQLiteHealth(path), SQLiteHealth(path)
-    assert mine.cooldown_until("a") is None
+    assert _until(mine, "a") is None
     first = mine.snapshot()
     assert mine.snapshot() is first  # nothing committed since: the same snapshot, no query
     other.set_cooldown("a", time.time() + 60, "x")
-    assert mine.cooldown_until("a")  # another worker's write: seen on the next read
+    assert _until(mine, "a")  # another worker's write: seen on the next read
     assert mine.snapshot()["a"]["reason"] == "x"
     mine.set_cooldown("b", time.time() + 60, "y")
-    assert mine.cooldown_until("b")  # its own write: seen at once
+    assert _until(mine, "b")  # its own write: seen at once
 
 
 def test_threads_of_one_worker_see_each_others_writes(tmp_path):
     import threading
     h = SQLiteHealth(tmp_path / "h.sqlite")
-    assert h.cooldown_until("a") is None
+    assert _until(h, "a") is None
     t = threading.Thread(target=h.set_cooldown, args=("a", time.time() + 60, "x"))
     t.start(); t.join()
-    assert h.cooldown_until("a")
+    assert _until(h, "a")
 
 
 def test_one_probe_claim_wins(tmp_path):

@@ -14,7 +14,7 @@ from gateway.dialects.tools import shorten_tool_name
 from gateway.dialects.tools import stable_call_id
 from gateway.dialects.chat.request import translate_request
 
-CAPTURE = Path("/work/shared/captures/opencode-two-turns.json")
+CAPTURE = Path(__file__).resolve().parents[1] / "fixtures" / "opencode-two-turns.json"
 USER = {"role": "user", "content": "hi"}
 USER_ITEM = {"type": "message", "role": "user", "content": [{"type": "input_text", "text": "hi"}]}
 PARAMS = {"type": "object", "properties": {"q": {"type": "string"}}}
