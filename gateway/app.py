@@ -16,6 +16,7 @@ from .api import chat
 from .api import common
 from .api import meta
 from .api import responses
+from .api import websocket
 from .auth import ClientKeys
 from .errors import GatewayError
 from .executor import Executor
@@ -47,6 +48,7 @@ def create_app(config: config_mod.Config | None = None, pool=None) -> Flask:
     app.extensions["gateway"] = State(cfg, ClientKeys(cfg.auth.client_keys, keys_file), pool,
                                       Executor(cfg, pool))
     app.register_blueprint(responses.bp)
+    app.register_blueprint(websocket.bp)
     app.register_blueprint(chat.bp)
     app.register_blueprint(meta.bp)
     _register_errors(app)
