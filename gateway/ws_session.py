@@ -56,7 +56,7 @@ class Session:
         self.memory = memory if memory is not None else ConnectionMemory()
         self.tick = tick
         self.turn_state = ws_frames.TurnState()
-        self.frames = self.responses = self.prewarms = self.errors = 0
+        self.frames = self.responses = self.prewarms = self.errors = self.expanded = 0
 
     def run(self) -> str:
         """Serve frames until the end; returns how it ended (for the log line)."""
@@ -80,8 +80,9 @@ class Session:
             self.memory.clear()
             self.ws.shutdown()
             log.info("websocket endpoint=responses frames=%d responses=%d prewarms=%d "
-                     "errors=%d ended=%s ms=%d", self.frames, self.responses, self.prewarms,
-                     self.errors, ended, (time.monotonic() - started) * 1000)
+                     "expanded=%d errors=%d ended=%s ms=%d", self.frames, self.responses,
+                     self.prewarms, self.expanded, self.errors, ended,
+                     (time.monotonic() - started) * 1000)
         return ended
 
     def handle(self, message) -> None:
@@ -89,6 +90,7 @@ class Session:
         try:
             frame = ws_frames.parse(message)
             full_input = self.memory.expand(frame)
+            self.expanded += frame.get("previous_response_id") is not None
             body = self.normalise(ws_frames.request_body(frame, full_input))
             if ws_frames.is_prewarm(frame):
                 self._prewarm(body)

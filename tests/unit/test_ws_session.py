@@ -158,7 +158,7 @@ def test_prewarm_then_deltas_reach_the_upstream_as_full_inputs(pair):
     body, headers = upstream.calls[1]
     assert body["input"] == [BASE, user("go"), call, result]
     assert headers["x-codex-turn-state"] == "ts-1"
-    assert session.responses == 2 and session.prewarms == 1
+    assert session.responses == 2 and session.prewarms == 1 and session.expanded == 2
 
 
 def test_bad_frames_get_error_frames_and_the_connection_stays_usable(pair):
