@@ -47,7 +47,8 @@ def parse(text) -> dict:
         raise bad_request("The WebSocket frame is not valid JSON; send a JSON object of type "
                           f"'{CREATE}'.", code="invalid_json") from None
     if not isinstance(frame, dict):
-        raise bad_request("The WebSocket frame must be a JSON object.", code="invalid_frame")
+        raise bad_request(f"The WebSocket frame must be a JSON object of type '{CREATE}'.",
+                          code="invalid_frame")
     kind = frame.get("type")
     if kind != CREATE:
         shown = kind if isinstance(kind, str) else repr(kind)
