@@ -172,3 +172,43 @@ def test_codex_over_websocket_tool_turn(stack, fresh, tmp_path, version, mode):
     # The upstream's sticky turn state came back on the follow-up, as over HTTP.
     assert follow_up["headers"].get("x-codex-turn-state") == f"ts-{call['id']}"
     assert follow_up["cached_tokens"] > 0
+
+
+@pytest.mark.parametrize("mode", ["builtin", "named-openai"])
+@pytest.mark.parametrize("version", VERSIONS)
+def test_codex_remote_compaction_passes_through(stack, fresh, tmp_path, version, mode):
+    """Remote compaction v2 (the built-in provider over WebSocket, a provider named
+    "OpenAI" over HTTP): the input ending in compaction_trigger reaches the upstream
+    untouched, its one compaction item reaches Codex, and the next request carries it."""
+    if mode == "builtin":
+        home, env = codex_home(tmp_path, "builtin", stack.url + "/v1")
+    else:
+        home, env = codex_home(tmp_path, "http", stack.url + "/v1")
+        config = (home.home / ".codex/config.toml").read_text()
+        assert config.count('name = "codex-gateway"') == 1
+        (home.home / ".codex/config.toml").write_text(
+            config.replace('name = "codex-gateway"', 'name = "OpenAI"'))
+    # Compact as soon as the context passes 200 tokens (the fake counts ~10k per turn).
+    config = (home.home / ".codex/config.toml").read_text()
+    (home.home / ".codex/config.toml").write_text("model_auto_compact_token_limit = 200\n" + config)
+    logs_before = len(stack.gateway.logs())
+    first, second = session(codex_binary(version), home, env)
+    ws_lines = [line for line in stack.gateway.logs()[logs_before:].splitlines()
+                if "websocket endpoint=responses" in line]
+    if mode == "builtin":  # turn 2's socket: prewarm, the compaction as a delta, the turn
+        assert len(ws_lines) == 2 and "frames=3 responses=2 prewarms=1 expanded=1 errors=0" \
+            in ws_lines[1], ws_lines
+    else:
+        assert ws_lines == []
+    assert HELLO in first and HELLO in second
+    records = fresh.requests
+    assert all(r["status"] == 200 for r in records), records
+    triggers = [r for r in records if r["body"]["input"][-1] == {"type": "compaction_trigger"}]
+    assert triggers, [shape(r)[-1] for r in records]
+    trigger = triggers[0]
+    item = {"id": f"cmp_fake{trigger['id']:04d}", "type": "compaction",
+            "encrypted_content": f"fake-compaction-{trigger['id']:04d}-of-"
+                                 f"{len(trigger['body']['input']) - 1}-items"}
+    later = [r for r in records if r["id"] > trigger["id"]]
+    assert later and item in later[0]["body"]["input"], shape(later[0])
+    assert len({envelope(r) for r in records}) == 1
