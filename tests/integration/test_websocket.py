@@ -352,3 +352,22 @@ def test_captured_codex_frames_replayed_reach_the_upstream_in_full(gw, upstream)
         assert "accept-encoding" not in h or "zstd" not in h["accept-encoding"]
         assert rec["body"]["client_metadata"]["thread_id"] == upgrade["thread-id"]
     assert {r["cache_key"][2] for r in (turn, follow_up)} == {turn["body"]["prompt_cache_key"]}
+
+
+def test_codex_0171_item_kinds_and_metadata_pass_through_both_transports(gw, upstream):
+    """additional_tools items (responses-lite models), item ids and client_metadata reach
+    the upstream untouched over HTTP and over WebSocket."""
+    tools_item = {"type": "additional_tools", "role": "developer", "id": "at_1",
+                  "tools": [{"type": "namespace", "name": "multi_agent_v1", "tools": []}]}
+    items = [tools_item, BASE, {**user("[[say:ok]]"), "id": "msg_client_1"}]
+    meta = {"session_id": "thread-1", "turn_id": "t-9", "x-codex-window-id": "thread-1:0"}
+    body = {**FRAME, "input": items, "client_metadata": meta,
+            "reasoning": {"effort": "low", "context": "all_turns"}}
+    assert post(gw, "/v1/responses", body).status_code == 200
+    with open_ws(gw) as ws:
+        send(ws, body)
+        assert text_of(answer(ws)) == "ok"
+    for rec in upstream.requests:
+        assert rec["body"]["input"] == items
+        assert rec["body"]["client_metadata"] == meta
+        assert rec["body"]["reasoning"] == {"effort": "low", "context": "all_turns"}
