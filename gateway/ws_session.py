@@ -25,7 +25,7 @@ from collections.abc import Callable, Mapping
 from .dialects.responses import ws_frames
 from .dialects.responses.ws_memory import ConnectionMemory
 from .errors import GatewayError
-from .wsio import GOING_AWAY, Closed, WebSocket
+from .wsio import GOING_AWAY, INTERNAL_ERROR, Closed, WebSocket
 
 log = logging.getLogger("gateway.request")
 
@@ -76,6 +76,10 @@ class Session:
                 self.handle(message)
         except Closed as closed:
             ended = f"client_closed:{closed.code}"
+        except Exception:  # noqa: BLE001 - a bug ends this socket (1011), never the worker
+            log.exception("websocket session failed")
+            ended = "internal_error"
+            self.ws.close(INTERNAL_ERROR, "internal gateway error")
         finally:
             self.memory.clear()
             self.ws.shutdown()

@@ -12,8 +12,6 @@ fall back to HTTP at once (404/405 cost it seven retries, about 6 s).
 """
 from __future__ import annotations
 
-import logging
-
 from flask import Blueprint, Response, g, request
 from werkzeug.datastructures import Headers
 
@@ -23,8 +21,6 @@ from ..executor import Call
 from ..ws_session import Session
 from . import common
 from .responses import normalise
-
-log = logging.getLogger("gateway")
 
 bp = Blueprint("websocket", __name__)
 
@@ -67,12 +63,7 @@ def upgrade():
     ws = wsio.WebSocket(sock, st.config.server.max_body_bytes)
     session = Session(ws, _open_upstream(st, g.principal), normalise, client_headers,
                       keepalive=st.keepalive, stopping=wsio.stopping)
-    try:
-        session.run()
-    except Exception:  # noqa: BLE001 - a bug must close the socket, not write a 500 into it
-        log.exception("websocket session failed")
-        ws.close(wsio.INTERNAL_ERROR, "internal gateway error")
-        ws.shutdown()
+    session.run()  # until the socket ends; never raises
     return _Hijacked()
 
 

@@ -258,3 +258,24 @@ def test_a_message_above_the_limit_closes_with_1009():
     finally:
         client_sock.close()
         server_sock.close()
+
+
+def test_a_bug_closes_the_socket_with_1011_and_ends_the_session():
+    server_sock, client_sock = socket.socketpair()
+
+    def broken_normalise(body):
+        raise RuntimeError("bug")
+
+    session = Session(WebSocket(server_sock, 1 << 20), Upstream(), broken_normalise, Headers(),
+                      keepalive=0, tick=0.05)
+    thread = threading.Thread(target=session.run, daemon=True)
+    thread.start()
+    try:
+        client = Client(client_sock)
+        client.send({**FRAME, "input": []})
+        assert client.next((CloseConnection,)).code == 1011
+        thread.join(3)
+        assert not thread.is_alive()
+    finally:
+        client_sock.close()
+        server_sock.close()
