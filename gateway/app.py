@@ -19,6 +19,7 @@ from .api import common
 from .api import messages
 from .api import meta
 from .api import responses
+from .api import websocket
 from .auth import ClientKeys
 from .dialects.chat import errors as chat_errors
 from .dialects.messages import errors as messages_errors
@@ -70,6 +71,7 @@ def create_app(config: config_mod.Config | None = None, pool=None) -> Flask:
     app.extensions["gateway"] = State(cfg, ClientKeys(cfg.auth.client_keys, cfg.keys_file), pool,
                                       Executor(cfg, pool))
     app.register_blueprint(responses.bp)
+    app.register_blueprint(websocket.bp)
     app.register_blueprint(chat.bp)
     app.register_blueprint(messages.bp)
     app.register_blueprint(meta.bp)

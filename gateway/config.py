@@ -39,6 +39,7 @@ class ServerConfig:
     keepalive_seconds: float = 15.0  # SSE comment while the upstream is silent
     graceful_timeout: int = 900
     log_level: str = "info"
+    websockets: bool = True  # GET /v1/responses upgrades; off: 426, clients fall back to HTTP
 
 
 @dataclass(frozen=True)

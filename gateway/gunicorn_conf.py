@@ -60,3 +60,11 @@ def post_fork(server, worker):
 
     for name in [m for m in sys.modules if m == "gateway" or m.startswith("gateway.")]:
         del sys.modules[name]
+
+
+def post_worker_init(worker):
+    """On a graceful stop (reload, stop), open WebSockets let their running response
+    finish, then close with 1001: they watch this worker's ``alive`` flag."""
+    from gateway import wsio
+
+    wsio.watch_worker(worker)

@@ -34,9 +34,20 @@ OPENCODE_TURNS = [c for c in guide.commands() if c.startswith("opencode ")]
 HELLO = "Hello from the fake upstream."
 
 
+# Codex CLI versions pinned side by side (package.json aliases): version → package dir.
+CODEX_VERSIONS = {"0.169.0": "codex-0169", "0.171.0": "codex-0171"}
+
+
 def binary(name: str) -> str:
     return require(str(BIN / name) if (BIN / name).exists() else None,
                    f"{name} (npm, tests/clients/package.json)")
+
+
+def codex_binary(version: str) -> str:
+    """The pinned Codex CLI *version*'s own launcher (both versions ship a `codex` bin)."""
+    path = HERE / "node_modules" / CODEX_VERSIONS[version] / "bin" / "codex.js"
+    return require(str(path) if path.exists() else None,
+                   f"Codex CLI {version} (npm, tests/clients/package.json)")
 
 
 @dataclass
@@ -79,13 +90,19 @@ def guide_file(path: str, base_url: str) -> str:
 def run(command: str, exe: str, home: Home, env: dict, timeout: float = 180) -> str:
     """Run a guide command (its first word replaced by the pinned binary); stdout.
     On failure, the assertion shows the client's stderr."""
+    return run_full(command, exe, home, env, timeout).stdout
+
+
+def run_full(command: str, exe: str, home: Home, env: dict,
+             timeout: float = 180) -> subprocess.CompletedProcess:
+    """``run``, returning the whole process result (stdout and stderr)."""
     argv = [exe, *shlex.split(command)[1:]]
     proc = subprocess.run(argv, cwd=home.project, env=env, capture_output=True, text=True,
                           timeout=timeout, stdin=subprocess.DEVNULL)
     if proc.returncode != 0:
         pytest.fail(f"{command!r} exited {proc.returncode}\n--- stdout\n{proc.stdout[-3000:]}"
                     f"\n--- stderr\n{proc.stderr[-6000:]}", pytrace=False)
-    return proc.stdout
+    return proc
 
 
 def envelope(record: dict) -> tuple:

@@ -39,13 +39,17 @@ if [ -n "$missing" ]; then
   fi
 fi
 
+# Codex CLI 0.169.0 and 0.171.0 side by side under npm aliases (codex-0169, codex-0171):
+# both ship a `codex` bin, so the tests run each one's bin/codex.js by path.
 # `npm install` (not `npm ci`): opencode-ai lists platform packages that the registry
 # does not serve for 1.18.33, so the lock cannot name them and `npm ci` refuses it.
 if [ -f "$here/package.json" ] && have npm; then
   stamp="$here/node_modules/.installed"
   if [ ! -f "$stamp" ] || [ "$here/package.json" -nt "$stamp" ] \
      || [ "$here/package-lock.json" -nt "$stamp" ] \
-     || [ ! -x "$here/node_modules/.bin/codex" ] || [ ! -x "$here/node_modules/.bin/opencode" ]; then
+     || [ ! -x "$here/node_modules/codex-0169/bin/codex.js" ] \
+     || [ ! -x "$here/node_modules/codex-0171/bin/codex.js" ] \
+     || [ ! -x "$here/node_modules/.bin/opencode" ]; then
     echo "installing pinned npm clients (tests/clients/package-lock.json)"
     (cd "$here" && npm install --no-audit --no-fund --loglevel=error >/dev/null && touch "$stamp")
   fi

@@ -58,10 +58,11 @@ _EXAMPLES = {"string": "ok", "number": 1, "integer": 1, "boolean": True, "array"
 
 @dataclass
 class Answer:
-    """Either a text message or a function call (name, JSON arguments)."""
+    """A text message, a function call (name, JSON arguments), or a compaction."""
 
     text: str = ""
     call: tuple[str, str] | None = None
+    compaction: bool = False
 
 
 def _content_text(content) -> str:
@@ -111,6 +112,8 @@ def _schema_example(schema: dict) -> str:
 def plan_answer(body: dict, reply: str | None) -> Answer:
     """Decide the answer; the first rule that applies wins.
 
+    0. last input item is ``{"type": "compaction_trigger"}`` (Codex's remote
+       compaction v2) → exactly one ``compaction`` output item, as the backend does;
     1. last input item is a ``function_call_output`` → "Tool result was: <output>"
        (checked first so a ``[[call:…]]`` turn does not loop forever);
     2. ``[[call:NAME ARGS]]`` in the last user message → function call;
@@ -120,6 +123,8 @@ def plan_answer(body: dict, reply: str | None) -> Answer:
     """
     items = body["input"]
     last = items[-1] if items else None
+    if isinstance(last, dict) and last.get("type") == "compaction_trigger":
+        return Answer(compaction=True)
     if isinstance(last, dict) and last.get("type") == "function_call_output":
         output = last.get("output")
         if not isinstance(output, str):
@@ -196,6 +201,16 @@ def _call_events(n: int, index: int, name: str, arguments: str, deltas: int) -> 
     return events, item
 
 
+def _compaction_events(n: int, index: int, body: dict) -> tuple[list, dict]:
+    """One ``compaction`` item; its opaque content names the request and how many
+    items it summarised, so a test can tell compactions apart."""
+    item = {"id": f"cmp_fake{n:04d}", "type": "compaction",
+            "encrypted_content": f"fake-compaction-{n:04d}-of-{len(body['input']) - 1}-items"}
+    events = [("response.output_item.added", {"output_index": index, "item": item}),
+              ("response.output_item.done", {"output_index": index, "item": item})]
+    return events, item
+
+
 def usage_for(input_tokens: int, cached: int, answer: Answer, reasoning: bool) -> dict:
     visible = answer.text if answer.call is None else "".join(answer.call)
     reasoning_tokens = REASONING_TOKENS if reasoning else 0
@@ -214,11 +229,13 @@ def build_events(n: int, body: dict, answer: Answer, usage: dict, deltas: int) -
     events = [("response.created", {"response": response}),
               ("response.in_progress", {"response": response})]
     output = []
-    if body.get("reasoning"):
+    if body.get("reasoning") and not answer.compaction:
         more, item = _reasoning_events(n, len(output), deltas)
         events += more
         output.append(item)
-    if answer.call:
+    if answer.compaction:
+        more, item = _compaction_events(n, len(output), body)
+    elif answer.call:
         more, item = _call_events(n, len(output), *answer.call, deltas)
     else:
         more, item = _message_events(n, len(output), answer.text, deltas)

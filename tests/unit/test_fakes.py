@@ -233,6 +233,24 @@ def test_call_directive_then_tool_result(upstream):
         "Tool result was: sunny"
 
 
+def test_compaction_trigger_gets_exactly_one_compaction_item(upstream):
+    """Codex's remote compaction v2: input ending in compaction_trigger needs exactly
+    one compaction output item (the backend's behaviour, codex-cli-transports.md §3b)."""
+    history = [user("Say ok"), {"type": "message", "role": "assistant", "id": "msg_1",
+                                "content": [{"type": "output_text", "text": "ok"}]}]
+    body = codex_body(*history, {"type": "compaction_trigger"}, reasoning={"summary": "auto"})
+    events = stream_events(upstream, body)
+    output = events[-1]["response"]["output"]
+    assert [item["type"] for item in output] == ["compaction"]
+    [item] = output
+    assert item["id"].startswith("cmp_") and item["encrypted_content"]
+    done = [e["item"] for e in events if e["type"] == "response.output_item.done"]
+    assert done == [item]
+    # A later turn carries the compaction item in its input and is answered normally.
+    later = codex_body(user("Say ok"), item, user("[[say:again]]"))
+    assert final_text(stream_events(upstream, later)) == "again"
+
+
 def test_say_schema_and_configured_reply(upstream):
     assert final_text(stream_events(upstream, codex_body(user("[[say:Bonjour]]")))) == "Bonjour"
     schema = {"type": "object", "required": ["name", "n", "ok", "tags"],

@@ -1,0 +1,149 @@
+"""gateway.ws_session
+~~~~~~~~~~~~~~~~~~~~~~
+One client WebSocket on ``/v1/responses``: frames in, upstream events out.
+
+Each ``response.create`` frame becomes one HTTP request to the upstream through
+the shared executor (continuity, accounts and failover exactly as on HTTP),
+after ``previous_response_id`` is expanded from the connection's memory. Every
+upstream event goes back as one JSON text frame, in order. A prewarm
+(``generate: false``) is answered here and costs no upstream request.
+
+A bad frame or an upstream refusal is an error frame and the connection stays
+usable. The session notices a client that left within a tick (0.5 s), even
+while the upstream is silent, and closes the upstream stream; a graceful worker
+shutdown lets the running response finish, then closes with 1001.
+
+The executor, the request validation and the socket are handed in, so this
+module imports no web framework and tests can drive it over a socket pair.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Mapping
+
+from .dialects.responses import ws_frames
+from .dialects.responses.ws_memory import ConnectionMemory
+from .errors import GatewayError
+from .wsio import GOING_AWAY, INTERNAL_ERROR, Closed, WebSocket
+
+log = logging.getLogger("gateway.request")
+
+TICK = 0.5  # seconds: how fast a departed client or a shutdown is noticed
+
+
+class Session:
+    """Serve one WebSocket until the client leaves or the worker stops.
+
+    ``open_upstream(body, headers)`` returns an executor stream (``events()`` ticking with None,
+    ``client_headers()``, ``close()``) or raises ``GatewayError``;
+    ``normalise(body)`` validates a Responses request body (``GatewayError`` 400);
+    ``headers`` are the upgrade request's (a mutable case-insensitive mapping with
+    ``copy()``); ``keepalive`` seconds of silence towards the client send a ping
+    (0: never); ``stopping()`` says the worker is shutting down.
+    """
+
+    def __init__(self, ws: WebSocket, open_upstream: Callable, normalise: Callable,
+                 headers: Mapping, *, keepalive: float = 15.0,
+                 stopping: Callable[[], bool] = lambda: False,
+                 memory: ConnectionMemory | None = None, tick: float = TICK):
+        self.ws = ws
+        self.open_upstream = open_upstream
+        self.normalise = normalise
+        self.headers = headers
+        self.keepalive = keepalive
+        self.stopping = stopping
+        self.memory = memory if memory is not None else ConnectionMemory()
+        self.tick = tick
+        self.turn_state = ws_frames.TurnState()
+        self.frames = self.responses = self.prewarms = self.errors = self.expanded = 0
+
+    def run(self) -> str:
+        """Serve frames until the end; returns how it ended (for the log line)."""
+        started = time.monotonic()
+        ended = "client_closed"
+        try:
+            while True:
+                if self.stopping():
+                    self.ws.close(GOING_AWAY, "server shutting down")
+                    ended = "shutdown"
+                    break
+                message = self.ws.receive(self.tick)
+                if message is None:
+                    self._keepalive()
+                    continue
+                self.frames += 1
+                self.handle(message)
+        except Closed as closed:
+            ended = f"client_closed:{closed.code}"
+        except Exception:  # noqa: BLE001 - a bug ends this socket (1011), never the worker
+            log.exception("websocket session failed")
+            ended = "internal_error"
+            self.ws.close(INTERNAL_ERROR, "internal gateway error")
+        finally:
+            self.memory.clear()
+            self.ws.shutdown()
+            log.info("websocket endpoint=responses frames=%d responses=%d prewarms=%d "
+                     "expanded=%d errors=%d ended=%s ms=%d", self.frames, self.responses,
+                     self.prewarms, self.expanded, self.errors, ended,
+                     (time.monotonic() - started) * 1000)
+        return ended
+
+    def handle(self, message) -> None:
+        """One client frame: an answer (events, or an error frame)."""
+        try:
+            frame = ws_frames.parse(message)
+            full_input = self.memory.expand(frame)
+            self.expanded += frame.get("previous_response_id") is not None
+            body = self.normalise(ws_frames.request_body(frame, full_input))
+            if ws_frames.is_prewarm(frame):
+                self._prewarm(body)
+                return
+            headers = self.headers.copy()
+            for name, value in ws_frames.frame_headers(frame, self.turn_state).items():
+                headers[name] = value
+            stream = self.open_upstream(body, headers)
+        except GatewayError as err:
+            self.errors += 1
+            self.ws.send_json(ws_frames.error_frame(err))
+            return
+        self._relay(stream, body["input"], ws_frames.turn_id(frame))
+
+    def _prewarm(self, body: dict) -> None:
+        self.prewarms += 1
+        response_id = ws_frames.new_response_id()
+        for event in ws_frames.prewarm_events(response_id, body.get("model", "")):
+            self.ws.send_json(event)
+        self.memory.remember(response_id, body["input"], [])
+
+    def _relay(self, stream, full_input: list, turn: str) -> None:
+        self.responses += 1
+        collector = ws_frames.Collector()
+        try:
+            self.turn_state.observe(turn, stream.client_headers().get(ws_frames.TURN_STATE))
+            polled = time.monotonic()
+            for event in stream.events():
+                if event is None:  # the upstream is silent: is the client still there?
+                    self.ws.poll()
+                    self._keepalive()
+                    polled = time.monotonic()
+                    continue
+                kind = event.type
+                if kind == "error":
+                    self.ws.send_json(ws_frames.error_event_frame(event.data))
+                else:
+                    self.ws.send_text(event.data_text)
+                if kind in collector.WANTS:
+                    collector.observe(kind, event.data)
+                now = time.monotonic()
+                if now - polled >= self.tick:
+                    self.ws.poll()
+                    polled = now
+        finally:
+            stream.close()
+        if collector.continuable:
+            self.memory.remember(collector.response_id, full_input, collector.output())
+
+    def _keepalive(self) -> None:
+        if self.keepalive > 0 and time.monotonic() - self.ws.last_sent >= self.keepalive:
+            self.ws.ping()

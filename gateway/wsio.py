@@ -1,0 +1,207 @@
+"""gateway.wsio
+~~~~~~~~~~~~~~~~
+WebSocket framing on the socket gunicorn hands over, in the request's own thread.
+
+wsproto (sans-I/O, python-hyper) does the framing; this module does the I/O:
+the handshake answer, reads with a timeout (so the caller can notice a graceful
+shutdown or a client that left), pings, close codes. No extra thread per
+connection, no monkey-patching: a WebSocket costs one gthread worker thread,
+like an SSE stream. permessage-deflate is declined (Codex works without it, and
+it would cost CPU and memory per connection).
+"""
+from __future__ import annotations
+
+import base64
+import binascii
+import select
+import socket
+import time
+from collections import deque
+
+from wsproto.connection import Connection, ConnectionState, ConnectionType
+from wsproto.events import BytesMessage, CloseConnection, Ping, TextMessage
+from wsproto.events import Message as _Message
+from wsproto.utilities import generate_accept_token
+
+from .jsonio import dumps_text
+
+READ_SIZE = 65536
+GOING_AWAY = 1001
+TOO_BIG = 1009
+INTERNAL_ERROR = 1011
+
+
+class Closed(Exception):
+    """The connection is over (the client closed it, went away, or a write failed)."""
+
+    def __init__(self, code: int = 1006, reason: str = ""):
+        super().__init__(f"websocket closed ({code})")
+        self.code = code
+        self.reason = reason
+
+
+def valid_key(key: str | None) -> bool:
+    """A ``Sec-WebSocket-Key``: base64 of 16 bytes (RFC 6455 §4.1)."""
+    if not key:
+        return False
+    try:
+        return len(base64.b64decode(key.strip(), validate=True)) == 16
+    except (binascii.Error, ValueError):
+        return False
+
+
+def handshake_response(key: str) -> bytes:
+    """The ``101 Switching Protocols`` answer to an upgrade with *key*."""
+    accept = generate_accept_token(key.strip().encode()).decode()
+    return ("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+            f"Sec-WebSocket-Accept: {accept}\r\n\r\n").encode()
+
+
+class WebSocket:
+    """One server-side WebSocket over a connected, blocking *sock*.
+
+    ``receive(timeout)`` returns the next complete message (``str`` for text,
+    ``bytes`` for binary) or None when *timeout* passed; control frames are
+    answered on the way. Any end of the connection raises :class:`Closed`.
+    """
+
+    def __init__(self, sock, max_message_bytes: int, send_timeout: float = 60.0):
+        self.sock = sock
+        self.max_message_bytes = max_message_bytes
+        self.conn = Connection(ConnectionType.SERVER)
+        self.pending: deque = deque()
+        self.last_sent = time.monotonic()
+        self._parts: list = []
+        self._size = 0
+        sock.settimeout(send_timeout)  # bounds a write to a client that stopped reading
+
+    # -- sending ------------------------------------------------------------------
+
+    def _write(self, data: bytes) -> None:
+        try:
+            self.sock.sendall(data)
+        except (OSError, ValueError) as exc:  # timeout, EPIPE, reset, closed socket
+            raise Closed(1006, type(exc).__name__) from None
+        self.last_sent = time.monotonic()
+
+    def send_text(self, text: str) -> None:
+        if self.conn.state is not ConnectionState.OPEN:
+            raise Closed(1006, "not open")
+        self._write(self.conn.send(TextMessage(data=text)))
+
+    def send_json(self, value) -> None:
+        self.send_text(dumps_text(value))
+
+    def ping(self) -> None:
+        if self.conn.state is ConnectionState.OPEN:
+            self._write(self.conn.send(Ping(payload=b"")))
+
+    # -- receiving ------------------------------------------------------------------
+
+    def _readable(self, timeout: float) -> bool:
+        pending = getattr(self.sock, "pending", None)  # TLS: bytes already decrypted
+        if pending is not None and pending():
+            return True
+        try:
+            readable, _, _ = select.select([self.sock], [], [], max(timeout, 0.0))
+        except (OSError, ValueError):
+            raise Closed(1006, "socket error") from None
+        return bool(readable)
+
+    def _read(self) -> None:
+        try:
+            data = self.sock.recv(READ_SIZE)
+        except (socket.timeout, BlockingIOError, InterruptedError):
+            return
+        except OSError:
+            data = b""
+        if not data:
+            raise Closed(1006, "connection lost")
+        self.conn.receive_data(data)
+        for event in self.conn.events():
+            if isinstance(event, _Message):
+                self._message_part(event)
+            elif isinstance(event, Ping):
+                self._write(self.conn.send(event.response()))
+            elif isinstance(event, CloseConnection):
+                if self.conn.state is ConnectionState.REMOTE_CLOSING:
+                    try:
+                        self._write(self.conn.send(event.response()))
+                    except Closed:
+                        pass
+                raise Closed(event.code, event.reason or "")
+
+    def _message_part(self, event) -> None:
+        self._parts.append(event.data)
+        self._size += len(event.data)
+        if self._size > self.max_message_bytes:
+            self._parts, self._size = [], 0
+            self.close(TOO_BIG, "message too big")
+            raise Closed(TOO_BIG, "message too big")
+        if event.message_finished:
+            joiner = "" if isinstance(event, TextMessage) else b""
+            if isinstance(event, BytesMessage):
+                self._parts = [bytes(p) for p in self._parts]
+            self.pending.append(joiner.join(self._parts))
+            self._parts, self._size = [], 0
+
+    def receive(self, timeout: float):
+        """The next message, or None after *timeout* seconds without one."""
+        deadline = time.monotonic() + timeout
+        while not self.pending:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0 or not self._readable(remaining):
+                return None
+            self._read()
+        return self.pending.popleft()
+
+    def poll(self) -> None:
+        """Read what has arrived without waiting: answers pings, queues messages,
+        raises :class:`Closed` if the client closed or went away."""
+        while self._readable(0):
+            self._read()
+
+    # -- closing --------------------------------------------------------------------
+
+    def close(self, code: int = 1000, reason: str = "", wait: float = 1.0) -> None:
+        """Send a close frame and wait briefly for the client's; never raises."""
+        if self.conn.state is not ConnectionState.OPEN:
+            return
+        try:
+            self._write(self.conn.send(CloseConnection(code=code, reason=reason)))
+            deadline = time.monotonic() + wait
+            while self.conn.state is not ConnectionState.CLOSED:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0 or not self._readable(remaining):
+                    break
+                self._read()
+        except Closed:
+            pass
+
+    def shutdown(self) -> None:
+        """End the TCP connection now (the server closes the file descriptor)."""
+        try:
+            self.sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+
+
+# -- graceful shutdown of the worker ---------------------------------------------------
+
+def _never() -> bool:
+    return False
+
+
+_stopping = _never
+
+
+def watch_worker(worker) -> None:
+    """gunicorn ``post_worker_init``: open WebSockets watch this worker's ``alive``
+    flag, so a graceful stop (reload, stop, max_requests) lets their running
+    response finish and then closes them with 1001 (going away)."""
+    global _stopping
+    _stopping = lambda: not worker.alive  # noqa: E731
+
+
+def stopping() -> bool:
+    return _stopping()
