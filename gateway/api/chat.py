@@ -11,8 +11,8 @@ from flask import request
 
 from ..dialects.chat.events import ChatStreamTranslator
 from ..dialects.chat.events import completion_from_response
-from ..dialects.chat.events import frames
 from ..dialects.chat.request import translate_request
+from ..dialects.translator import frames
 from ..executor import Call
 from . import common
 

@@ -18,8 +18,7 @@ import time
 from json.encoder import encode_basestring_ascii as _quote
 
 from gateway.dialects.stops import first_stop, held_length
-from gateway.record import Outcome
-from gateway.sse import KEEPALIVE, Event
+from gateway.dialects.translator import Translator
 
 DONE = b"data: [DONE]\n\n"
 _TAIL = ',"finish_reason":null}]}\n\n'
@@ -107,7 +106,7 @@ def _item_arguments(item: dict):
     return item.get("arguments") if item.get("type") == "function_call" else item.get("input")
 
 
-class ChatStreamTranslator:
+class ChatStreamTranslator(Translator):
     """Feed parsed upstream events, get ready ``chat.completion.chunk`` SSE frames."""
 
     __slots__ = (
@@ -148,21 +147,6 @@ class ChatStreamTranslator:
         self._r_seen = False
 
     # --- public ---------------------------------------------------------------
-
-    def feed(self, event: Event) -> list[bytes]:
-        """Frames for one upstream event; ``[]`` for ignorable ones."""
-        if self.done:
-            return []
-        handler = _HANDLERS.get(event.type)
-        if handler is None:
-            return []
-        data = event.data
-        if data is None:
-            return []
-        try:
-            return handler(self, data)
-        except (AttributeError, KeyError, TypeError, ValueError, IndexError):
-            return []  # malformed payload: drop the event, keep the stream
 
     def close(self) -> list[bytes]:
         """Final frames once upstream is exhausted: ``[DONE]`` or a truncation error."""
@@ -351,7 +335,7 @@ class ChatStreamTranslator:
         return self._fail(upstream_error(nested if isinstance(nested, dict) else data, "upstream_error"))
 
 
-_HANDLERS = {
+ChatStreamTranslator.HANDLERS = {
     "response.created": ChatStreamTranslator._on_created,
     "response.output_text.delta": ChatStreamTranslator._on_text,
     "response.refusal.delta": ChatStreamTranslator._on_refusal,
@@ -437,25 +421,3 @@ def completion_from_response(
     if usage is not None:
         result["usage"] = usage
     return result
-
-
-def frames(stream, translator: ChatStreamTranslator):
-    """Chat SSE frames for an open stream; stops reading upstream as soon as the
-    answer is final (an emulated stop sequence), and closes the stream."""
-    outcome = None
-    try:
-        for event in stream.events():
-            if event is None:
-                yield KEEPALIVE
-                continue
-            out = translator.feed(event)
-            if out:
-                yield b"".join(out)
-            if translator.done:
-                outcome = Outcome.STOP_SEQUENCE if stream.outcome is Outcome.OPEN else None
-                break
-        tail = translator.close()
-        if tail:
-            yield b"".join(tail)
-    finally:
-        stream.close(outcome)

@@ -31,11 +31,10 @@ import json
 import os
 from json.encoder import encode_basestring_ascii as _quote
 
-from gateway.record import Outcome
 from gateway.jsonio import dumps_text
-from gateway.sse import Event
 
 from ..stops import first_stop
+from ..translator import Translator
 from ..stops import held_length
 from .errors import frame_for
 from .errors import stream_error_type
@@ -162,7 +161,7 @@ class _Block:
         self.closed = False
 
 
-class MessagesStreamTranslator:
+class MessagesStreamTranslator(Translator):
     """Feed parsed upstream events, get ready Anthropic SSE frames."""
 
     def __init__(
@@ -194,21 +193,6 @@ class MessagesStreamTranslator:
 
     # --- public ---------------------------------------------------------------
 
-    def feed(self, event: Event) -> list[bytes]:
-        """Frames for one upstream event; ``[]`` for ignorable ones."""
-        if self.done:
-            return []
-        handler = _HANDLERS.get(event.type)
-        if handler is None:
-            return []
-        data = event.data
-        if data is None:
-            return []
-        try:
-            return handler(self, data)
-        except (AttributeError, KeyError, TypeError, ValueError, IndexError):
-            return []  # malformed payload: drop the event, keep the stream
-
     def close(self) -> list[bytes]:
         """Final frames once the upstream is exhausted: nothing, or a truncation error."""
         if self.done:
@@ -221,6 +205,8 @@ class MessagesStreamTranslator:
         if self.done:
             return b""
         return b"".join(self._start()) + PING
+
+    tick = ping  # Anthropic's keep-alive is a ping event
 
     # --- frames ---------------------------------------------------------------
 
@@ -489,7 +475,7 @@ class MessagesStreamTranslator:
         return self._fail(nested if isinstance(nested, dict) else data)
 
 
-_HANDLERS = {
+MessagesStreamTranslator.HANDLERS = {
     "response.created": MessagesStreamTranslator._on_created,
     "response.output_text.delta": MessagesStreamTranslator._on_text,
     "response.refusal.delta": MessagesStreamTranslator._on_refusal,
@@ -571,26 +557,3 @@ def message_from_response(
         "stop_sequence": hit,
         "usage": usage,
     }
-
-
-def frames(stream, translator: MessagesStreamTranslator):
-    """Anthropic SSE for an open stream: ``ping`` events while the upstream is
-    silent; stops reading upstream once the answer is final; closes the stream."""
-    outcome = None
-    try:
-        for event in stream.events():
-            if event is None:
-                yield translator.ping()
-                continue
-            out = translator.feed(event)
-            if out:
-                yield b"".join(out)
-            if translator.done:
-                if translator.stop_sequence is not None and stream.outcome is Outcome.OPEN:
-                    outcome = Outcome.STOP_SEQUENCE
-                break
-        tail = translator.close()
-        if tail:
-            yield b"".join(tail)
-    finally:
-        stream.close(outcome)
