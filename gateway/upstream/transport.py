@@ -177,11 +177,13 @@ class Reader:
         buf = self._buffer
         if buf is None or self._sock is None:
             return True  # cannot tell: read (blocking, bounded by the read timeout)
+        body = self._raw._fp  # http.client's response
+        if body.fp is None or body.length == 0:
+            return True  # the body is complete: the read ends it without the network
         timeout = self._sock.gettimeout()
         try:
             self._sock.settimeout(0)
             data = buf.peek(1)  # what the buffer holds; never waits on a non-blocking socket
-            body = self._raw._fp  # http.client's response
             if getattr(body, "chunked", False) and getattr(body, "chunk_left", None) == 0:
                 return len(data) > 2  # a lone CRLF ends the last chunk: nothing to read yet
             return bool(data)

@@ -1,0 +1,69 @@
+"""The thread-free upstream reader: waits on the socket, never on data it already holds."""
+from __future__ import annotations
+
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+from gateway.upstream import transport
+
+FRAME = b"event: x\ndata: {}\n\n"
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def do_POST(self):
+        self.rfile.read(int(self.headers["Content-Length"]))
+        self.send_response(200)
+        if self.path == "/length":
+            self.send_header("Content-Length", str(3 * len(FRAME)))
+            self.end_headers()
+            self.wfile.write(FRAME * 3)
+            return
+        self.send_header("Transfer-Encoding", "chunked")
+        self.end_headers()
+        for _ in range(3):
+            self.wfile.write(b"%x\r\n%s\r\n" % (len(FRAME), FRAME))
+            self.wfile.flush()
+            time.sleep(0.3)
+        self.wfile.write(b"0\r\n\r\n")
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture(scope="module")
+def server():
+    srv = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{srv.server_port}"
+    srv.shutdown()
+
+
+def drain(reader, timeout):
+    got = []
+    for _ in range(100):
+        item = reader.next(timeout)
+        got.append(item)
+        if item is transport.EOF:
+            return got
+    raise AssertionError("no EOF")
+
+
+def test_a_body_with_a_length_ends_without_waiting(server):
+    reader = transport.Reader(transport.post(server + "/length", {}, {}, (3, 3)))
+    started = time.monotonic()
+    got = drain(reader, 5)
+    assert b"".join(c for c in got if isinstance(c, bytes)) == FRAME * 3
+    assert time.monotonic() - started < 2  # the end is known: no wait for the timeout
+
+
+def test_a_chunked_body_ticks_while_silent_and_keeps_every_byte(server):
+    reader = transport.Reader(transport.post(server + "/chunked", {}, {}, (3, 3)))
+    got = drain(reader, 0.1)
+    assert None in got  # nothing buffered between chunks: the wait timed out
+    assert b"".join(c for c in got if isinstance(c, bytes)) == FRAME * 3
+    assert threading.active_count() < 10  # no reader thread per stream
