@@ -68,7 +68,7 @@ class UpstreamConfig:
         "background", "top_logprobs",
     )
     openai_drop_params: tuple[str, ...] = ()
-    pool_maxsize: int = 64
+    pool_maxsize: int = 64  # idle upstream connections kept per host (at least server.threads)
 
 
 @dataclass(frozen=True)

@@ -168,7 +168,7 @@ class Executor:
             rec.attempts += 1
             try:
                 resp = transport.post(profile.url(account), body, headers, timeout,
-                                      cfg.upstream.pool_maxsize)
+                                      max(cfg.upstream.pool_maxsize, cfg.server.threads))
             except TransportError as exc:
                 failure = failures.transport_failure(exc)
                 self.pool.record_failure(account, failure.status, failure.code,

@@ -52,33 +52,39 @@ class HealthStore(Protocol):
 class SQLiteHealth:
     """:class:`HealthStore` on ``<state_dir>/health.sqlite``.
 
-    Connections are per thread and per process (opened lazily, so a worker
-    forked after the master touched the store opens its own)."""
+    One connection and one snapshot per process, shared by its threads under a
+    lock (opened lazily, so a worker forked after the master touched the store
+    opens its own). A connection per thread cost each new stream thread a
+    SQLite connection and a decoded snapshot of its own (``make bench``)."""
 
     def __init__(self, path):
         self.path = Path(path)
-        self._local = threading.local()
+        self._lock = threading.Lock()
+        self._db: sqlite3.Connection | None = None
+        self._pid: int | None = None
+        self._snap: tuple | None = None
 
     # -- reads ---------------------------------------------------------------
     def snapshot(self) -> dict:
         """``{id: row}`` for every account with any health record, as committed
         now. ``data_version`` changes when *another* connection commits; this
         connection's own writes drop the snapshot in :meth:`_write`."""
-        conn = self._conn()
-        local = self._local
-        version = conn.execute("PRAGMA data_version").fetchone()[0]
-        snap = getattr(local, "snap", None)
-        if snap is not None and snap[0] == version:
-            return snap[1]
-        rows = conn.execute(f"SELECT {', '.join(_COLUMNS)} FROM health").fetchall()
-        data = {}
-        for row in rows:
-            item = dict(zip(_COLUMNS, row))
-            item["needs_login"] = bool(item["needs_login"])
-            item["rate_limits"] = json.loads(item["rate_limits"]) if item["rate_limits"] else {}
-            data[item.pop("id")] = item
-        local.snap = (version, data)
-        return data
+        with self._lock:
+            conn = self._conn()
+            version = conn.execute("PRAGMA data_version").fetchone()[0]
+            snap = self._snap
+            if snap is not None and snap[0] == version:
+                return snap[1]
+            rows = conn.execute(f"SELECT {', '.join(_COLUMNS)} FROM health").fetchall()
+            data = {}
+            for row in rows:
+                item = dict(zip(_COLUMNS, row))
+                item["needs_login"] = bool(item["needs_login"])
+                item["rate_limits"] = json.loads(item["rate_limits"]) if item["rate_limits"] \
+                    else {}
+                data[item.pop("id")] = item
+            self._snap = (version, data)
+            return data
 
     def state(self, account_id: str) -> dict | None:
         return self.snapshot().get(account_id)
@@ -143,13 +149,14 @@ class SQLiteHealth:
                     (account_id, *values.values()))
 
     def _write(self, sql: str, params: tuple):
-        cur = self._conn().execute(sql, params)  # autocommit: one statement, one commit
-        self._local.snap = None  # own commits do not move this connection's data_version
-        return cur
+        with self._lock:
+            cur = self._conn().execute(sql, params)  # autocommit: one statement, one commit
+            self._snap = None  # own commits do not move this connection's data_version
+            return cur
 
     def _conn(self) -> sqlite3.Connection:
-        local = self._local
-        if getattr(local, "pid", None) != os.getpid():
+        """The process's connection (call with the lock held)."""
+        if self._pid != os.getpid():
             private_dir(self.path.parent)
             create_private(self.path)  # 0600; SQLite gives -wal and -shm the same mode
             conn = sqlite3.connect(self.path, timeout=10.0, isolation_level=None,
@@ -158,5 +165,5 @@ class SQLiteHealth:
             conn.execute("PRAGMA journal_mode = WAL")
             conn.execute("PRAGMA synchronous = NORMAL")  # WAL: durable enough for health
             conn.execute(_SCHEMA)
-            local.conn, local.pid, local.snap = conn, os.getpid(), None
-        return local.conn
+            self._db, self._pid, self._snap = conn, os.getpid(), None
+        return self._db

@@ -7,12 +7,16 @@ This is the failure boundary of the HTTP client: ``requests``' and
 (:mod:`gateway.errors`: unreachable, timeout, broken mid-stream), so no other
 module imports them.
 
-One pooled ``requests.Session`` per worker thread (Session thread-safety is
-undocumented), created lazily, so always after gunicorn forks. Bodies are
+One pooled HTTP adapter per worker process, shared by its threads (urllib3's
+connection pools are thread-safe, and the gateway calls the adapter directly,
+never the Session's cookie or redirect machinery), created lazily, so always
+after gunicorn forks. One per thread cost every new stream thread a Session, a
+pool manager and a connection of its own (``make bench``). Bodies are
 read with ``read1`` so every chunk is handed on as soon as it arrives.
 """
 from __future__ import annotations
 
+import os
 import select
 import socket
 import threading
@@ -26,19 +30,28 @@ from ..errors import (TransportError, UpstreamBroken, UpstreamConnectTimeout, Up
                       UpstreamUnreachable)
 
 _local = threading.local()
+_shared: dict = {}
+_shared_lock = threading.Lock()
 CHUNK = 65536
 EOF = object()  # what ``Reader.next`` returns at the end of the body
 
 
 def session(pool_maxsize: int = 16) -> requests.Session:
-    s = getattr(_local, "session", None)
+    """The process's session (its adapter keeps up to *pool_maxsize* idle
+    connections per upstream host; more may be open at once)."""
+    s = _shared.get(os.getpid())
     if s is None:
-        s = requests.Session()
-        s.trust_env = False  # proxies/netrc from the environment must not leak tokens
-        adapter = HTTPAdapter(pool_connections=4, pool_maxsize=pool_maxsize, max_retries=0)
-        s.mount("http://", adapter)
-        s.mount("https://", adapter)
-        _local.session = s
+        with _shared_lock:
+            s = _shared.get(os.getpid())
+            if s is None:
+                s = requests.Session()
+                s.trust_env = False  # proxies/netrc from the environment must not leak tokens
+                adapter = HTTPAdapter(pool_connections=4, pool_maxsize=pool_maxsize,
+                                      max_retries=0)
+                s.mount("http://", adapter)
+                s.mount("https://", adapter)
+                _shared.clear()
+                _shared[os.getpid()] = s
     return s
 
 
