@@ -222,9 +222,11 @@ class RedisHealth:
 
     # -- reads ---------------------------------------------------------------
     def snapshot(self) -> dict:
-        if self._pending and self.link.reachable():
+        data = self._snap.read()
+        if self._pending and self.link.reachable():  # the first read since an outage
             self._replay()
-        return self._snap.read()
+            data = self._snap.read()
+        return data
 
     def state(self, account_id: str) -> dict | None:
         return self.snapshot().get(account_id)
