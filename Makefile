@@ -19,7 +19,7 @@ $(VENV)/.test-installed: $(VENV)/.installed
 run: $(VENV)/.installed
 	$(VENV)/bin/gunicorn -c deploy/gunicorn.conf.py gateway.wsgi:app
 
-## tools: what the deployment and client tests need (nginx, redis-server, pinned npm clients)
+## tools: what the deployment and client tests need (nginx, pinned npm clients)
 tools:
 	sh tests/clients/install.sh
 
