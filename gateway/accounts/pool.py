@@ -24,6 +24,7 @@ import hashlib
 import logging
 import threading
 import time
+import weakref
 from dataclasses import dataclass, field
 
 from .. import state as state_mod
@@ -35,6 +36,7 @@ from .store import openai_record
 log = logging.getLogger("gateway.accounts")
 
 ACCOUNTS_TTL = 1.0     # re-scan account files at most this often (s)
+WATCH_INTERVAL = 1.0   # Redis mode: a worker re-reads the shared state this often, even idle
 PROBE_INTERVAL = 900.0  # a long (quota) cooldown is re-tried by one request this often (s)
 REFRESH_RETRY = 30.0   # after an issuer hiccup, proactive refresh waits this long (s)
 BOOKKEEPING_INTERVAL = 5.0  # last_used / rate-limit headers are written at most this often (s)
@@ -78,8 +80,10 @@ def backoff(status: int, failures: int) -> float:
 
 
 class AccountPool:
-    def __init__(self, config, health=None, store=None, backend=None):
+    def __init__(self, config, health=None, store=None, backend=None, watch=None):
         self._cfg = config
+        if watch is None:  # a serving pool opens its own backend; the CLI passes one
+            watch = backend is None and store is None and health is None
         if backend is None and (store is None or health is None):
             backend = state_mod.open_state(config)
         self.state = backend or state_mod.Backend("custom", store, health)
@@ -93,6 +97,13 @@ class AccountPool:
         self._mutex = threading.Lock()
         self._issuer_failed: dict[str, float] = {}  # id -> monotonic time of a transient failure
         self._booked: dict[str, float] = {}  # id -> monotonic time of the last bookkeeping write
+        if self.state.name == "redis":
+            # Read the shared state at start, so a worker knows the accounts even if
+            # Redis goes away before its first request (an outage serves from memory).
+            self.records()
+            self.health.snapshot()
+            if watch:
+                _watch(self)
 
     # -- what exists ---------------------------------------------------------
     def records(self) -> list[dict]:
@@ -295,6 +306,26 @@ class AccountPool:
         if self._key_rec and account_id == self._key_rec["id"]:
             return self.store.load(account_id) or self._key_rec
         return self.store.load(account_id)
+
+
+def _watch(pool: AccountPool) -> None:
+    """Keep a serving worker's copy of the shared state at most WATCH_INTERVAL old,
+    even while it serves no request: an outage is served from that copy, so a
+    worker idle since an account was imported must still know it. One GET of
+    each change counter per interval; the thread ends with its pool."""
+    ref = weakref.ref(pool)
+
+    def run() -> None:
+        while True:
+            time.sleep(WATCH_INTERVAL)
+            current = ref()
+            if current is None:
+                return
+            current.records()
+            current.health.snapshot()
+            del current
+
+    threading.Thread(target=run, name="state-watch", daemon=True).start()
 
 
 def fingerprint(rec: dict) -> str:

@@ -107,6 +107,14 @@ class _Snapshot:
             self.data, self.version = data, _NEVER
 
 
+def bump(pipe, vkey: str) -> None:
+    """Move a change counter (in a MULTI). A missing counter (a new, flushed or
+    restarted-empty Redis) starts at a random value, so it never comes back to
+    the value a process cached before and hides the change."""
+    pipe.set(vkey, secrets.randbelow(1 << 48), nx=True)
+    pipe.incr(vkey)
+
+
 def _record(data):
     return data if isinstance(data, dict) and data.get("kind") in ("codex", "openai") else None
 
@@ -145,7 +153,7 @@ class RedisStore:
         def write(r):
             pipe = r.pipeline(transaction=True)
             pipe.hset(self.key, ident, text)
-            pipe.incr(self._snap.vkey)
+            bump(pipe, self._snap.vkey)
             pipe.execute()
 
         try:
@@ -158,7 +166,7 @@ class RedisStore:
         def delete(r):
             pipe = r.pipeline(transaction=True)
             pipe.hdel(self.key, account_id)
-            pipe.incr(self._snap.vkey)
+            bump(pipe, self._snap.vkey)
             return pipe.execute()[0]
 
         return bool(self.link.run(delete))
@@ -293,7 +301,7 @@ class RedisHealth:
                         pipe.hdel(self.key, account_id)
                     else:
                         pipe.hset(self.key, account_id, json.dumps(new))
-                    pipe.incr(self._snap.vkey)
+                    bump(pipe, self._snap.vkey)
                     pipe.execute()
                     return result
                 except redis.WatchError:
