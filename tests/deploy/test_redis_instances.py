@@ -257,3 +257,26 @@ def test_redis_stopped_both_instances_answer_and_sharing_resumes_when_it_is_back
     assert all(ask(cluster.b.url, f"after-{i}").status_code == 429 for i in range(4))
     assert len(upstream.requests) == n
     assert cluster.redis.password not in cluster.a.logs() + cluster.b.logs()
+
+
+def test_the_shipped_redis_settings_start_a_real_redis(tmp_path):
+    """deploy/redis/codex-gateway.conf as the Redis host would include it (only the
+    address, port, password and directory differ)."""
+    srv = RedisServer(redis_binary(), name="redis-shipped")
+    shipped = ROOT / "deploy" / "redis" / "codex-gateway.conf"
+    conf = tmp_path / "redis.conf"
+    conf.write_text(f"include {shipped}\nbind 127.0.0.1\nport {srv.port}\n"
+                    f"requirepass {srv.password}\ndir {srv.dir}\n")
+    srv.command = lambda: [srv.binary, str(conf), "--daemonize", "no"]
+    srv.start()
+    try:
+        client = srv.client()
+        settings = {k: client.config_get(k)[k] for k in
+                    ("appendonly", "appendfsync", "maxmemory-policy", "protected-mode")}
+        assert settings == {"appendonly": "yes", "appendfsync": "everysec",
+                            "maxmemory-policy": "noeviction", "protected-mode": "yes"}
+        import redis
+        with pytest.raises(redis.AuthenticationError):
+            redis.Redis(port=srv.port).ping()  # no password, no answer
+    finally:
+        srv.cleanup()
