@@ -50,6 +50,7 @@ class Link:
         self.marker = marker
         self._mutex = threading.Lock()
         self._down_since: float | None = None  # wall clock, for /healthz
+        self._down_mono = 0.0
         self._reason = ""
         self._next_try = 0.0
         self._probing = False
@@ -82,6 +83,10 @@ class Link:
         """What this process last saw (no I/O)."""
         return self._down_since is None
 
+    def down_for(self) -> float:
+        """Seconds since this process lost Redis (0 while it is reachable)."""
+        return 0.0 if self._down_since is None else time.monotonic() - self._down_mono
+
     def status(self) -> dict:
         """For /healthz: pings Redis unless this process knows it is down."""
         try:
@@ -107,7 +112,7 @@ class Link:
             self._reason = reason[:300]
             if self._down_since is not None:
                 return
-            self._down_since = time.time()
+            self._down_since, self._down_mono = time.time(), time.monotonic()
         if self._claim_marker():
             log.warning("%s; token refreshes wait for it (one line per outage)", self._message())
 

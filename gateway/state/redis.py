@@ -199,9 +199,12 @@ class RedisStore:
                 if time.monotonic() > contention:
                     raise TimeoutError(f"account {account_id} is locked by another refresh")
             except StateUnavailable:
+                # Bounded for every request: counted from this request's first failure
+                # or from the outage's start, whichever is earlier, so requests queued
+                # behind one waiting refresher do not wait one after the other.
                 now = time.monotonic()
                 outage = outage or now
-                if now - outage >= self.outage_wait:
+                if max(now - outage, self.link.down_for()) >= self.outage_wait:
                     raise
                 time.sleep(min(0.2, self.outage_wait))
                 continue

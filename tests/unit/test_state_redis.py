@@ -278,6 +278,33 @@ def test_an_outage_serves_from_memory_logs_once_and_recovers(own_redis, tmp_path
     assert b.cooldown_or_claim_probe(other)[1] == "usage_limit_reached"
 
 
+def test_requests_queued_behind_a_waiting_refresh_wait_no_longer(own_redis, tmp_path, issuer,
+                                                                  prefix):
+    """Eight threads of one worker need the same expired token refreshed while Redis is
+    down: each gets its 503 within about one outage wait, not one after the other."""
+    pool = pool_for(own_redis, tmp_path, issuer=issuer, prefix=prefix)
+    add(pool, issuer, "acct-q", expired=True)
+    (account,) = pool.accounts()
+    own_redis.stop()
+    waits, codes = [], []
+
+    def call():
+        started = time.monotonic()
+        try:
+            pool.credentials(account)
+        except GatewayError as err:
+            codes.append(err.code)
+        waits.append(time.monotonic() - started)
+
+    threads = [threading.Thread(target=call) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert codes == ["state_store_unavailable"] * 8
+    assert max(waits) < 2.0, waits  # outage_wait is 0.5 s
+
+
 def test_a_worker_that_never_reached_redis_answers_503(own_redis, tmp_path, prefix):
     own_redis.stop()
     pool = pool_for(own_redis, tmp_path, prefix=prefix)
