@@ -1,6 +1,6 @@
 """gateway.cli
 ~~~~~~~~~~~~~
-``codex-gateway serve | keys | accounts | login | check``.
+``codex-gateway serve | keys | accounts | login | state | check``.
 
 Account commands live in :mod:`gateway.accounts.cli`; this module only wires
 the sub-commands together and runs the server.
@@ -38,6 +38,14 @@ def main(argv: list[str] | None = None) -> int:
     check = sub.add_parser("check", help="validate the configuration and exit")
     check.set_defaults(func=cmd_check)
 
+    state = sub.add_parser("state", help="the shared state store ([state] backend)")
+    ssub = state.add_subparsers(dest="state_command", required=True)
+    migrate = ssub.add_parser("migrate", help="copy the embedded state (state dir) into Redis")
+    migrate.add_argument("--to", choices=["redis"], required=True)
+    migrate.add_argument("--overwrite", action="store_true",
+                         help="replace accounts that are already in Redis")
+    migrate.set_defaults(func=cmd_state_migrate)
+
     accounts_cli.register(sub)
 
     args = parser.parse_args(argv)
@@ -68,6 +76,10 @@ def cmd_keys_create(cfg, args) -> int:
     print(key)
     print(f"# saved to {path} as {entry.name} ({entry.id}), as its digest {hash_key(key)}:\n"
           "# the key itself is stored nowhere and shown only this once.", file=sys.stderr)
+    if cfg.state.kind == "redis":
+        print("# [state] backend = redis: client keys stay per instance (docs/instances.md).\n"
+              f"# Add the line `{entry.name} {hash_key(key)}` to every instance's keys file,\n"
+              "# or its digest to auth.client_keys in every instance's config.", file=sys.stderr)
     return 0
 
 
@@ -80,8 +92,34 @@ def cmd_keys_list(cfg, args) -> int:
 
 
 def cmd_check(cfg, args) -> int:
-    print(f"config ok: bind {cfg.server.bind}, state dir {cfg.state_dir}, "
+    state = cfg.state.kind
+    if state == "redis":
+        state += f" at {config_mod.redacted_url(cfg.state.redis_url)}"
+    print(f"config ok: bind {cfg.server.bind}, state dir {cfg.state_dir}, state {state}, "
           f"continuity chain {', '.join(cfg.continuity.chain)}")
+    return 0
+
+
+def cmd_state_migrate(cfg, args) -> int:
+    from .state import StateUnavailable, migrate
+
+    if not cfg.state.redis_url:
+        print("codex-gateway: set state.redis_url (or CODEX_GATEWAY_STATE_REDIS_URL) to the "
+              "Redis to copy into", file=sys.stderr)
+        return 2
+    try:
+        report = migrate.to_redis(cfg, overwrite=args.overwrite)
+    except StateUnavailable as exc:
+        print(f"codex-gateway: {exc}", file=sys.stderr)
+        return 1
+    where = config_mod.redacted_url(cfg.state.redis_url)
+    for ident in report.copied:
+        print(f"copied {ident}" + (" (with its health)" if ident in report.health else ""))
+    for ident in report.kept:
+        print(f"kept {ident}: already in Redis (--overwrite replaces it)")
+    print(f"{len(report.copied)} account(s) copied to {where}. Client keys stay in each "
+          "instance's keys file. Set [state] backend = \"redis\" (and unset "
+          "accounts.auth_file) on every instance, then start them.")
     return 0
 
 

@@ -13,6 +13,7 @@ import ipaddress
 import json
 import math
 import os
+import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -106,6 +107,27 @@ class ContinuityConfig:
 
 
 @dataclass(frozen=True)
+class StateConfig:
+    """Where shared state lives (docs/instances.md). ``sqlite``: files and SQLite in
+    ``accounts.state_dir``, for one host. ``redis``: account records, health and the
+    refresh lock in one Redis that several instances share."""
+
+    backend: str = "sqlite"
+    # redis:// or rediss:// (TLS), password in the URL; the environment variable
+    # CODEX_GATEWAY_STATE_REDIS_URL keeps it out of the config file.
+    redis_url: str = ""
+    key_prefix: str = "codex-gateway:"   # several deployments may share one Redis
+    timeout_seconds: float = 1.0          # connect and per-command timeout
+    lock_ttl_seconds: float = 60.0        # a dead refresher's lock expires after this
+    outage_wait_seconds: float = 5.0      # an expired token waits this long for Redis, then 503
+
+    @property
+    def kind(self) -> str:
+        """The backend's name, lower case (the choice check ignores case)."""
+        return self.backend.lower()
+
+
+@dataclass(frozen=True)
 class Config:
     server: ServerConfig = field(default_factory=ServerConfig)
     auth: AuthConfig = field(default_factory=AuthConfig)
@@ -113,6 +135,7 @@ class Config:
     accounts: AccountsConfig = field(default_factory=AccountsConfig)
     oauth: OAuthConfig = field(default_factory=OAuthConfig)
     continuity: ContinuityConfig = field(default_factory=ContinuityConfig)
+    state: StateConfig = field(default_factory=StateConfig)
     # The [models] table as written: gateway.models.Catalog reads and checks it.
     models: dict = field(default_factory=dict)
 
@@ -150,6 +173,7 @@ def load(path: str | None = None, env: dict | None = None) -> Config:
     unknown = set(cfg.continuity.chain) - set(CONTINUITY_PRESETS["default"]) - {"idempotency_key"}
     if unknown:
         raise ConfigError(f"continuity.sources has unknown source(s): {sorted(unknown)}")
+    _check_state(cfg)
     catalog(cfg)  # a bad [models] table fails at start, not on the first request
     return cfg
 
@@ -160,6 +184,34 @@ def catalog(cfg: Config):
         return Catalog.from_config(cfg.models)
     except CatalogConfigError as exc:
         raise ConfigError(f"models: {exc}") from None
+
+
+REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
+
+
+def _check_state(cfg: Config) -> None:
+    """Redis mode needs a Redis URL, and cannot use the auth_file shortcut: that file
+    is local to one host, so two instances would each refresh their own copy and the
+    second refresh would be refused (``refresh_token_reused``)."""
+    state = cfg.state
+    if state.redis_url and not state.redis_url.startswith(REDIS_SCHEMES):
+        raise ConfigError("state.redis_url: expected a redis://, rediss:// or unix:// URL "
+                          f"(got one starting {state.redis_url.split(':', 1)[0]!r})")
+    if state.kind != "redis":
+        return
+    if not state.redis_url:
+        raise ConfigError("state.backend = \"redis\" needs state.redis_url (or "
+                          f"{ENV_PREFIX}STATE_REDIS_URL), e.g. redis://:PASSWORD@10.0.0.5:6379/0")
+    if cfg.accounts.auth_file:
+        raise ConfigError("accounts.auth_file is a file on one host and cannot be shared by "
+                          "several instances: with state.backend = \"redis\", import it once "
+                          "with `codex-gateway accounts import FILE` and unset accounts.auth_file")
+
+
+def redacted_url(url: str) -> str:
+    """*url* without its password (for `check` and logs)."""
+    return re.sub(r"^(\w+://)([^@/]*)@", lambda m: m.group(1) + (
+        m.group(2).split(":", 1)[0] + ":***" if ":" in m.group(2) else "***") + "@", url)
 
 
 class _EnvText(str):
@@ -293,8 +345,10 @@ _MINIMUM = {
     "upstream.connect_timeout": 0.001, "upstream.read_timeout": 0.001,
     "upstream.pool_maxsize": 1, "accounts.refresh_margin_seconds": 0,
     "oauth.callback_port": 1, "continuity.max_signal_length": 16,
+    "state.timeout_seconds": 0.01, "state.lock_ttl_seconds": 1, "state.outage_wait_seconds": 0,
 }
-_CHOICES = {"server.log_level": ("debug", "info", "warning", "error", "critical")}
+_CHOICES = {"server.log_level": ("debug", "info", "warning", "error", "critical"),
+            "state.backend": ("sqlite", "redis")}
 
 
 def _check_range(value, label: str):

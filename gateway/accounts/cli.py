@@ -5,6 +5,10 @@ import | list | remove | add-key``.
 
 Secrets are read from files, stdin or an environment variable, never from
 argv (which other users can see in ``ps``), and never printed.
+
+Every command works on the configured state store (:mod:`gateway.state`): the
+state dir's files, or Redis, where every instance sees the change at once. An
+unreachable Redis is an error that says so, never a silently empty list.
 """
 from __future__ import annotations
 
@@ -15,10 +19,13 @@ import secrets
 import sys
 import time
 import webbrowser
+from functools import wraps
 
+from .. import state as state_mod
+from ..state import StateUnavailable
 from . import oauth
 from .pool import AccountPool
-from .store import Store, StoreError, codex_record, from_codex_auth, openai_record
+from .store import StoreError, codex_record, from_codex_auth, openai_record
 
 
 def open_browser(url: str) -> None:
@@ -44,25 +51,25 @@ def register(subparsers) -> None:
     login.add_argument("--no-browser", action="store_true", help="only print the URL")
     login.add_argument("--timeout", type=float, default=900.0, help="seconds to wait")
     _account_options(login)
-    login.set_defaults(func=cmd_login)
+    login.set_defaults(func=_guard(cmd_login))
 
     accounts = subparsers.add_parser("accounts", help="upstream accounts")
     sub = accounts.add_subparsers(dest="accounts_command", required=True)
     imp = sub.add_parser("import", help="copy a Codex CLI auth.json into the gateway")
     imp.add_argument("path")
     _account_options(imp)
-    imp.set_defaults(func=cmd_import)
+    imp.set_defaults(func=_guard(cmd_import))
     lst = sub.add_parser("list", help="accounts and their health (never tokens)")
     lst.add_argument("--json", action="store_true")
-    lst.set_defaults(func=cmd_list)
+    lst.set_defaults(func=_guard(cmd_list))
     rm = sub.add_parser("remove", help="delete an account")
     rm.add_argument("id")
-    rm.set_defaults(func=cmd_remove)
+    rm.set_defaults(func=_guard(cmd_remove))
     add = sub.add_parser("add-key", help="add an OpenAI API key (read from stdin)")
     add.add_argument("--key-env", metavar="VAR", help="read the key from this variable")
     add.add_argument("--base-url", help="an OpenAI-compatible base URL (default api.openai.com)")
     _account_options(add)
-    add.set_defaults(func=cmd_add_key)
+    add.set_defaults(func=_guard(cmd_add_key))
 
 
 def _account_options(parser) -> None:
@@ -76,15 +83,31 @@ def _extras(args) -> dict:
     return {"label": args.label, "weight": args.weight, "models": models or None}
 
 
-def _store(cfg) -> Store:
-    return Store(cfg.state_dir, cfg.accounts.auth_file)
+def _guard(cmd):
+    """Run *cmd*, turning an unreachable state store into one clear error."""
+    @wraps(cmd)
+    def run(cfg, args) -> int:
+        try:
+            return cmd(cfg, args)
+        except StateUnavailable as exc:
+            print(f"codex-gateway: {exc}", file=sys.stderr)
+            return 1
+    return run
+
+
+def _pool(cfg) -> AccountPool:
+    """The pool on the configured state store, which must answer now."""
+    backend = state_mod.open_state(cfg)
+    backend.check()
+    return AccountPool(cfg, backend=backend)
 
 
 def save_login(cfg, toks: dict, args) -> dict:
     """Store a login's tokens (keeping an existing account's label, weight,
     models) and lift any needs-login mark, for every worker at once."""
     rec = codex_record(toks, **_extras(args))
-    store = _store(cfg)
+    pool = _pool(cfg)
+    store = pool.store
     old = store.load(rec["id"]) or {}
     if old.get("source"):  # the auth_file shortcut: a login makes a file of its own
         old = {}
@@ -92,14 +115,14 @@ def save_login(cfg, toks: dict, args) -> dict:
         if key not in rec and key in old:
             rec[key] = old[key]
     store.save(rec)
-    AccountPool(cfg, store=store).health.clear(rec["id"], login=True)
+    pool.health.clear(rec["id"], login=True)
     return rec
 
 
 def cmd_login(cfg, args) -> int:
     try:
         rec = _device_login(cfg, args) if args.device else _browser_login(cfg, args)
-    except (oauth.OAuthError, StoreError, OSError) as exc:
+    except (oauth.OAuthError, StoreError, OSError, StateUnavailable) as exc:
         print(f"codex-gateway: login failed: {exc}", file=sys.stderr)
         return 1
     print(f"Logged in {rec['id']} ({rec.get('email') or 'no email'}, "
@@ -170,20 +193,21 @@ def cmd_add_key(cfg, args) -> int:
         return 1
     extras = {k: v for k, v in _extras(args).items() if v is not None}
     rec = openai_record(key, base_url=args.base_url, **extras)
-    store = _store(cfg)
-    store.save(rec)
-    AccountPool(cfg, store=store).health.clear(rec["id"], login=True)
+    pool = _pool(cfg)
+    pool.store.save(rec)
+    pool.health.clear(rec["id"], login=True)
     print(f"Added {rec['id']}.")
     return 0
 
 
 def cmd_remove(cfg, args) -> int:
-    pool = AccountPool(cfg)
+    pool = _pool(cfg)
     if not pool.store.remove(args.id):
         known = {r["id"]: r for r in pool.records()}
         hint = (" (it comes from the config: unset accounts.auth_file / accounts.openai_api_key)"
                 if args.id in known else "")
-        print(f"codex-gateway: no account file for {args.id}{hint}", file=sys.stderr)
+        where = "in Redis" if pool.state.name == "redis" else "file"
+        print(f"codex-gateway: no account {where} for {args.id}{hint}", file=sys.stderr)
         return 1
     pool.health.forget(args.id)
     print(f"Removed {args.id}.")
@@ -192,7 +216,7 @@ def cmd_remove(cfg, args) -> int:
 
 def account_rows(cfg) -> list[dict]:
     """What `accounts list` shows: identity and health, never a token or key."""
-    pool = AccountPool(cfg)
+    pool = _pool(cfg)
     snap = pool.health.snapshot()
     now = time.time()
     rows = []

@@ -8,9 +8,15 @@ Interface (kept stable for the executor):
 ``refresh(account, stale_token)``, ``record_success(account, headers)``,
 ``record_failure(account, status, code, retry_at)``.
 
-Accounts come from the store's files (re-scanned at most once a second) and
-the config shortcuts; health (cooldowns, needs-login) is shared by every
-worker through :mod:`.health`; a refresh is single-flight across processes.
+Accounts come from the state store (:mod:`gateway.state`: the state dir's
+files, or Redis; re-read at most once a second) and the config shortcuts;
+health (cooldowns, needs-login) is shared by every worker (and, with Redis,
+every instance) through the health store; a refresh is single-flight across
+processes under the store's lock.
+
+With Redis unreachable the pool serves what this process last read, and a
+token is only refreshed under the lock: a request whose token has expired
+waits ``state.outage_wait_seconds`` for Redis, then gets a 503 that says why.
 """
 from __future__ import annotations
 
@@ -18,15 +24,19 @@ import hashlib
 import logging
 import threading
 import time
+import weakref
 from dataclasses import dataclass, field
 
+from .. import state as state_mod
+from ..errors import GatewayError
+from ..state import StateUnavailable
 from . import oauth, ranking, tokens
-from .health import SQLiteHealth
-from .store import Store, openai_record
+from .store import openai_record
 
 log = logging.getLogger("gateway.accounts")
 
 ACCOUNTS_TTL = 1.0     # re-scan account files at most this often (s)
+WATCH_INTERVAL = 1.0   # Redis mode: a worker re-reads the shared state this often, even idle
 PROBE_INTERVAL = 900.0  # a long (quota) cooldown is re-tried by one request this often (s)
 REFRESH_RETRY = 30.0   # after an issuer hiccup, proactive refresh waits this long (s)
 BOOKKEEPING_INTERVAL = 5.0  # last_used / rate-limit headers are written at most this often (s)
@@ -34,6 +44,13 @@ COOLDOWN_429 = 30.0    # a 429 that names no reset time
 COOLDOWN_403 = 600.0   # may be a WAF or region block, not the account: long, not permanent
 COOLDOWN_REFRESH = 60.0  # a 401 while the issuer could not be reached
 TRANSIENT_BASE, TRANSIENT_CAP = 5.0, 60.0  # 5xx/408/timeouts: 5, 10, 20, 40, 60, 60 … s
+STATE_RETRY_AFTER = 5  # Retry-After of the 503 while the state store is unreachable
+
+STATE_UNAVAILABLE_MESSAGE = (
+    "The gateway's state store (Redis) is unreachable, so {what}. Retry shortly; if it "
+    "persists, check that Redis is running and reachable from every gateway host "
+    "(`codex-gateway accounts list` on a gateway host shows whether it answers)."
+)
 
 
 @dataclass(frozen=True)
@@ -63,10 +80,16 @@ def backoff(status: int, failures: int) -> float:
 
 
 class AccountPool:
-    def __init__(self, config, health=None, store=None):
+    def __init__(self, config, health=None, store=None, backend=None, watch=None):
         self._cfg = config
-        self.store = store or Store(config.state_dir, config.accounts.auth_file)
-        self.health = health or SQLiteHealth(config.state_dir / "health.sqlite")
+        if watch is None:  # a serving pool opens its own backend; the CLI passes one
+            watch = backend is None and store is None and health is None
+        if backend is None and (store is None or health is None):
+            backend = state_mod.open_state(config)
+        self.state = backend or state_mod.Backend("custom", store, health)
+        self.store = store or self.state.store
+        self.health = health or self.state.health
+        self._state_missing = False  # the store never answered this process
         key = config.accounts.openai_api_key
         self._key_rec = dict(openai_record(key), label="openai_api_key") if key else None
         self._cache: tuple[float, list[Account]] | None = None
@@ -74,11 +97,23 @@ class AccountPool:
         self._mutex = threading.Lock()
         self._issuer_failed: dict[str, float] = {}  # id -> monotonic time of a transient failure
         self._booked: dict[str, float] = {}  # id -> monotonic time of the last bookkeeping write
+        if self.state.name == "redis":
+            # Read the shared state at start, so a worker knows the accounts even if
+            # Redis goes away before its first request (an outage serves from memory).
+            self.records()
+            self.health.snapshot()
+            if watch:
+                _watch(self)
 
     # -- what exists ---------------------------------------------------------
     def records(self) -> list[dict]:
-        """Every account record (files, auth_file, openai_api_key), disabled too."""
-        recs = self.store.records()
+        """Every account record (files or Redis, auth_file, openai_api_key), disabled
+        too. A store that never answered this process gives none (see ranked)."""
+        try:
+            recs = self.store.records()
+            self._state_missing = False
+        except StateUnavailable:
+            recs, self._state_missing = [], True
         if self._key_rec and all(r["id"] != self._key_rec["id"] for r in recs):
             recs.append(self._key_rec)
         return recs
@@ -112,6 +147,8 @@ class AccountPool:
         """Accounts for *key*, best first: rendezvous order over those that can
         serve *model* and need no login (cooling ones stay: the executor skips them)."""
         accounts = self.accounts()  # first: it may lift a needs-login mark
+        if not accounts and self._state_missing:
+            raise self._state_error("it does not know any upstream account yet")
         snap = self.health.snapshot()
         usable = [a for a in accounts if (not a.models or model in a.models)
                   and not (snap.get(a.id) or {}).get("needs_login")]
@@ -127,17 +164,41 @@ class AccountPool:
             return Credentials(rec.get("api_key", ""))
         token = rec.get("access_token") or ""
         if (tokens.expires_within(token, self._cfg.accounts.refresh_margin_seconds)
-                and not self._issuer_failed_recently(account.id)
-                and self._refresh(account.id, token)):
-            rec = self._record(account.id) or rec
+                and not self._issuer_failed_recently(account.id)):
+            # A token that still works is used as it is while the store is unreachable
+            # (a proactive refresh can wait); an expired one waits for the lock.
+            expired = tokens.expires_within(token, 0)
+            if (expired or self.state.reachable()) and self._refresh_or_503(account.id, token,
+                                                                             strict=expired):
+                rec = self._record(account.id) or rec
         return Credentials(rec.get("access_token") or "", rec.get("account_id"))
 
     def refresh(self, account: Account, stale_token: str) -> bool:
         """After a 401: True when credentials other than *stale_token* are now
-        stored (refreshed here or by another worker), False when impossible."""
-        return self._refresh(account.id, stale_token)
+        stored (refreshed here or by another worker), False when impossible.
+        Raises a 503 GatewayError when the state store cannot give the lock."""
+        return self._refresh_or_503(account.id, stale_token, strict=True)
+
+    def _refresh_or_503(self, account_id: str, stale: str, strict: bool) -> bool:
+        try:
+            return self._refresh(account_id, stale)
+        except StateUnavailable:
+            if strict:
+                raise self._state_error("it cannot take the lock it needs to refresh this "
+                                        "account's expired token (refreshing without it "
+                                        "could lose the login to refresh_token_reused)") from None
+            return False
+
+    def _state_error(self, what: str) -> GatewayError:
+        return GatewayError(503, STATE_UNAVAILABLE_MESSAGE.format(what=what),
+                            code="state_store_unavailable", retry_after=STATE_RETRY_AFTER)
+
+    def state_status(self) -> dict:
+        """The state store for /healthz: backend and whether it answers."""
+        return self.state.status()
 
     def _refresh(self, account_id: str, stale: str) -> bool:
+        """Single-flight refresh; raises StateUnavailable when the lock cannot be had."""
         with self._mutex:
             tlock = self._locks.setdefault(account_id, threading.Lock())
         try:
@@ -174,7 +235,11 @@ class AccountPool:
                 log.warning("account %s: %s", account_id, exc)
                 self._issuer_failed[account_id] = time.monotonic()
             return None
-        self.store.save(_refreshed(rec, toks))
+        try:
+            self.store.save(_refreshed(rec, toks))
+        except StateUnavailable as exc:  # kept in this process's memory by the store
+            log.error("account %s: refreshed, but the new tokens could not be stored (%s); "
+                      "this worker uses them, others will need them stored", account_id, exc)
         self._issuer_failed.pop(account_id, None)
         return "refreshed"
 
@@ -245,6 +310,26 @@ class AccountPool:
         if self._key_rec and account_id == self._key_rec["id"]:
             return self.store.load(account_id) or self._key_rec
         return self.store.load(account_id)
+
+
+def _watch(pool: AccountPool) -> None:
+    """Keep a serving worker's copy of the shared state at most WATCH_INTERVAL old,
+    even while it serves no request: an outage is served from that copy, so a
+    worker idle since an account was imported must still know it. One GET of
+    each change counter per interval; the thread ends with its pool."""
+    ref = weakref.ref(pool)
+
+    def run() -> None:
+        while True:
+            time.sleep(WATCH_INTERVAL)
+            current = ref()
+            if current is None:
+                return
+            current.records()
+            current.health.snapshot()
+            del current
+
+    threading.Thread(target=run, name="state-watch", daemon=True).start()
 
 
 def fingerprint(rec: dict) -> str:

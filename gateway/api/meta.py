@@ -34,12 +34,14 @@ def list_models():
 
 @bp.get("/healthz")
 def healthz():
-    """Liveness plus whether any account can serve; never reveals secrets."""
+    """Liveness, whether any account can serve and whether the state store
+    answers (an instance keeps serving without it); never reveals secrets."""
     pool = common.state().pool
     accounts = pool.accounts()
     usable = [a for a in accounts if pool.usable(a)]
-    payload = {"status": "ok" if usable else "degraded", "accounts": len(accounts),
-               "usable_accounts": len(usable)}
+    store = pool.state_status()
+    payload = {"status": "ok" if usable and store["ok"] else "degraded",
+               "accounts": len(accounts), "usable_accounts": len(usable), "state": store}
     if not accounts:
         payload["message"] = NEEDS_LOGIN_MESSAGE if pool.records() else NO_ACCOUNT_MESSAGE
     return common.json_response(payload)

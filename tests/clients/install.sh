@@ -1,6 +1,6 @@
 #!/bin/sh
 # Installs what the deployment and client tests need, when it is missing:
-# Debian packages (nginx, openssl, curl, systemd-analyze, strace, the util-linux,
+# Debian packages (nginx, redis-server, openssl, curl, systemd-analyze, strace, the util-linux,
 # iproute2 and passwd tools the VPS simulation uses, git, node + npm) and
 # the pinned npm clients (package.json + package-lock.json). Idempotent, and fast
 # (a few stat calls) when everything is present: it runs on every `make test`.
@@ -13,6 +13,7 @@ have() { command -v "$1" >/dev/null 2>&1 || [ -x "/usr/sbin/$1" ] || [ -x "/sbin
 
 missing=""
 have nginx || missing="$missing nginx-light"
+have redis-server || missing="$missing redis-server"
 have openssl || missing="$missing openssl"
 have curl || missing="$missing curl"
 have systemd-analyze || missing="$missing systemd"

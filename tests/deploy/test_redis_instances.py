@@ -1,0 +1,282 @@
+"""Several instances, one Redis (docs/instances.md), all real on 127.0.0.1:
+
+    client ─▶ nginx (shipped server block, two servers in its upstream)
+                ├─▶ gateway instance A (gunicorn, 2 workers, its own state dir)
+                └─▶ gateway instance B (gunicorn, 2 workers, its own state dir)
+                         └── both: [state] backend = "redis" ─▶ redis-server (password, AOF)
+
+Accounts are imported through A's command line only; everything B knows it
+reads from Redis.
+"""
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+import requests
+
+from tests.support import ROOT, Gateway, register_secret
+from tests.fakes.oauth_issuer import FakeOAuthIssuer
+from tests.support import LONG_SYSTEM, auth_headers, gateway_env
+from tests.redis_server import RedisServer, redis_binary
+
+from .harness import nginx_binary
+from .nginx import Nginx
+
+PREFIX = "cgw-test:"
+ACCOUNTS_TTL = 1.1  # a worker re-reads the account list at most once a second
+
+
+class Cluster:
+    def __init__(self, upstream, issuer, tmp_path_factory):
+        self.upstream, self.issuer = upstream, issuer
+        self.redis = RedisServer(redis_binary(), persist=True, name="redis-instances").start()
+        self.instances: list[Gateway] = []
+        self.nginx = None
+        binary = nginx_binary()
+        try:
+            for name in ("a", "b"):
+                state = tmp_path_factory.mktemp(f"instance-{name}")
+                env = gateway_env(upstream, state, CODEX_GATEWAY_OAUTH_ISSUER=issuer.base_url,
+                                  CODEX_GATEWAY_OAUTH_TOKEN_URL=issuer.token_url,
+                                  CODEX_GATEWAY_STATE_BACKEND="redis",
+                                  CODEX_GATEWAY_STATE_REDIS_URL=self.redis.url,
+                                  CODEX_GATEWAY_STATE_KEY_PREFIX=PREFIX,
+                                  CODEX_GATEWAY_STATE_OUTAGE_WAIT_SECONDS="1")
+                env["CODEX_GATEWAY_ACCOUNTS_AUTH_FILE"] = ""  # refused in Redis mode
+                self.instances.append(Gateway(env, workers=2, threads=16,
+                                              name=f"instance-{name}").start())
+            self.nginx = Nginx(self.a.port, binary=binary)
+            self._two_servers()
+            self.nginx.start()
+        except BaseException:
+            self.stop()
+            raise
+
+    def _two_servers(self) -> None:
+        """The shipped upstream block with instance B's server added next to A's."""
+        conf = self.nginx.prefix / "sites-enabled" / "codex-gateway.conf"
+        one = f"server 127.0.0.1:{self.a.port};"
+        text = conf.read_text()
+        assert text.count(one) == 1
+        conf.write_text(text.replace(one, f"{one}\n    server 127.0.0.1:{self.b.port};"))
+
+    @property
+    def a(self) -> Gateway:
+        return self.instances[0]
+
+    @property
+    def b(self) -> Gateway:
+        return self.instances[1]
+
+    def cli(self, gw: Gateway, *args, stdin: str | None = None) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "gateway.cli", *args], cwd=ROOT,
+                              env=gw.env, input=stdin, capture_output=True, text=True,
+                              timeout=30)
+
+    def import_account(self, account_id: str, expired: bool = False) -> dict:
+        """A Codex CLI auth.json imported through instance A's command line."""
+        toks = self.issuer.add_account(account_id, expired=expired)
+        for k in ("access_token", "refresh_token", "id_token"):
+            register_secret(toks[k])
+        result = self.cli(self.a, "accounts", "import", "-", stdin=json.dumps({"tokens": toks}))
+        assert result.returncode == 0, result.stderr
+        return toks
+
+    def record(self, account_id: str) -> dict:
+        raw = self.redis.client().hget(PREFIX + "accounts", f"codex-{account_id}")
+        return json.loads(raw)
+
+    def served(self) -> list[int]:
+        """Requests each instance has answered with a 200 so far (its log lines)."""
+        return [len(re.findall(r"request dialect=\S+ transport=\S+ status=200", gw.logs()))
+                for gw in self.instances]
+
+    def stop(self) -> None:
+        if self.nginx is not None:
+            self.nginx.cleanup()
+        for gw in self.instances:
+            gw.stop()
+        self.redis.cleanup()
+
+
+@pytest.fixture(scope="module")
+def issuer():
+    with FakeOAuthIssuer() as srv:
+        yield srv
+
+
+@pytest.fixture(scope="module")
+def cluster(upstream, issuer, tmp_path_factory):
+    c = Cluster(upstream, issuer, tmp_path_factory)
+    yield c
+    c.stop()
+
+
+@pytest.fixture(autouse=True)
+def _no_accounts(request):
+    """Each test starts with an empty Redis (the instances see it on their next read)."""
+    if "cluster" in request.fixturenames:
+        c = request.getfixturevalue("cluster")
+        c.redis.client().flushdb()
+        c.issuer.configure(delay=0.0)
+        time.sleep(ACCOUNTS_TTL)
+    yield
+
+
+def ask(url: str, conv: str, turn: int = 0, stream: bool = False) -> requests.Response:
+    items = [{"type": "message", "role": "user",
+              "content": [{"type": "input_text", "text": f"{conv} turn {t}"}]}
+             for t in range(turn + 1)]
+    body = {"model": "gpt-5-codex", "instructions": LONG_SYSTEM, "input": items,
+            "stream": stream}
+    return requests.post(url + "/v1/responses", json=body, timeout=30,
+                         headers=auth_headers(Connection="close"))
+
+
+def test_accounts_imported_through_one_instance_are_served_by_both(cluster, upstream):
+    cluster.import_account("acct-shared")
+    time.sleep(ACCOUNTS_TTL)
+    before = cluster.served()
+    results = [ask(cluster.nginx.url, f"conv-{i}") for i in range(8)]
+    assert [r.status_code for r in results] == [200] * 8, results[0].text
+    after = cluster.served()
+    assert all(n > b for n, b in zip(after, before)), (before, after)  # nginx used both
+    assert ask(cluster.b.url, "direct-b").status_code == 200
+    assert {r["headers"]["chatgpt-account-id"] for r in upstream.requests} == {"acct-shared"}
+    listed = json.loads(cluster.cli(cluster.b, "accounts", "list", "--json").stdout)
+    assert [row["id"] for row in listed] == ["codex-acct-shared"]
+    assert not any((gw.env["CODEX_GATEWAY_ACCOUNTS_STATE_DIR"] + "/accounts")
+                   and (ROOT / gw.env["CODEX_GATEWAY_ACCOUNTS_STATE_DIR"] / "accounts").exists()
+                   for gw in cluster.instances)  # no account files on the instances
+
+
+def test_sixteen_concurrent_requests_on_an_expired_token_refresh_once(cluster, upstream, issuer):
+    old = cluster.import_account("acct-exp", expired=True)
+    issuer.configure(delay=0.3)
+    time.sleep(ACCOUNTS_TTL)
+    version = cluster.redis.client().get(PREFIX + "accounts:ver")
+    before = cluster.served()
+    with ThreadPoolExecutor(16) as pool:
+        results = list(pool.map(lambda i: ask(cluster.nginx.url, f"conv-{i}"), range(16)))
+    assert [r.status_code for r in results] == [200] * 16, results[0].text
+    after = cluster.served()
+    assert all(n > b for n, b in zip(after, before)), (before, after)  # spread over both
+    refreshes = [c for c in issuer.calls if c["grant_type"] == "refresh_token"
+                 and c["account"] == "acct-exp"]
+    assert len(refreshes) == 1, refreshes
+    saved = cluster.record("acct-exp")
+    register_secret(saved["refresh_token"])
+    register_secret(saved["access_token"])
+    assert saved["refresh_token"] == issuer.current_refresh_token("acct-exp") != \
+        old["refresh_token"]
+    # Stored once: the account records changed exactly one time.
+    assert int(cluster.redis.client().get(PREFIX + "accounts:ver")) == int(version) + 1
+    assert {r["headers"]["Authorization"] for r in upstream.requests} == \
+        {"Bearer " + saved["access_token"]}
+
+
+def test_conversations_alternating_between_instances_keep_one_envelope_and_hit_the_cache(
+        cluster, upstream):
+    for name in ("acct-1", "acct-2", "acct-3"):
+        cluster.import_account(name)
+    time.sleep(ACCOUNTS_TTL)
+    for conv in ("alpha", "beta", "gamma"):
+        mark = len(upstream.requests)
+        for turn in range(4):
+            gw = cluster.instances[turn % 2]
+            resp = ask(gw.url, conv, turn)
+            assert resp.status_code == 200, resp.text
+            if turn:
+                cached = resp.json()["usage"]["input_tokens_details"]["cached_tokens"]
+                assert cached >= 1024, (conv, turn, cached)
+        sent = upstream.requests[mark:]
+        assert len(sent) == 4
+        envelopes = {(r["account"], r["body"]["prompt_cache_key"], r["headers"]["session_id"],
+                      r["headers"]["session-id"]) for r in sent}
+        assert len(envelopes) == 1, envelopes
+        (account, key, session, _), = envelopes
+        assert key == session
+
+
+def test_a_usage_limit_met_through_one_instance_is_honoured_by_the_other(cluster, upstream):
+    cluster.import_account("acct-lim")
+    time.sleep(ACCOUNTS_TTL)
+    upstream.inject("usage_limit", count=1, account="acct-lim", resets_in=300)
+    first = ask(cluster.a.url, "limited")
+    assert first.status_code == 429
+    n = len(upstream.requests)
+    for i in range(4):  # both workers of B
+        again = ask(cluster.b.url, f"other-{i}")
+        assert again.status_code == 429, again.text
+        assert 280 <= int(again.headers["Retry-After"]) <= 301
+        assert again.json()["error"]["code"] == "usage_limit_reached"
+    assert len(upstream.requests) == n  # no second upstream 429
+
+
+def test_redis_stopped_both_instances_answer_and_sharing_resumes_when_it_is_back(
+        cluster, upstream):
+    cluster.import_account("acct-up")
+    time.sleep(ACCOUNTS_TTL)
+    for i in range(4):
+        assert ask(cluster.nginx.url, f"warm-{i}").status_code == 200
+    time.sleep(1.2)  # an idle worker re-reads the shared state every second too
+    outage_lines = [gw.logs().count("is unreachable") for gw in cluster.instances]
+
+    cluster.redis.stop()
+    results = [ask(url, f"down-{i}") for i in range(6)
+               for url in (cluster.nginx.url, cluster.a.url, cluster.b.url)]
+    assert [r.status_code for r in results] == [200] * len(results), \
+        [r.text for r in results if r.status_code != 200]
+    for gw in cluster.instances:
+        health = requests.get(gw.url + "/healthz", timeout=5).json()
+        assert health["status"] == "degraded" and health["usable_accounts"] == 1
+        assert health["state"]["backend"] == "redis" and health["state"]["ok"] is False
+        assert cluster.redis.password not in json.dumps(health)
+    # One log line per instance for the whole outage, not one per request or worker.
+    assert [gw.logs().count("is unreachable") - n
+            for gw, n in zip(cluster.instances, outage_lines)] == [1, 1]
+
+    cluster.redis.start()  # same port, its append-only file: the data is back
+    time.sleep(1.2)  # each worker tries Redis again at most once a second
+    for i in range(8):
+        assert ask(cluster.nginx.url, f"back-{i}").status_code == 200
+    for gw in cluster.instances:
+        assert gw.logs().count("reachable again") == 1
+        health = requests.get(gw.url + "/healthz", timeout=5).json()
+        assert health["state"] == {"backend": "redis", "ok": True}
+    # Sharing resumed: a limit met through A is honoured by B at once.
+    upstream.inject("usage_limit", count=1, account="acct-up", resets_in=120)
+    assert ask(cluster.a.url, "after").status_code == 429
+    n = len(upstream.requests)
+    assert all(ask(cluster.b.url, f"after-{i}").status_code == 429 for i in range(4))
+    assert len(upstream.requests) == n
+    assert cluster.redis.password not in cluster.a.logs() + cluster.b.logs()
+
+
+def test_the_shipped_redis_settings_start_a_real_redis(tmp_path):
+    """deploy/redis/codex-gateway.conf as the Redis host would include it (only the
+    address, port, password and directory differ)."""
+    srv = RedisServer(redis_binary(), name="redis-shipped")
+    shipped = ROOT / "deploy" / "redis" / "codex-gateway.conf"
+    conf = tmp_path / "redis.conf"
+    conf.write_text(f"include {shipped}\nbind 127.0.0.1\nport {srv.port}\n"
+                    f"requirepass {srv.password}\ndir {srv.dir}\n")
+    srv.command = lambda: [srv.binary, str(conf), "--daemonize", "no"]
+    srv.start()
+    try:
+        client = srv.client()
+        settings = {k: client.config_get(k)[k] for k in
+                    ("appendonly", "appendfsync", "maxmemory-policy", "protected-mode")}
+        assert settings == {"appendonly": "yes", "appendfsync": "everysec",
+                            "maxmemory-policy": "noeviction", "protected-mode": "yes"}
+        import redis
+        with pytest.raises(redis.AuthenticationError):
+            redis.Redis(port=srv.port).ping()  # no password, no answer
+    finally:
+        srv.cleanup()
