@@ -19,9 +19,6 @@ import threading
 
 import pytest
 
-from tests.conftest import Gateway
-from tests.integration.conftest import gateway_env
-
 from .clients import CLAUDE_EXPORTS, CLAUDE_TURNS, HELLO, Home, binary, envelope, guide_exports, run
 
 OFFLINE = {"DISABLE_AUTOUPDATER": "1", "DISABLE_TELEMETRY": "1", "DISABLE_ERROR_REPORTING": "1",
@@ -67,15 +64,6 @@ class ProxyTrap:
 
     def close(self):
         self.sock.close()
-
-
-@pytest.fixture(scope="module")
-def gateway(upstream, tmp_path_factory):
-    """gunicorn alone (2 workers): Claude Code with no nginx in front."""
-    state = tmp_path_factory.mktemp("claude-gateway")
-    gw = Gateway(gateway_env(upstream, state), workers=2, name="claude-direct").start()
-    yield gw
-    gw.stop()
 
 
 @pytest.fixture
