@@ -10,7 +10,9 @@ those: Codex ``check_for_update_on_startup = false`` and ``[analytics] enabled =
 false``; OpenCode ``OPENCODE_DISABLE_MODELS_FETCH``/``OPENCODE_DISABLE_AUTOUPDATE``,
 and ``npm_config_offline=true`` so that OpenCode's background install of its
 plugin package into its config directory (not needed to talk to a provider: the
-OpenAI-compatible SDK is built in) fails at once instead of reaching the registry.
+OpenAI-compatible SDK is built in) fails at once instead of reaching the registry;
+Claude Code ``DISABLE_AUTOUPDATER``, ``DISABLE_TELEMETRY``, ``DISABLE_ERROR_REPORTING``
+and ``CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC`` (test_claude_code.py).
 """
 from __future__ import annotations
 
@@ -31,6 +33,8 @@ BIN = HERE / "node_modules" / ".bin"
 GUIDE_URL = "https://gateway.example.com/v1"
 CODEX_TURNS = [c for c in guide.commands() if c.startswith("codex ")]
 OPENCODE_TURNS = [c for c in guide.commands() if c.startswith("opencode ")]
+CLAUDE_EXPORTS = [c for c in guide.commands() if c.startswith("export ANTHROPIC_")]
+CLAUDE_TURNS = [c for c in guide.commands() if c.startswith("claude ")]
 HELLO = "Hello from the fake upstream."
 
 
@@ -85,6 +89,18 @@ def guide_file(path: str, base_url: str) -> str:
     text = guide.file(path)
     assert text.count(GUIDE_URL) == 1, path
     return text.replace(GUIDE_URL, base_url)
+
+
+def guide_exports(commands: list[str], base_url: str) -> dict:
+    """``export NAME=VALUE`` lines of the guide as an environment: the guide's origin
+    (``https://gateway.example.com``, no ``/v1``) becomes *base_url*, ``$CODEX_GATEWAY_KEY``
+    the test key."""
+    env = {}
+    for command in commands:
+        name, _, value = command.removeprefix("export ").partition("=")
+        value = value.replace(GUIDE_URL.removesuffix("/v1"), base_url)
+        env[name] = value.replace("$CODEX_GATEWAY_KEY", CLIENT_KEY)
+    return env
 
 
 def run(command: str, exe: str, home: Home, env: dict, timeout: float = 180) -> str:

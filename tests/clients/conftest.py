@@ -3,8 +3,10 @@ from __future__ import annotations
 
 import pytest
 
+from tests.support import Gateway
 from tests.deploy.harness import start_stack
 from tests.fakes.codex_upstream import FakeCodexUpstream
+from tests.support import gateway_env
 
 
 @pytest.fixture(scope="module")
@@ -19,6 +21,15 @@ def stack(upstream, tmp_path_factory):
     s = start_stack(upstream, tmp_path_factory.mktemp("stack"), "clients")
     yield s
     s.stop()
+
+
+@pytest.fixture(scope="module")
+def gateway(upstream, tmp_path_factory):
+    """gunicorn alone (2 workers, defaults), no nginx in front."""
+    gw = Gateway(gateway_env(upstream, tmp_path_factory.mktemp("gateway")), workers=2,
+                 name="clients-direct").start()
+    yield gw
+    gw.stop()
 
 
 @pytest.fixture

@@ -42,6 +42,9 @@ fi
 
 # Codex CLI 0.169.0 and 0.171.0 side by side under npm aliases (codex-0169, codex-0171):
 # both ship a `codex` bin, so the tests run each one's bin/codex.js by path.
+# Claude Code's package asks for node >= 22 (an EBADENGINE warning on Debian 12's node 20),
+# but only its postinstall runs on node: it copies the native binary of the platform
+# package over bin/claude.exe, and `claude` then runs without node.
 # `npm install` (not `npm ci`): opencode-ai lists platform packages that the registry
 # does not serve for 1.18.33, so the lock cannot name them and `npm ci` refuses it.
 if [ -f "$here/package.json" ] && have npm; then
@@ -50,7 +53,7 @@ if [ -f "$here/package.json" ] && have npm; then
      || [ "$here/package-lock.json" -nt "$stamp" ] \
      || [ ! -x "$here/node_modules/codex-0169/bin/codex.js" ] \
      || [ ! -x "$here/node_modules/codex-0171/bin/codex.js" ] \
-     || [ ! -x "$here/node_modules/.bin/opencode" ]; then
+     || [ ! -x "$here/node_modules/.bin/opencode" ] || [ ! -x "$here/node_modules/.bin/claude" ]; then
     echo "installing pinned npm clients (tests/clients/package-lock.json)"
     (cd "$here" && npm install --no-audit --no-fund --loglevel=error >/dev/null && touch "$stamp")
   fi

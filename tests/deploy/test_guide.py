@@ -31,7 +31,8 @@ def test_every_command_of_the_guide_is_run_or_checked():
     # The client commands are run by tests/clients, straight from the guide.
     from tests.clients import clients
     assert {c for c, how in vps_sim.COMMANDS.items() if how == "clients"} == \
-        set(clients.CODEX_TURNS + clients.OPENCODE_TURNS)
+        set(clients.CODEX_TURNS + clients.OPENCODE_TURNS + clients.CLAUDE_EXPORTS
+            + clients.CLAUDE_TURNS)
 
 
 def test_the_guide_files_are_valid():

@@ -14,7 +14,7 @@ only a loopback: nginx listens on the real ports 80 and 443, and
 * ``laptop``: run verbatim with bash, with the laptop's environment (the client key
   in ``CODEX_GATEWAY_KEY``, the test CA trusted through ``CURL_CA_BUNDLE`` and
   ``SSL_CERT_FILE``, the test virtualenv's python3, which has ``openai``);
-* ``clients``: run by tests/clients with the pinned Codex CLI / OpenCode (which
+* ``clients``: run by tests/clients with the pinned Codex CLI / OpenCode / Claude Code (which
   tests/deploy/test_guide.py checks);
 * a method name: a command that needs a real ssh peer, ACME server, apt
   mirror or a running systemd; the method says what it runs instead and what
@@ -120,6 +120,10 @@ COMMANDS = {
     "codex exec resume --last \"Say it again\"": "clients",
     "opencode run \"Say hello\"": "clients",
     "opencode run --continue \"Say it again\"": "clients",
+    "export ANTHROPIC_BASE_URL=https://gateway.example.com": "clients",
+    "export ANTHROPIC_AUTH_TOKEN=$CODEX_GATEWAY_KEY": "clients",
+    "claude -p \"Say hello\"": "clients",
+    "claude -p --continue \"Say it again\"": "clients",
     "python3 hello.py": "laptop",
     "systemctl reload codex-gateway": "reload_gateway",
     "systemctl restart codex-gateway": "restart_gateway",
