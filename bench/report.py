@@ -13,8 +13,8 @@ TARGETS = {
     "added_ttfb_ms": 2.0,
     "cpu_per_event_us": 30.0,
     "cpu_per_request_ms": 1.0,
-    "streams": 256,
-    "rss_per_stream_kb": 256.0,
+    "streams": 1000,
+    "rss_per_stream_kb": 80.0,
 }
 GW_MAIN, GW_GEVENT, GW_INLINE = "gthread", "gevent", "gthread-keepalive-off"
 SHIPPED_THREADS = ServerConfig().threads  # the shipped default

@@ -249,7 +249,7 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[1])
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--quick", action="store_true", help="fewer requests per run")
-    parser.add_argument("--streams", type=int, default=256, help="streams held at once")
+    parser.add_argument("--streams", type=int, default=1000, help="streams held at once")
     parser.add_argument("--no-gevent", dest="gevent", action="store_false")
     parser.add_argument("--root", type=Path, default=ROOT,
                         help="gateway source tree to measure (default: this checkout)")

@@ -25,7 +25,11 @@ import threading
 import time
 from pathlib import Path
 
+from gateway.config import ServerConfig
+
 from .procs import CLIENT_KEY, OUT, ROOT, Gateway, sample_all
+
+SHIPPED = ServerConfig().threads
 
 PREWARM = {"type": "response.create", "model": "gpt-5-codex", "generate": False,
            "stream": True, "store": False, "input": [{"type": "message", "role": "developer",
@@ -133,7 +137,7 @@ def measure(gw: Gateway, k: int, hold: float, timeout: float) -> dict:
 
 
 def report(results: dict) -> str:
-    rows = ["| open WebSockets requested, 2 workers, shipped config (256 threads/worker) | held "
+    rows = [f"| open WebSockets requested, 2 workers, shipped config ({SHIPPED} threads/worker) | held "
             "(both prewarms answered) | errors | prewarm max (ms) | RSS per open socket (KB) "
             "| worker threads before → peak |", "|---|---|---|---|---|---|"]
     for k, r in results["runs"].items():
@@ -155,7 +159,7 @@ def main(argv=None) -> int:
     c.add_argument("--k", type=int, required=True)
     c.add_argument("--hold", type=float, default=5.0)
     c.add_argument("--timeout", type=float, default=30.0)
-    parser.add_argument("--sockets", default="256,512",
+    parser.add_argument("--sockets", default="256,1000",
                         help="comma-separated socket counts to open at once")
     parser.add_argument("--hold", type=float, default=5.0)
     parser.add_argument("--timeout", type=float, default=20.0)

@@ -35,7 +35,7 @@ CONTINUITY_PRESETS = {
 class ServerConfig:
     bind: str = "127.0.0.1:8080"
     workers: int = 2
-    threads: int = 256
+    threads: int = 1024  # threads start on demand: an idle worker holds a few
     max_body_bytes: int = 32 * 1024 * 1024
     keepalive_seconds: float = 15.0  # SSE comment while the upstream is silent
     graceful_timeout: int = 900

@@ -17,7 +17,6 @@ early ``response.failed`` can still fail over to another account.
 from __future__ import annotations
 
 import time
-from collections import deque
 from collections.abc import Callable, Iterator
 
 from . import failures
@@ -46,7 +45,7 @@ class UpstreamStream:
         self.outcome = Outcome.OPEN
         self.error_code: str | None = None
         self._parser = SSEParser()
-        self._pending: deque[Event] = deque()
+        self._pending: list[Event] = []  # read while priming, not yet handed on
         # timed: waits are bounded (a streaming client must not wait in silence);
         # untimed: one blocking read after another (a client that wants the final object).
         self._reader = transport.Reader(resp) if timed else None
@@ -151,10 +150,10 @@ class UpstreamStream:
     def events(self) -> Iterator[Event | None]:
         """Every event in order; None is a keep-alive tick (nothing arrived for
         ``keepalive`` seconds). Ends after the upstream body ends."""
-        pending = self._pending
-        while pending:
+        pending, self._pending = self._pending, []
+        for event in pending:
             self.record.mark_first_byte()
-            yield pending.popleft()
+            yield event
         silent = 0.0
         wait = self.keepalive if self.keepalive > 0 else self.read_timeout
         while not self._eof:

@@ -69,10 +69,12 @@ def post(url: str, body: dict, headers: dict, timeout: tuple[float, float],
     prepared.prepare_headers(headers)
     prepared.prepare_body(jsonio.dumps(body), None)
     try:
-        return session(pool_maxsize).get_adapter(url).send(prepared, stream=True,
+        resp = session(pool_maxsize).get_adapter(url).send(prepared, stream=True,
                                                            timeout=timeout)
     except BaseException as exc:  # noqa: BLE001 - translated, or re-raised as is
         raise translate(exc) from None
+    prepared.body = None  # sent: an open stream need not keep the conversation
+    return resp
 
 
 def read_body(resp: requests.Response) -> bytes:
