@@ -133,6 +133,20 @@ class AccountPool:
             rec = self._record(account.id) or rec
         return Credentials(rec.get("access_token") or "", rec.get("account_id"))
 
+    def stored_credentials(self, account: Account) -> Credentials | None:
+        """The stored credentials as they are, or None when a codex token is
+        missing or about to expire: for background reads (the quota poller),
+        which must never be the reason a refresh token rotates."""
+        rec = self._record(account.id)
+        if rec is None:
+            return None
+        if rec["kind"] == "openai":
+            return Credentials(rec.get("api_key", ""))
+        token = rec.get("access_token") or ""
+        if not token or tokens.expires_within(token, self._cfg.accounts.refresh_margin_seconds):
+            return None
+        return Credentials(token, rec.get("account_id"))
+
     def refresh(self, account: Account, stale_token: str) -> bool:
         """After a 401: True when credentials other than *stale_token* are now
         stored (refreshed here or by another worker), False when impossible."""

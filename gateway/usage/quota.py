@@ -229,8 +229,8 @@ class QuotaPoller:
         if not self.pool.health.claim_quota_poll(account.id, now - self.interval):
             return False
         try:
-            creds = self.pool.credentials(account)
-            if not creds.token:
+            creds = self.pool.stored_credentials(account)  # never refreshes a token
+            if creds is None or not creds.token:
                 return False
             headers = {"Authorization": f"Bearer {creds.token}", "Accept": "application/json",
                        "originator": self.config.upstream.originator,

@@ -102,8 +102,9 @@ class FakePool:
     def accounts(self):
         return self._accounts
 
-    def credentials(self, account):
-        return Creds("tok-" + account.id, "chatgpt-" + account.id)
+    def stored_credentials(self, account):
+        return None if account.id == "expiring" else Creds("tok-" + account.id,
+                                                          "chatgpt-" + account.id)
 
 
 def poller(pool, answers, **usage):
@@ -148,6 +149,12 @@ def test_an_unreachable_endpoint_is_not_an_error():
     pool = FakePool([Acct("b")], {})
     p, _ = poller(pool, [])  # pop from an empty list: the get raises
     assert p.poll(Acct("b")) is False
+
+
+def test_a_token_about_to_expire_is_left_to_the_request_path():
+    pool = FakePool([Acct("expiring")], {})
+    p, calls = poller(pool, [(200, {})])
+    assert p.poll(Acct("expiring")) is False and calls == []
 
 
 def test_polling_can_be_turned_off():
