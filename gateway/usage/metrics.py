@@ -90,23 +90,38 @@ class Metrics:
                                      multiprocess_mode="livesum", registry=reg)
         for reason in ("queue_full", "store_error"):
             self.usage_dropped.labels(reason)  # present at 0, so an alert can watch it
+        self._children: dict = {}
 
     # -- feeding --------------------------------------------------------------
     def sink(self, rec) -> None:
-        """A RequestRecord sink."""
+        """A RequestRecord sink. Label children are cached (``labels()`` validates and
+        locks on every call); the label sets are bounded, so the caches are too."""
         key, account = rec.key_id or "-", rec.account or "-"
         outcome = getattr(rec.outcome, "value", rec.outcome)
-        self.requests.labels(rec.dialect, rec.transport, str(rec.status), outcome, key,
-                             account).inc()
+        cache = self._children
+        labels = (rec.dialect, rec.transport, rec.status, outcome, key, account)
+        child = cache.get(labels)
+        if child is None:
+            child = cache[labels] = self.requests.labels(
+                rec.dialect, rec.transport, str(rec.status), outcome, key, account)
+        child.inc()
+        timing = (rec.dialect, rec.transport)
+        timers = cache.get(timing)
+        if timers is None:
+            timers = cache[timing] = (self.ttfb.labels(*timing), self.duration.labels(*timing))
         ttfb = rec.ttfb_ms
         if ttfb is not None:
-            self.ttfb.labels(rec.dialect, rec.transport).observe(ttfb / 1000)
-        self.duration.labels(rec.dialect, rec.transport).observe(rec.duration_ms / 1000)
-        for kind, value in (("input", rec.input_tokens), ("cached", rec.cached_tokens),
-                            ("output", rec.output_tokens),
-                            ("reasoning", rec.reasoning_tokens)):
+            timers[0].observe(ttfb / 1000)
+        timers[1].observe(rec.duration_ms / 1000)
+        who = (key, account)
+        tokens = cache.get(who)
+        if tokens is None:
+            tokens = cache[who] = tuple(self.tokens.labels(kind, key, account)
+                                        for kind in TOKEN_KINDS)
+        for counter, value in zip(tokens, (rec.input_tokens, rec.cached_tokens,
+                                           rec.output_tokens, rec.reasoning_tokens)):
             if value:
-                self.tokens.labels(kind, key, account).inc(value)
+                counter.inc(value)
 
     def upstream_failure(self, account_id: str, status: int, code: str) -> None:
         self.upstream_errors.labels(code or f"http_{status}", account_id).inc()
