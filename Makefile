@@ -27,10 +27,12 @@ tools:
 test: $(VENV)/.test-installed tools
 	$(PY) -m pytest -q
 
-## bench: gateway vs direct vs nginx, side by side (a few minutes; table + plot in bench/out)
+## bench: gateway vs direct vs nginx, side by side (a few minutes; table + plot in bench/out),
+## then the hot paths in isolation, with what recording usage costs per request
 bench: $(VENV)/.test-installed tools
 	sh bench/install.sh $(PY)
 	$(PY) -m bench.run
+	$(PY) -m bench.micro
 
 ## soak: mixed load with injected faults; fails on unexplained errors or growing fds/threads/RSS
 soak: $(VENV)/.test-installed tools
