@@ -84,7 +84,8 @@ class UpstreamConfig:
 
 
 def derive_usage_url(codex_base_url: str) -> str:
-    """``https://chatgpt.com/backend-api/codex`` -> ``https://chatgpt.com/backend-api/wham/usage``."""
+    """``https://chatgpt.com/backend-api/codex`` becomes
+    ``https://chatgpt.com/backend-api/wham/usage``."""
     base = codex_base_url.rstrip("/")
     if base.endswith("/codex"):
         base = base[: -len("/codex")]

@@ -43,7 +43,8 @@ td.num,th.num{text-align:right;font-variant-numeric:tabular-nums;white-space:now
 .muted{color:var(--muted)}
 .badge{display:inline-block;padding:1px 8px;border-radius:999px;font-size:12px;font-weight:600}
 .state-ok{background:#d1fadf;color:#05603a}.state-cooling{background:#fef0c7;color:#93370d}
-.state-needs_login{background:#fee4e2;color:#912018}.state-disabled{background:#eaecf0;color:#344054}
+.state-needs_login{background:#fee4e2;color:#912018}
+.state-disabled{background:#eaecf0;color:#344054}
 .quota{min-width:190px}
 .bar{height:10px;border-radius:5px;background:#eaecf0;overflow:hidden;margin:2px 0 3px}
 .bar>span{display:block;height:100%;border-radius:5px}
@@ -153,7 +154,8 @@ def quota_bar(window: dict | None, name: str, now: float) -> str:
 def _cooldown(until, now: float) -> str:
     if not isinstance(until, (int, float)) or until <= now:
         return "-"
-    return f"{format_duration(until - now)} (until {time.strftime('%H:%M UTC', time.gmtime(until))})"
+    clock = time.strftime("%H:%M UTC", time.gmtime(until))
+    return f"{format_duration(until - now)} (until {clock})"
 
 
 # -- usage ------------------------------------------------------------------------

@@ -122,6 +122,7 @@ def test_a_full_queue_is_counted_and_requests_are_served(make_client):
     found = metrics(gw)
     assert total(found, "codex_gateway_usage_rows_dropped_total", reason="queue_full") == 3
     assert total(found, "codex_gateway_requests_total") == 5  # metrics do not depend on the queue
+    assert usage(gw).writer.flush() == 2
 
 
 def test_a_store_that_cannot_be_written_is_counted_and_logged_once(make_client, tmp_path, caplog):

@@ -19,7 +19,7 @@ from tests.conftest import ROOT, register_secret
 from tests.support import codex_tokens
 
 from .conftest import CLIENT_KEY, LONG_SYSTEM, gateway_env
-from .test_usage_workers import ADMIN_KEY, SECOND_KEY
+from .test_usage_workers import ADMIN_KEY, BOTH_KEYS, SECOND_KEY
 
 FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
          "--disable-component-update", "--disable-sync", "--no-first-run")
@@ -48,7 +48,7 @@ def test_status_page_in_chromium(gateway_factory, upstream, tmp_path):
         for k in ("access_token", "refresh_token"):
             register_secret(toks[k])
         Store(state).save(codex_record(toks))
-    env = gateway_env(upstream, tmp_path, CODEX_GATEWAY_AUTH_CLIENT_KEYS=f"{CLIENT_KEY},{SECOND_KEY}",
+    env = gateway_env(upstream, tmp_path, CODEX_GATEWAY_AUTH_CLIENT_KEYS=BOTH_KEYS,
                       CODEX_GATEWAY_AUTH_ADMIN_KEYS=ADMIN_KEY)
     env["CODEX_GATEWAY_ACCOUNTS_AUTH_FILE"] = ""
     gw = gateway_factory(env, workers=2, threads=8)

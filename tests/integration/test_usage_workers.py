@@ -12,7 +12,6 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-import pytest
 import requests
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -23,6 +22,7 @@ from .conftest import CLIENT_KEY, LONG_SYSTEM, gateway_env
 
 SECOND_KEY = register_secret("test-client-key-second-98765")
 ADMIN_KEY = register_secret("test-admin-key-integration-4242")
+BOTH_KEYS = f"{CLIENT_KEY},{SECOND_KEY}"
 
 
 def scrape(gw, key=ADMIN_KEY) -> dict:
@@ -87,7 +87,7 @@ def worker_pids(gw) -> list[int]:
 
 def test_forty_requests_on_four_workers_add_up_to_the_token(gateway_factory, upstream, tmp_path):
     metrics_dir = tmp_path / "prom"
-    env = gateway_env(upstream, tmp_path, CODEX_GATEWAY_AUTH_CLIENT_KEYS=f"{CLIENT_KEY},{SECOND_KEY}",
+    env = gateway_env(upstream, tmp_path, CODEX_GATEWAY_AUTH_CLIENT_KEYS=BOTH_KEYS,
                       CODEX_GATEWAY_AUTH_ADMIN_KEYS=ADMIN_KEY, PROMETHEUS_MULTIPROC_DIR=metrics_dir)
     gw = gateway_factory(env, workers=4, threads=8)
     with ThreadPoolExecutor(8) as pool:
@@ -174,7 +174,7 @@ def test_a_store_that_cannot_be_written_loses_rows_not_requests(gateway_factory,
                                                                  tmp_path):
     ro = tmp_path / "usage-ro"
     ro.mkdir()
-    env = gateway_env(upstream, tmp_path, CODEX_GATEWAY_AUTH_CLIENT_KEYS=f"{CLIENT_KEY},{SECOND_KEY}",
+    env = gateway_env(upstream, tmp_path, CODEX_GATEWAY_AUTH_CLIENT_KEYS=BOTH_KEYS,
                       CODEX_GATEWAY_AUTH_ADMIN_KEYS=ADMIN_KEY,
                       CODEX_GATEWAY_USAGE_PATH=ro / "usage.sqlite")
     try:

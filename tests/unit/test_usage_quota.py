@@ -130,7 +130,8 @@ def test_the_poller_asks_only_for_stale_codex_accounts_once_per_interval():
     assert p.poll(Acct("b")) is True
     url, headers = calls[0]
     assert url == "http://127.0.0.1:9/backend-api/wham/usage"
-    assert headers["Authorization"] == "Bearer tok-b" and headers["chatgpt-account-id"] == "chatgpt-b"
+    assert headers["Authorization"] == "Bearer tok-b"
+    assert headers["chatgpt-account-id"] == "chatgpt-b"
     limits = pool.health.recorded["b"]
     assert limits["primary"] == {"used_percent": 40.0, "reset_at": NOW + 60}
     assert limits["source"] == "usage_endpoint" and limits["observed_at"] == NOW

@@ -127,7 +127,8 @@ rows_strategy = st.lists(st.builds(
 ), max_size=30)
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=60, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(rows=rows_strategy, by=st.sampled_from(["key", "account", "model", "day", "hour", "total"]))
 def test_sqlite_agrees_with_the_reference_aggregation(tmp_path_factory, rows, by):
     store = SQLiteUsage(tmp_path_factory.mktemp("agg") / "u.sqlite")
