@@ -2,12 +2,18 @@
 ~~~~~~~~~~~~~~
 ``python -m bench.micro``: the per-request and per-event hot paths in isolation
 (µs per call, best of 5), the numbers behind the JSON and SSE choices in
-``gateway/sse.py`` and ``gateway/upstream/transport.py``.
+``gateway/sse.py`` and ``gateway/upstream/transport.py``, and what recording
+usage costs a request (``gateway/usage``: the metrics sink and the usage queue,
+measured in a child process with ``PROMETHEUS_MULTIPROC_DIR`` set, as under
+gunicorn, because prometheus_client picks its mode when first imported).
 """
 from __future__ import annotations
 
 import json
+import os
+import subprocess
 import sys
+import tempfile
 import timeit
 
 from .bodies import SMALL_REQUEST, long_text
@@ -59,11 +65,72 @@ def main() -> int:
         ("SSE: feed 2000 frames in one chunk, per frame",
          best("SSEParser().feed(many)", 20, g) / 2000),
     ]
+    rows += usage_rows()
     print("| hot path | µs per call |\n|---|---|")
     for name, us in rows:
         print(f"| {name} | {us:.2f} |")
     return 0
 
 
+def usage_rows() -> list[tuple[str, float]]:
+    """The usage costs, measured in a child with multiprocess metrics on."""
+    with tempfile.TemporaryDirectory() as prom, tempfile.TemporaryDirectory() as state:
+        env = dict(os.environ, PROMETHEUS_MULTIPROC_DIR=prom,
+                   CODEX_GATEWAY_ACCOUNTS_STATE_DIR=state)
+        out = subprocess.run([sys.executable, "-m", "bench.micro", "--usage-child"], env=env,
+                             capture_output=True, text=True, check=True)
+    return [tuple(row) for row in json.loads(out.stdout)]
+
+
+def usage_child() -> int:
+    """Per finished request: the metrics sink (mmap'd files shared by workers) and
+    the usage sink (a deque append); the row conversion runs on the writer thread."""
+    from gateway.record import Outcome, RequestRecord
+    from gateway.usage.metrics import Metrics
+    from gateway.usage.records import row_from_record
+    from gateway.usage.writer import UsageWriter
+
+    class NullStore:
+        def add(self, rows):
+            pass
+
+        def prune(self, before):
+            return 0
+
+    metrics = Metrics()
+    assert metrics.multiprocess, "PROMETHEUS_MULTIPROC_DIR must be set before the import"
+    writer = UsageWriter(NullStore(), queue_size=10**8, flush_seconds=3600)
+
+    def record(sinks=()):
+        rec = RequestRecord(dialect="chat", key_id="key-0123456789ab", model_asked="gpt-5-codex",
+                            sinks=sinks)
+        rec.account, rec.model_sent, rec.continuity_source = "codex-acct", "gpt-5-codex", "x"
+        rec.mark_first_byte()
+        rec.add_usage({"input_tokens": 1500, "input_tokens_details": {"cached_tokens": 1024},
+                       "output_tokens": 40, "output_tokens_details": {"reasoning_tokens": 8}})
+        return rec
+
+    done = record()
+    done.finish(200, Outcome.COMPLETED)
+    g = {"metrics": metrics, "writer": writer, "done": done, "record": record,
+         "row": row_from_record, "Outcome": Outcome,
+         "both": (metrics.sink, writer.sink), "none": ()}
+    writer.sink(done)  # starts the writer thread outside the timing
+    rows = [
+        ("usage: queue sink per request (deque append; request thread)",
+         best("writer.sink(done)", 100000, g)),
+        ("usage: metrics sink per request (multiprocess files; request thread)",
+         best("metrics.sink(done)", 20000, g)),
+        ("usage: row from a record (writer thread, off the request)",
+         best("row(done)", 50000, g)),
+        ("usage: whole recording per request (finish() with both sinks, minus finish() alone)",
+         best("record(both).finish(200, Outcome.COMPLETED)", 20000, g)
+         - best("record(none).finish(200, Outcome.COMPLETED)", 20000, g)),
+    ]
+    writer._queue.clear()
+    print(json.dumps(rows))
+    return 0
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(usage_child() if "--usage-child" in sys.argv else main())

@@ -14,19 +14,21 @@ from werkzeug.exceptions import HTTPException
 
 from . import config as config_mod
 from .accounts.pool import AccountPool
+from .api import admin
 from .api import chat
 from .api import common
 from .api import messages
 from .api import meta
 from .api import responses
 from .api import websocket
-from .auth import ClientKeys
+from .auth import AdminKeys, ClientKeys
 from .dialects.chat import errors as chat_errors
 from .dialects.messages import errors as messages_errors
 from .dialects.responses import errors as responses_errors
 from .errors import GatewayError
 from .executor import Executor
-from .record import Outcome
+from .record import Outcome, log_sink
+from .usage.service import UsageService
 
 # Each dialect's error shape; routes outside a dialect answer OpenAI's.
 ERROR_BODIES = {
@@ -56,6 +58,8 @@ class State:
     keys: ClientKeys
     pool: AccountPool
     executor: Executor
+    usage: UsageService | None = None
+    admin_keys: AdminKeys | None = None
 
     @property
     def keepalive(self) -> float:
@@ -68,13 +72,18 @@ def create_app(config: config_mod.Config | None = None, pool=None) -> Flask:
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = cfg.server.max_body_bytes
     pool = pool or AccountPool(cfg)
-    app.extensions["gateway"] = State(cfg, ClientKeys(cfg.auth.client_keys, cfg.keys_file), pool,
-                                      Executor(cfg, pool))
+    keys = ClientKeys(cfg.auth.client_keys, cfg.keys_file)
+    usage = UsageService(cfg, pool)  # usage rows, metrics, quota polls (gateway.usage)
+    app.extensions["gateway"] = State(
+        cfg, keys, pool, Executor(cfg, pool, sinks=(log_sink, *usage.sinks)), usage,
+        AdminKeys(ClientKeys(cfg.auth.admin_keys, cfg.admin_keys_file), keys))
     app.register_blueprint(responses.bp)
     app.register_blueprint(websocket.bp)
     app.register_blueprint(chat.bp)
     app.register_blueprint(messages.bp)
     app.register_blueprint(meta.bp)
+    app.register_blueprint(admin.bp)
+    app.wsgi_app = usage.wrap(app.wsgi_app)  # open streams and WebSockets (gauges)
     _register_errors(app)
     return app
 

@@ -20,6 +20,7 @@ rewritten hashed on first read, atomically, 0600.
 """
 from __future__ import annotations
 
+import base64
 import contextlib
 import fcntl
 import hashlib
@@ -236,11 +237,70 @@ class ClientKeys:
         if scheme.lower() != "bearer" or not token.strip():
             raise GatewayError(401, "Malformed Authorization header: expected 'Bearer <key>'.",
                                code="invalid_api_key")
-        digest = _digest(token.strip())
+        found = self._match(token.strip())
+        if found is None:
+            raise GatewayError(401, "Incorrect API key provided.", code="invalid_api_key")
+        return found
+
+    def match(self, key: str) -> str | None:
+        """The id of *key* if it is one of these keys (every digest compared)."""
+        self._refresh()
+        return self._match(key)
+
+    def _match(self, key: str) -> str | None:
+        digest = _digest(key)
         found = None
         for stored, ident in self._digests:
             if hmac.compare_digest(stored, digest):
                 found = ident
-        if found is None:
-            raise GatewayError(401, "Incorrect API key provided.", code="invalid_api_key")
         return found
+
+
+ADMIN_REALM = 'Basic realm="codex-gateway admin", charset="UTF-8"'
+
+
+def presented_key(authorization: str | None) -> str | None:
+    """The key in ``Bearer <key>`` or in HTTP Basic's password (the user name is
+    ignored: browsers ask for one). None when there is none."""
+    if not authorization:
+        return None
+    scheme, _, value = authorization.strip().partition(" ")
+    value = value.strip()
+    if scheme.lower() == "bearer":
+        return value or None
+    if scheme.lower() == "basic":
+        try:
+            decoded = base64.b64decode(value, validate=True).decode("utf-8")
+        except (ValueError, UnicodeDecodeError):
+            return None
+        return decoded.partition(":")[2] or None
+    return None
+
+
+class AdminKeys:
+    """Who may read /metrics and /status: admin keys only.
+
+    No key (or an unreadable header) is 401, a client key is 403 (it is a valid
+    key, just not for this), an unknown key 401. Admin keys are not client
+    keys: they do not open the API endpoints."""
+
+    def __init__(self, admin: ClientKeys, clients: ClientKeys):
+        self.admin = admin
+        self.clients = clients
+
+    def check(self, authorization: str | None) -> str:
+        key = presented_key(authorization)
+        if key is None:
+            hint = "" if self.admin.enabled else (
+                " No admin key exists yet: create one with `codex-gateway keys create --admin`.")
+            raise GatewayError(401, "Admin key required: send 'Authorization: Bearer <admin key>' "
+                               "(or HTTP Basic with the admin key as the password)." + hint,
+                               code="missing_api_key")
+        found = self.admin.match(key)
+        if found is not None:
+            return found
+        if self.clients.match(key) is not None:
+            raise GatewayError(403, "This is a client key; /metrics and /status need an admin key "
+                               "(`codex-gateway keys create --admin`, or auth.admin_keys).",
+                               code="admin_key_required")
+        raise GatewayError(401, "Incorrect admin key provided.", code="invalid_api_key")

@@ -1,6 +1,6 @@
 """gateway.cli
 ~~~~~~~~~~~~~
-``codex-gateway serve | keys | accounts | login | state | check``.
+``codex-gateway serve | keys | accounts | login | usage | state | check``.
 
 Account commands live in :mod:`gateway.accounts.cli`; this module only wires
 the sub-commands together and runs the server.
@@ -9,12 +9,16 @@ from __future__ import annotations
 
 import argparse
 import os
+import sqlite3
 import sys
+import time
 from pathlib import Path
 
 from . import config as config_mod
 from .accounts import cli as accounts_cli
 from .auth import add_key, config_key_id, hash_key, new_key, read_keys_file
+from .usage import report
+from .usage.store import SQLiteUsage
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -31,9 +35,20 @@ def main(argv: list[str] | None = None) -> int:
     ksub = keys.add_subparsers(dest="keys_command", required=True)
     create = ksub.add_parser("create", help="create a client key and print it once")
     create.add_argument("--name", default="client")
+    create.add_argument("--admin", action="store_true",
+                        help="an admin key: /metrics and /status only, not the API")
     create.set_defaults(func=cmd_keys_create)
     klist = ksub.add_parser("list", help="list key names and ids (never the keys)")
+    klist.add_argument("--admin", action="store_true", help="list the admin keys instead")
     klist.set_defaults(func=cmd_keys_list)
+
+    usage = sub.add_parser("usage", help="requests, tokens and cache hits per key, account, "
+                           "model or day")
+    usage.add_argument("--by", choices=report.BY_CHOICES, default="key")
+    usage.add_argument("--since", default="7d",
+                       help="a duration (7d, 24h, 30m) or a UTC date (2026-11-01); default 7d")
+    usage.add_argument("--json", action="store_true", help="a JSON list of rows")
+    usage.set_defaults(func=cmd_usage)
 
     check = sub.add_parser("check", help="validate the configuration and exit")
     check.set_defaults(func=cmd_check)
@@ -71,11 +86,13 @@ def cmd_serve(cfg, args) -> int:
 
 def cmd_keys_create(cfg, args) -> int:
     key = new_key()
-    path = cfg.keys_file
+    path = cfg.admin_keys_file if args.admin else cfg.keys_file
     entry = add_key(path, args.name, key)
     print(key)
-    print(f"# saved to {path} as {entry.name} ({entry.id}), as its digest {hash_key(key)}:\n"
-          "# the key itself is stored nowhere and shown only this once.", file=sys.stderr)
+    kind = "admin key (for /metrics and /status)" if args.admin else "client key"
+    print(f"# {kind} saved to {path} as {entry.name} ({entry.id}), as its digest "
+          f"{hash_key(key)}:\n# the key itself is stored nowhere and shown only this once.",
+          file=sys.stderr)
     if cfg.state.kind == "redis":
         print("# [state] backend = redis: client keys stay per instance (docs/instances.md).\n"
               f"# Add the line `{entry.name} {hash_key(key)}` to every instance's keys file,\n"
@@ -84,10 +101,37 @@ def cmd_keys_create(cfg, args) -> int:
 
 
 def cmd_keys_list(cfg, args) -> int:
-    rows = [(e.name, e.id) for e in read_keys_file(cfg.keys_file)]
-    rows += [("config", config_key_id(k)) for k in cfg.auth.client_keys]
+    # Client keys only by default: the systemd unit refuses to start on an empty list,
+    # and an admin key does not open the API.
+    path, configured = ((cfg.admin_keys_file, cfg.auth.admin_keys) if args.admin
+                        else (cfg.keys_file, cfg.auth.client_keys))
+    rows = [(e.name, e.id) for e in read_keys_file(path)]
+    rows += [("config", config_key_id(k)) for k in configured]
     for name, ident in rows:
         print(f"{name}\t{ident}")
+    return 0
+
+
+def cmd_usage(cfg, args) -> int:
+    now = time.time()
+    try:
+        since = report.parse_since(args.since, now)
+    except ValueError as exc:
+        print(f"codex-gateway: {exc}", file=sys.stderr)
+        return 2
+    try:
+        rows = SQLiteUsage(cfg.usage_path).query(since, args.by)
+    except sqlite3.Error as exc:
+        print(f"codex-gateway: cannot read the usage store {cfg.usage_path}: {exc}",
+              file=sys.stderr)
+        return 1
+    if args.json:
+        print(report.to_json(rows, args.by))
+    elif not rows:
+        print(f"No usage since {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime(since))} "
+              f"in {cfg.usage_path}.")
+    else:
+        print(report.table(rows, args.by))
     return 0
 
 

@@ -49,6 +49,10 @@ class AuthConfig:
     # Keys file ("name sha256:<hex>" per line; plain keys are hashed on first read);
     # written by `keys create`. Empty: <state_dir>/client_keys (Config.keys_file).
     keys_file: str = ""
+    # Keys for /metrics and /status only (a client key there gets 403). Same forms as
+    # client_keys; `keys create --admin` writes <state_dir>/admin_keys (Config.admin_keys_file).
+    admin_keys: tuple[str, ...] = ()
+    admin_keys_file: str = ""
 
 
 @dataclass(frozen=True)
@@ -70,6 +74,41 @@ class UpstreamConfig:
     )
     openai_drop_params: tuple[str, ...] = ()
     pool_maxsize: int = 64  # idle upstream connections kept per host (at least server.threads)
+    # The ChatGPT usage endpoint (quota windows of an account that is not being used).
+    # Empty: derived from codex_base_url (…/backend-api/codex -> …/backend-api/wham/usage).
+    codex_usage_url: str = ""
+
+    @property
+    def usage_url(self) -> str:
+        return self.codex_usage_url or derive_usage_url(self.codex_base_url)
+
+
+def derive_usage_url(codex_base_url: str) -> str:
+    """``https://chatgpt.com/backend-api/codex`` becomes
+    ``https://chatgpt.com/backend-api/wham/usage``."""
+    base = codex_base_url.rstrip("/")
+    if base.endswith("/codex"):
+        base = base[: -len("/codex")]
+    if not base.endswith("/backend-api"):
+        scheme, sep, rest = base.partition("://")
+        base = f"{scheme}{sep}{rest.split('/', 1)[0]}/backend-api"
+    return base + "/wham/usage"
+
+
+@dataclass(frozen=True)
+class UsageConfig:
+    """Usage records, written off the hot path by a background thread per worker."""
+
+    enabled: bool = True
+    path: str = ""                # empty: <state_dir>/usage.sqlite
+    retention_days: int = 90
+    queue_size: int = 10000       # rows waiting for the writer; beyond it rows are dropped
+    batch_size: int = 500
+    flush_seconds: float = 0.5
+    # Quota windows of accounts whose x-codex-* headers are older than quota_stale_seconds
+    # are fetched from upstream.codex_usage_url at most every quota_poll_seconds (0: never).
+    quota_poll_seconds: float = 300.0
+    quota_stale_seconds: float = 300.0
 
 
 @dataclass(frozen=True)
@@ -136,6 +175,7 @@ class Config:
     oauth: OAuthConfig = field(default_factory=OAuthConfig)
     continuity: ContinuityConfig = field(default_factory=ContinuityConfig)
     state: StateConfig = field(default_factory=StateConfig)
+    usage: UsageConfig = field(default_factory=UsageConfig)
     # The [models] table as written: gateway.models.Catalog reads and checks it.
     models: dict = field(default_factory=dict)
 
@@ -149,6 +189,20 @@ class Config:
         if self.auth.keys_file:
             return Path(os.path.expanduser(self.auth.keys_file))
         return self.state_dir / "client_keys"
+
+    @property
+    def admin_keys_file(self) -> Path:
+        """The admin keys file: ``auth.admin_keys_file``, or ``admin_keys`` in the state dir."""
+        if self.auth.admin_keys_file:
+            return Path(os.path.expanduser(self.auth.admin_keys_file))
+        return self.state_dir / "admin_keys"
+
+    @property
+    def usage_path(self) -> Path:
+        """The usage database: ``usage.path``, or ``usage.sqlite`` in the state dir."""
+        if self.usage.path:
+            return Path(os.path.expanduser(self.usage.path))
+        return self.state_dir / "usage.sqlite"
 
 
 class ConfigError(ValueError):
@@ -346,6 +400,9 @@ _MINIMUM = {
     "upstream.pool_maxsize": 1, "accounts.refresh_margin_seconds": 0,
     "oauth.callback_port": 1, "continuity.max_signal_length": 16,
     "state.timeout_seconds": 0.01, "state.lock_ttl_seconds": 1, "state.outage_wait_seconds": 0,
+    "usage.retention_days": 1, "usage.queue_size": 1, "usage.batch_size": 1,
+    "usage.flush_seconds": 0.01, "usage.quota_poll_seconds": 0,
+    "usage.quota_stale_seconds": 0,
 }
 _CHOICES = {"server.log_level": ("debug", "info", "warning", "error", "critical"),
             "state.backend": ("sqlite", "redis")}

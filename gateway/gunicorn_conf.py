@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from gateway import config as _gw_config
 from gateway.auth import ClientKeys as _ClientKeys
+from gateway.usage import multiproc as _multiproc
 
 _cfg = _gw_config.load()
 
@@ -43,7 +44,14 @@ control_socket_disable = True
 
 
 def on_starting(server):
-    """Refuse a public bind without client keys (secure by default)."""
+    """Refuse a public bind without client keys (secure by default); start the
+    metrics from zero (files of a previous run would add to the new totals).
+
+    Prometheus metrics are summed over workers through PROMETHEUS_MULTIPROC_DIR.
+    prometheus_client reads it when first imported, so it is set here, in the
+    arbiter before any worker exists (and not when this file is imported: a
+    HUP re-reads the file, and the directory must outlive it)."""
+    _multiproc.wipe(_multiproc.ensure_dir())
     binds = server.cfg.bind or []
     public = [b for b in binds if not _gw_config.is_loopback_bind(b)]
     if public and not _ClientKeys(_cfg.auth.client_keys, _cfg.keys_file).enabled:
@@ -51,6 +59,15 @@ def on_starting(server):
             f"codex-gateway: refusing to bind {', '.join(public)} without client API keys.\n"
             "Create one with `codex-gateway keys create` (or set CODEX_GATEWAY_AUTH_CLIENT_KEYS), "
             "or bind 127.0.0.1 only.")
+
+
+def child_exit(server, worker):
+    """A worker is gone: its open-stream and WebSocket gauges go with it."""
+    _multiproc.mark_dead(worker.pid)
+
+
+def on_exit(server):
+    _multiproc.remove_if_owned()
 
 
 def post_fork(server, worker):

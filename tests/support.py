@@ -77,7 +77,9 @@ def free_port() -> int:
 class Gateway:
     """A real gunicorn process serving gateway.wsgi:app on a loopback port."""
 
-    def __init__(self, env: dict, workers: int = 2, threads: int = 16, name: str = "gw"):
+    def __init__(self, env: dict, workers: int = 2, threads: int = 16, name: str = "gw",
+                 prefix: tuple[str, ...] = ()):
+        self.prefix = tuple(prefix)  # e.g. a command that runs gunicorn in a namespace
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.env = {k: v for k, v in os.environ.items() if not k.startswith("CODEX_GATEWAY_")}
@@ -96,8 +98,8 @@ class Gateway:
     def start(self) -> "Gateway":
         log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "gunicorn", "-c", str(ROOT / "deploy/gunicorn.conf.py"),
-             "gateway.wsgi:app"],
+            [*self.prefix, sys.executable, "-m", "gunicorn", "-c",
+             str(ROOT / "deploy/gunicorn.conf.py"), "gateway.wsgi:app"],
             cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT)
         deadline = time.time() + 20
         while time.time() < deadline:

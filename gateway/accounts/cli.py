@@ -23,6 +23,7 @@ from functools import wraps
 
 from .. import state as state_mod
 from ..state import StateUnavailable
+from ..usage import quota
 from . import oauth
 from .pool import AccountPool
 from .store import StoreError, codex_record, from_codex_auth, openai_record
@@ -214,9 +215,10 @@ def cmd_remove(cfg, args) -> int:
     return 0
 
 
-def account_rows(cfg) -> list[dict]:
-    """What `accounts list` shows: identity and health, never a token or key."""
-    pool = _pool(cfg)
+def account_rows(cfg, pool=None) -> list[dict]:
+    """What `accounts list` (and /status, /metrics) show: identity and health,
+    never a token or key."""
+    pool = pool or _pool(cfg)
     snap = pool.health.snapshot()
     now = time.time()
     rows = []
@@ -246,12 +248,15 @@ def cmd_list(cfg, args) -> int:
         print("No accounts. Add one with `codex-gateway login`, `accounts import` or "
               "`accounts add-key`.")
         return 0
+    now = time.time()
     head = ("ID", "KIND", "LABEL", "PLAN", "STATE", "COOLDOWN UNTIL", "LAST REFRESH",
-            "LAST USED", "USED % (5h/week)")
+            "LAST USED", "PRIMARY WINDOW", "SECONDARY WINDOW")
     table = [head] + [(r["id"], r["kind"], r["label"], r["plan"] or "-",
                        r["state"] + (f" ({r['reason']})" if r["reason"] else ""),
                        _when(r["cooldown_until"]), _when(r["last_refresh"]),
-                       _when(r["last_used"]), _used(r["rate_limits"])) for r in rows]
+                       _when(r["last_used"]),
+                       *(quota.format_window(r["rate_limits"].get(w), w, now)
+                         for w in quota.WINDOWS)) for r in rows]
     widths = [max(len(str(row[i])) for row in table) for i in range(len(head))]
     for row in table:
         print("  ".join(str(c).ljust(w) for c, w in zip(row, widths)).rstrip())
@@ -260,9 +265,3 @@ def cmd_list(cfg, args) -> int:
 
 def _when(t) -> str:
     return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(t)) if t else "-"
-
-
-def _used(limits: dict) -> str:
-    parts = [limits.get(w, {}).get("used_percent") for w in ("primary", "secondary")]
-    return "/".join("-" if p is None else f"{p:g}" for p in parts) if any(
-        p is not None for p in parts) else "-"

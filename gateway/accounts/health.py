@@ -30,7 +30,9 @@ CREATE TABLE IF NOT EXISTS health (
     probe_at REAL,
     needs_login INTEGER NOT NULL DEFAULT 0, login_reason TEXT, login_credential TEXT,
     rate_limits TEXT, last_used REAL, last_refresh REAL
-)"""
+);
+CREATE TABLE IF NOT EXISTS quota_poll (id TEXT PRIMARY KEY, polled_at REAL NOT NULL);
+"""
 _COLUMNS = ("id", "cooldown_until", "reason", "failures", "probe_at", "needs_login",
             "login_reason", "login_credential", "rate_limits", "last_used", "last_refresh")
 
@@ -42,7 +44,8 @@ class HealthStore(Protocol):
               before: float | None = None) -> None: ...
     def claim_probe(self, account_id: str, older_than: float) -> bool: ...
     def mark_needs_login(self, account_id: str, reason: str, credential: str = "") -> None: ...
-    def record_rate_limits(self, account_id: str, limits: dict) -> None: ...
+    def record_rate_limits(self, account_id: str, limits: dict, used: bool = True) -> None: ...
+    def claim_quota_poll(self, account_id: str, older_than: float) -> bool: ...
     def record_used(self, account_id: str) -> None: ...
     def record_refresh(self, account_id: str) -> None: ...
     def forget(self, account_id: str) -> None: ...
@@ -126,9 +129,22 @@ class SQLiteHealth:
         self._upsert(account_id, {"needs_login": 1, "login_reason": reason,
                                   "login_credential": credential})
 
-    def record_rate_limits(self, account_id: str, limits: dict) -> None:
-        """Rate-limit headers arrive with a success, so this also stamps last_used."""
-        self._upsert(account_id, {"rate_limits": json.dumps(limits), "last_used": time.time()})
+    def record_rate_limits(self, account_id: str, limits: dict, used: bool = True) -> None:
+        """Rate-limit headers arrive with a success, so this also stamps last_used
+        (``used=False``: windows read from the usage endpoint, not a request)."""
+        values = {"rate_limits": json.dumps(limits)}
+        if used:
+            values["last_used"] = time.time()
+        self._upsert(account_id, values)
+
+    def claim_quota_poll(self, account_id: str, older_than: float) -> bool:
+        """Let one caller (across workers) ask the usage endpoint for *account_id*
+        when nobody did since *older_than*: at most one poll per interval."""
+        now = time.time()
+        cur = self._write("INSERT INTO quota_poll (id, polled_at) VALUES (?, ?) "
+                          "ON CONFLICT(id) DO UPDATE SET polled_at = excluded.polled_at "
+                          "WHERE quota_poll.polled_at <= ?", (account_id, now, older_than))
+        return cur.rowcount == 1
 
     def record_used(self, account_id: str) -> None:
         self._upsert(account_id, {"last_used": time.time()})
@@ -138,6 +154,7 @@ class SQLiteHealth:
 
     def forget(self, account_id: str) -> None:
         self._write("DELETE FROM health WHERE id = ?", (account_id,))
+        self._write("DELETE FROM quota_poll WHERE id = ?", (account_id,))
 
     # -- plumbing ------------------------------------------------------------
     def _upsert(self, account_id: str, values: dict, **update_exprs: str) -> None:
@@ -164,6 +181,6 @@ class SQLiteHealth:
             conn.execute("PRAGMA busy_timeout = 10000")
             conn.execute("PRAGMA journal_mode = WAL")
             conn.execute("PRAGMA synchronous = NORMAL")  # WAL: durable enough for health
-            conn.execute(_SCHEMA)
+            conn.executescript(_SCHEMA)
             self._db, self._pid, self._snap = conn, os.getpid(), None
         return self._db

@@ -97,6 +97,11 @@ class AccountPool:
         self._mutex = threading.Lock()
         self._issuer_failed: dict[str, float] = {}  # id -> monotonic time of a transient failure
         self._booked: dict[str, float] = {}  # id -> monotonic time of the last bookkeeping write
+        # Observers (metrics): on_failure(account_id, status, reason) for every upstream
+        # failure the pool is told about; on_refresh(account_id, result) with result
+        # "refreshed", "failed" (issuer unreachable) or "refused" (needs a new login).
+        self.on_failure: list = []
+        self.on_refresh: list = []
         if self.state.name == "redis":
             # Read the shared state at start, so a worker knows the accounts even if
             # Redis goes away before its first request (an outage serves from memory).
@@ -173,6 +178,20 @@ class AccountPool:
                 rec = self._record(account.id) or rec
         return Credentials(rec.get("access_token") or "", rec.get("account_id"))
 
+    def stored_credentials(self, account: Account) -> Credentials | None:
+        """The stored credentials as they are, or None when a codex token is
+        missing or about to expire: for background reads (the quota poller),
+        which must never be the reason a refresh token rotates."""
+        rec = self._record(account.id)
+        if rec is None:
+            return None
+        if rec["kind"] == "openai":
+            return Credentials(rec.get("api_key", ""))
+        token = rec.get("access_token") or ""
+        if not token or tokens.expires_within(token, self._cfg.accounts.refresh_margin_seconds):
+            return None
+        return Credentials(token, rec.get("account_id"))
+
     def refresh(self, account: Account, stale_token: str) -> bool:
         """After a 401: True when credentials other than *stale_token* are now
         stored (refreshed here or by another worker), False when impossible.
@@ -206,15 +225,19 @@ class AccountPool:
                 done = self._refresh_locked(account_id, stale)
         except (TimeoutError, OSError) as exc:  # a stuck lock, a file we cannot write
             log.error("account %s: refresh failed: %s", account_id, exc)
+            _notify(self.on_refresh, account_id, "failed")
             return False
         if done == "refreshed":
             self.health.record_refresh(account_id)
             log.info("account %s: token refreshed", account_id)
-        return bool(done)
+        if done in ("refreshed", "failed", "refused"):
+            _notify(self.on_refresh, account_id, done)
+        return done in ("refreshed", "changed")
 
     def _refresh_locked(self, account_id: str, stale: str) -> str | None:
         """Under the account's lock: "refreshed", "changed" (another process
-        did it), or None (impossible now)."""
+        did it), "refused" (needs a new login), "failed" (the issuer could not
+        be reached), or None (nothing to refresh)."""
         rec = self.store.load(account_id)
         if rec is None or rec.get("kind") != "codex":
             return None
@@ -231,10 +254,10 @@ class AccountPool:
                             "(`codex-gateway login`)", account_id, exc.code)
                 self.health.mark_needs_login(account_id, exc.code or "refresh_refused",
                                              fingerprint(rec))
-            else:
-                log.warning("account %s: %s", account_id, exc)
-                self._issuer_failed[account_id] = time.monotonic()
-            return None
+                return "refused"
+            log.warning("account %s: %s", account_id, exc)
+            self._issuer_failed[account_id] = time.monotonic()
+            return "failed"
         try:
             self.store.save(_refreshed(rec, toks))
         except StateUnavailable as exc:  # kept in this process's memory by the store
@@ -279,6 +302,9 @@ class AccountPool:
             return
         self._booked[account.id] = now
         if limits:
+            # When and from where: the quota poller asks the usage endpoint only
+            # for accounts whose headers are stale (gateway.usage.quota).
+            limits = dict(limits, observed_at=time.time(), source="headers")
             self.health.record_rate_limits(account.id, limits)
         else:
             self.health.record_used(account.id)
@@ -287,6 +313,7 @@ class AccountPool:
                        retry_at: float | None) -> None:
         now = time.time()
         reason = code or f"http_{status}"
+        _notify(self.on_failure, account.id, status, reason)
         if status == 401:  # the executor already tried one refresh
             if self._issuer_failed_recently(account.id):
                 self.health.set_cooldown(account.id, now + COOLDOWN_REFRESH, "refresh_failed")
@@ -330,6 +357,15 @@ def _watch(pool: AccountPool) -> None:
             del current
 
     threading.Thread(target=run, name="state-watch", daemon=True).start()
+
+
+def _notify(hooks, *args) -> None:
+    """Tell the observers; an observer's failure never reaches a request."""
+    for hook in hooks:
+        try:
+            hook(*args)
+        except Exception:  # noqa: BLE001
+            log.exception("account pool observer failed")
 
 
 def fingerprint(rec: dict) -> str:

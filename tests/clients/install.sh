@@ -1,7 +1,8 @@
 #!/bin/sh
 # Installs what the deployment and client tests need, when it is missing:
 # Debian packages (nginx, redis-server, openssl, curl, systemd-analyze, strace, the util-linux,
-# iproute2 and passwd tools the VPS simulation uses, git, node + npm) and
+# iproute2 and passwd tools the VPS simulation uses, git, node + npm, chromium for
+# the headless-browser test of /status) and
 # the pinned npm clients (package.json + package-lock.json). Idempotent, and fast
 # (a few stat calls) when everything is present: it runs on every `make test`.
 # As root (CI) a failed install fails; otherwise it says what is missing and the
@@ -23,6 +24,7 @@ have ip || missing="$missing iproute2"
 have useradd || missing="$missing passwd"
 have git || missing="$missing git"
 have node && have npm || missing="$missing nodejs npm"
+have chromium || have chromium-browser || missing="$missing chromium"
 
 if [ -n "$missing" ]; then
   if [ "$(id -u)" = 0 ] && have apt-get; then

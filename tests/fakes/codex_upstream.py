@@ -35,6 +35,7 @@ from tests.fakes.jwt import read_claims
 from tests.fakes.server import BadRequest, FakeServer
 
 CODEX_PATH = "/backend-api/codex/responses"
+USAGE_PATH = "/backend-api/wham/usage"
 OPENAI_PATH = "/v1/responses"
 DEFAULT_MODELS = ("gpt-5-codex", "gpt-5", "gpt-5-codex-mini")
 DEFAULT_UNSUPPORTED = frozenset({
@@ -135,6 +136,10 @@ class FakeCodexUpstream(FakeServer):
             ("POST", "/_fake/faults"): self.control(lambda p: self.inject(
                 p["fault"], p.get("count", 1), p.get("account"), **(p.get("params") or {}))),
             ("GET", "/_fake/cache"): self.control(lambda _: self.cache_entries()),
+            ("GET", USAGE_PATH): self._usage,
+            ("GET", "/_fake/usage_polls"): self.control(lambda _: self.usage_polls),
+            ("POST", "/_fake/usage"): self.control(lambda p: self.set_usage(
+                p.get("account"), p.get("payload"), p.get("status", 200))),
         })
 
     # -- Python control API (the /_fake/ routes call these) -------------------
@@ -143,6 +148,25 @@ class FakeCodexUpstream(FakeServer):
         self._records: list[dict] = []
         self._cache: dict[tuple, str] = {}
         self._faults: list[Fault] = []
+        self._usage_polls: list[dict] = []
+        self._usage_answers: dict[str | None, tuple[int, object]] = {}
+
+    def set_usage(self, account: str | None, payload, status: int = 200) -> dict:
+        """What ``GET /backend-api/wham/usage`` answers for *account* (None: every
+        account without an answer of its own); ``payload`` None restores the default."""
+        with self.lock:
+            if payload is None and status == 200:
+                self._usage_answers.pop(account, None)
+            else:
+                self._usage_answers[account] = (int(status), payload)
+        return {"ok": True}
+
+    @property
+    def usage_polls(self) -> list[dict]:
+        """Each usage-endpoint call: ``{account, at, status}`` (kept apart from
+        ``requests``, which are the Responses calls)."""
+        with self.lock:
+            return copy.deepcopy(self._usage_polls)
 
     def reset(self):
         """Forget recorded requests, cache entries and queued faults."""
@@ -388,6 +412,33 @@ class FakeCodexUpstream(FakeServer):
             req.close(reset=ending == "reset")
         elif not req.end_chunked():
             self._finish(record, req)  # notes the disconnect
+
+    def _usage(self, req):
+        """``GET /backend-api/wham/usage``: the account's quota windows, in the shape
+        peers report for the real endpoint (see gateway/usage/quota.py)."""
+        account = req.headers.get("chatgpt-account-id")
+        try:
+            self._check_token(req, "codex")
+        except UpstreamError as err:
+            with self.lock:
+                self._usage_polls.append({"account": account, "at": time.time(),
+                                          "status": err.status})
+            req.send_json(err.status, err.body)
+            return
+        now = int(time.time())
+        with self.lock:
+            status, payload = self._usage_answers.get(
+                account, self._usage_answers.get(None, (200, None)))
+            self._usage_polls.append({"account": account, "at": time.time(), "status": status})
+        if payload is None:
+            payload = {"plan_type": "plus", "rate_limit": {
+                "allowed": True, "limit_reached": False,
+                "primary_window": {"used_percent": 23, "limit_window_seconds": 18000,
+                                   "reset_after_seconds": 7200, "reset_at": now + 7200},
+                "secondary_window": {"used_percent": 61, "limit_window_seconds": 604800,
+                                     "reset_after_seconds": 259200, "reset_at": now + 259200}},
+                "credits": None}
+        req.send_json(status, payload)
 
     def _models(self, req, flavour: str):
         record = self._record(req, flavour)

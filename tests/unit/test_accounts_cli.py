@@ -99,7 +99,8 @@ def test_list_table_and_json_never_show_secrets(tmp_path, issuer, capsys, monkey
     lines = table.splitlines()
     assert lines[0].split()[:5] == ["ID", "KIND", "LABEL", "PLAN", "STATE"]
     (codex_line,) = [line for line in lines if line.startswith("codex-acct-l")]
-    assert "plus" in codex_line and " ok " in codex_line and "37/5" in codex_line
+    assert "plus" in codex_line and " ok " in codex_line
+    assert "37% of 5h?" in codex_line and "5% of week?" in codex_line  # both windows
     (key_line,) = [line for line in lines if line.startswith("openai-backup")]
     assert "cooling (usage_limit_reached)" in key_line
     assert rows["codex-acct-l"]["state"] == "ok" and rows["codex-acct-l"]["last_used"]

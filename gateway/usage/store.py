@@ -1,0 +1,167 @@
+"""gateway.usage.store
+~~~~~~~~~~~~~~~~~~~~~~
+Where usage rows live: a small :class:`UsageStore` protocol, and
+:class:`SQLiteUsage`, the embedded default in the state directory.
+
+The protocol is what the writer, ``codex-gateway usage`` and the status page
+use, and all a Redis (scale-out) store must implement: add rows, aggregate
+them, drop old ones, list recent errors. Every SQLite detail (WAL, file
+modes, SQL, connections per thread) stays inside :class:`SQLiteUsage`.
+"""
+from __future__ import annotations
+
+import contextlib
+import os
+import sqlite3
+import threading
+from pathlib import Path
+from typing import Iterable, Protocol
+
+from ..statefiles import create_private, private_dir
+from .records import COLUMNS, GROUPS, Aggregate, UsageRow, is_error
+
+
+class UsageStore(Protocol):
+    def add(self, rows: Iterable[UsageRow]) -> None:
+        """Store rows (one batch); raises on failure, the caller counts the loss."""
+
+    def query(self, since: float, by: str, until: float | None = None) -> list[Aggregate]:
+        """Rows with ``since <= ts < until`` aggregated by key/account/model/day/hour/total."""
+
+    def prune(self, before: float) -> int:
+        """Delete rows older than *before*; returns how many."""
+
+    def recent_errors(self, since: float, limit: int = 20) -> list[UsageRow]:
+        """The latest error rows, newest first (for the status page)."""
+
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS usage (
+    ts REAL NOT NULL, key_id TEXT, account TEXT, dialect TEXT, transport TEXT,
+    model_asked TEXT, model_sent TEXT, continuity TEXT, status INTEGER, outcome TEXT,
+    error_code TEXT, input_tokens INTEGER, cached_tokens INTEGER, output_tokens INTEGER,
+    reasoning_tokens INTEGER, ttfb_ms REAL, duration_ms REAL, error INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX IF NOT EXISTS usage_ts ON usage (ts);
+"""
+_GROUP_SQL = {
+    "key": "key_id",
+    "account": "account",
+    "model": "COALESCE(model_sent, model_asked)",
+    "day": "strftime('%Y-%m-%d', ts, 'unixepoch')",
+    "hour": "strftime('%Y-%m-%dT%H:00Z', ts, 'unixepoch')",
+    "total": "NULL",
+}
+assert set(_GROUP_SQL) == set(GROUPS)
+_INSERT = (f"INSERT INTO usage ({', '.join(COLUMNS)}, error) "
+           f"VALUES ({', '.join('?' * (len(COLUMNS) + 1))})")
+
+
+class SQLiteUsage:
+    """:class:`UsageStore` on one SQLite file (WAL: the CLI and the status page
+    read while workers write; the file, ``-wal`` and ``-shm`` are 0600).
+
+    Connections are per thread and per process, opened lazily, so a worker
+    forked after the arbiter touched the store opens its own."""
+
+    def __init__(self, path: str | Path, busy_timeout: float = 5.0):
+        self.path = Path(path)
+        self.busy_timeout = busy_timeout
+        self._local = threading.local()
+
+    # -- writes --------------------------------------------------------------
+    def add(self, rows: Iterable[UsageRow]) -> None:
+        values = [(*(getattr(r, c) for c in COLUMNS), int(is_error(r.status, r.outcome)))
+                  for r in rows]
+        if not values:
+            return
+        with self._transaction() as conn:  # one commit per batch, not per row
+            conn.executemany(_INSERT, values)
+
+    def prune(self, before: float) -> int:
+        with self._transaction() as conn:
+            return conn.execute("DELETE FROM usage WHERE ts < ?", (before,)).rowcount
+
+    # -- reads ---------------------------------------------------------------
+    def query(self, since: float, by: str, until: float | None = None) -> list[Aggregate]:
+        expr = _GROUP_SQL.get(by)
+        if expr is None:
+            raise ValueError(f"unknown grouping {by!r}; one of {', '.join(GROUPS)}")
+        where, params = "ts >= ?", [since]
+        if until is not None:
+            where += " AND ts < ?"
+            params.append(until)
+        conn = self._conn(create=False)
+        if conn is None:
+            return []
+        sums = conn.execute(
+            f"SELECT {expr} AS g, COUNT(*), SUM(error), TOTAL(input_tokens), "
+            f"TOTAL(cached_tokens), TOTAL(output_tokens), TOTAL(reasoning_tokens) "
+            f"FROM usage WHERE {where} GROUP BY g", params).fetchall()
+        # The median per group in one pass: the middle one (odd) or two (even) by rank.
+        medians = dict(conn.execute(
+            f"SELECT g, AVG(t) FROM (SELECT {expr} AS g, ttfb_ms AS t, "
+            f"ROW_NUMBER() OVER (PARTITION BY {expr} ORDER BY ttfb_ms) AS rn, "
+            f"COUNT(*) OVER (PARTITION BY {expr}) AS c FROM usage "
+            f"WHERE {where} AND ttfb_ms IS NOT NULL) "
+            f"WHERE rn IN ((c + 1) / 2, (c + 2) / 2) GROUP BY g", params).fetchall())
+        out = [Aggregate(group=g, requests=n, errors=int(e or 0), input_tokens=int(i),
+                         cached_tokens=int(c), output_tokens=int(o), reasoning_tokens=int(r),
+                         median_ttfb_ms=medians.get(g))
+               for g, n, e, i, c, o, r in sums]
+        return sorted(out, key=lambda a: (a.group is None, a.group or ""))
+
+    def recent_errors(self, since: float, limit: int = 20) -> list[UsageRow]:
+        conn = self._conn(create=False)
+        if conn is None:
+            return []
+        rows = conn.execute(f"SELECT {', '.join(COLUMNS)} FROM usage WHERE ts >= ? AND error = 1 "
+                            "ORDER BY ts DESC LIMIT ?", (since, limit)).fetchall()
+        return [UsageRow(*row) for row in rows]
+
+    # -- plumbing ------------------------------------------------------------
+    @contextlib.contextmanager
+    def _transaction(self):
+        conn = self._conn()
+        conn.execute("BEGIN IMMEDIATE")  # take the write lock now (busy_timeout waits for it)
+        try:
+            yield conn
+        except BaseException:
+            with contextlib.suppress(sqlite3.Error):
+                conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+
+    def _conn(self, create: bool = True) -> sqlite3.Connection | None:
+        """This thread's connection. Readers (``create=False``) get None while
+        no database exists, instead of creating an empty one."""
+        local = self._local
+        if getattr(local, "pid", None) != os.getpid():
+            if not create and not self.path.exists():
+                return None
+            if create:
+                private_dir(self.path.parent)
+                create_private(self.path)  # 0600; SQLite gives -wal and -shm the same mode
+            conn = sqlite3.connect(self.path, timeout=self.busy_timeout, isolation_level=None,
+                                   check_same_thread=False)
+            try:
+                conn.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout * 1000)}")
+                conn.execute("PRAGMA journal_mode = WAL")
+                conn.execute("PRAGMA synchronous = NORMAL")  # WAL: a crash loses at most a batch
+                conn.executescript(_SCHEMA)
+            except BaseException:
+                conn.close()
+                raise
+            local.conn, local.pid = conn, os.getpid()
+        return local.conn
+
+    def close(self) -> None:
+        """Close this thread's connection (a failed one is reopened on next use)."""
+        conn = getattr(self._local, "conn", None)
+        self._local.pid = None
+        self._local.conn = None
+        if conn is not None:
+            try:
+                conn.close()
+            except sqlite3.Error:
+                pass

@@ -1,0 +1,145 @@
+"""Usage rows: from a request record to SQLite and back, aggregated like the reference."""
+from __future__ import annotations
+
+import os
+import stat
+import time
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from gateway.record import Outcome, RequestRecord
+from gateway.usage.records import UsageRow, aggregate, is_error, median, row_from_record
+from gateway.usage.store import SQLiteUsage
+
+DAY = 86400.0
+T0 = 1_796_000_000.0  # 2026-11-30 UTC
+
+
+def row(**kw) -> UsageRow:
+    base = dict(ts=T0, key_id="key-a", account="codex-a", dialect="responses", transport="http",
+                model_asked="gpt-5-codex", model_sent=None, continuity="prompt_cache_key",
+                status=200, outcome="completed", error_code=None, input_tokens=100,
+                cached_tokens=50, output_tokens=10, reasoning_tokens=2, ttfb_ms=20.0,
+                duration_ms=40.0)
+    base.update(kw)
+    return UsageRow(**base)
+
+
+def test_a_finished_record_becomes_a_row_without_secrets():
+    rec = RequestRecord(dialect="chat", key_id="key-123", model_asked="gpt-5")
+    rec.account, rec.model_sent, rec.continuity_source = "codex-x", "gpt-5-codex", "conversation"
+    rec.mark_first_byte()
+    rec.add_usage({"input_tokens": 1200, "input_tokens_details": {"cached_tokens": 1024},
+                   "output_tokens": 30, "output_tokens_details": {"reasoning_tokens": 7}})
+    rec.finish(200, Outcome.COMPLETED)
+    r = row_from_record(rec)
+    assert (r.key_id, r.account, r.dialect, r.transport) == ("key-123", "codex-x", "chat", "http")
+    assert (r.model_asked, r.model_sent, r.model) == ("gpt-5", "gpt-5-codex", "gpt-5-codex")
+    assert (r.input_tokens, r.cached_tokens, r.output_tokens, r.reasoning_tokens) == \
+        (1200, 1024, 30, 7)
+    assert r.outcome == "completed" and r.status == 200 and not r.error
+    assert r.ttfb_ms is not None and r.duration_ms >= r.ttfb_ms >= 0
+    assert abs(r.ts - time.time()) < 5
+
+
+@pytest.mark.parametrize("status, outcome, error", [
+    (200, "completed", False), (200, "incomplete", False), (200, "client_closed", False),
+    (200, "failed", True), (200, "truncated", True), (200, "upstream_error", True),
+    (401, "rejected", True), (429, "upstream_error", True), (502, "upstream_error", True),
+])
+def test_what_counts_as_an_error(status, outcome, error):
+    assert is_error(status, outcome) is error
+
+
+@pytest.mark.parametrize("values, expected", [
+    ([], None), ([5.0], 5.0), ([1.0, 3.0], 2.0), ([1.0, 2.0, 9.0], 2.0), ([1, 2, 3, 10], 2.5),
+])
+def test_median(values, expected):
+    assert median(values) == expected
+
+
+def test_store_file_is_private_and_in_wal_mode(tmp_path):
+    store = SQLiteUsage(tmp_path / "state" / "usage.sqlite")
+    store.add([row()])
+    assert stat.S_IMODE(os.stat(tmp_path / "state").st_mode) == 0o700
+    for name in ("usage.sqlite", "usage.sqlite-wal", "usage.sqlite-shm"):
+        assert stat.S_IMODE(os.stat(tmp_path / "state" / name).st_mode) == 0o600
+    mode = store._conn().execute("PRAGMA journal_mode").fetchone()[0]
+    assert mode == "wal"
+
+
+def test_reading_a_missing_store_creates_nothing(tmp_path):
+    store = SQLiteUsage(tmp_path / "usage.sqlite")
+    assert store.query(0, "key") == [] and store.recent_errors(0) == []
+    assert not (tmp_path / "usage.sqlite").exists()
+
+
+def test_query_groups_sums_and_medians(tmp_path):
+    store = SQLiteUsage(tmp_path / "u.sqlite")
+    store.add([
+        row(key_id="key-a", ttfb_ms=10.0),
+        row(key_id="key-a", ttfb_ms=30.0, input_tokens=200, cached_tokens=0),
+        row(key_id="key-b", status=502, outcome="upstream_error", input_tokens=None,
+            cached_tokens=None, output_tokens=None, reasoning_tokens=None, ttfb_ms=None,
+            error_code="upstream_unreachable"),
+        row(key_id=None, ts=T0 + DAY, model_sent="gpt-5.1-codex"),
+    ])
+    by_key = {a.group: a for a in store.query(0, "key")}
+    a = by_key["key-a"]
+    assert (a.requests, a.errors, a.input_tokens, a.cached_tokens) == (2, 0, 300, 50)
+    assert a.median_ttfb_ms == 20.0 and a.cache_hit_ratio == pytest.approx(50 / 300)
+    b = by_key["key-b"]
+    assert (b.requests, b.errors, b.input_tokens, b.median_ttfb_ms, b.cache_hit_ratio) == \
+        (1, 1, 0, None, None)
+    assert by_key[None].requests == 1
+    assert [d.group for d in store.query(0, "day")] == ["2026-11-30", "2026-12-01"]
+    assert {m.group for m in store.query(0, "model")} == {"gpt-5-codex", "gpt-5.1-codex"}
+    assert store.query(T0 + 1, "total")[0].requests == 1
+    assert store.query(0, "total", until=T0 + 1)[0].requests == 3
+    errors = store.recent_errors(0)
+    assert [e.error_code for e in errors] == ["upstream_unreachable"]
+    with pytest.raises(ValueError, match="unknown grouping"):
+        store.query(0, "nonsense")
+
+
+def test_prune_drops_old_rows_only(tmp_path):
+    store = SQLiteUsage(tmp_path / "u.sqlite")
+    store.add([row(ts=T0 - 100 * DAY), row(ts=T0 - 91 * DAY), row(ts=T0 - 89 * DAY), row()])
+    assert store.prune(T0 - 90 * DAY) == 2
+    assert store.query(0, "total")[0].requests == 2
+
+
+rows_strategy = st.lists(st.builds(
+    row,
+    ts=st.floats(T0, T0 + 3 * DAY),
+    key_id=st.sampled_from(["key-a", "key-b", None]),
+    account=st.sampled_from(["codex-a", "codex-b", None]),
+    model_sent=st.sampled_from([None, "gpt-5", "gpt-5-codex"]),
+    status=st.sampled_from([200, 400, 429, 502]),
+    outcome=st.sampled_from(["completed", "failed", "client_closed", "rejected"]),
+    input_tokens=st.one_of(st.none(), st.integers(0, 10**6)),
+    cached_tokens=st.one_of(st.none(), st.integers(0, 10**6)),
+    output_tokens=st.one_of(st.none(), st.integers(0, 10**5)),
+    reasoning_tokens=st.one_of(st.none(), st.integers(0, 10**5)),
+    ttfb_ms=st.one_of(st.none(), st.floats(0, 10**4).map(lambda f: round(f, 3))),
+), max_size=30)
+
+
+@settings(max_examples=60, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(rows=rows_strategy, by=st.sampled_from(["key", "account", "model", "day", "hour", "total"]))
+def test_sqlite_agrees_with_the_reference_aggregation(tmp_path_factory, rows, by):
+    store = SQLiteUsage(tmp_path_factory.mktemp("agg") / "u.sqlite")
+    store.add(rows)
+    got = store.query(0, by)
+    want = aggregate(rows, by)
+    assert [g.group for g in got] == [w.group for w in want]
+    for g, w in zip(got, want):
+        assert (g.requests, g.errors, g.input_tokens, g.cached_tokens, g.output_tokens,
+                g.reasoning_tokens) == (w.requests, w.errors, w.input_tokens, w.cached_tokens,
+                                        w.output_tokens, w.reasoning_tokens)
+        assert (g.median_ttfb_ms is None) == (w.median_ttfb_ms is None)
+        if w.median_ttfb_ms is not None:
+            assert g.median_ttfb_ms == pytest.approx(w.median_ttfb_ms)
