@@ -18,7 +18,8 @@ from . import config as config_mod
 from .accounts import cli as accounts_cli
 from .auth import add_key, config_key_id, hash_key, new_key, read_keys_file
 from .usage import report
-from .usage.store import SQLiteUsage
+from .state import StateUnavailable
+from .usage.store import open_usage
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -120,10 +121,10 @@ def cmd_usage(cfg, args) -> int:
         print(f"codex-gateway: {exc}", file=sys.stderr)
         return 2
     try:
-        rows = SQLiteUsage(cfg.usage_path).query(since, args.by)
-    except sqlite3.Error as exc:
-        print(f"codex-gateway: cannot read the usage store {cfg.usage_path}: {exc}",
-              file=sys.stderr)
+        rows = open_usage(cfg).query(since, args.by)
+    except (sqlite3.Error, StateUnavailable) as exc:
+        where = "Redis" if cfg.state.kind == "redis" else cfg.usage_path
+        print(f"codex-gateway: cannot read the usage store ({where}): {exc}", file=sys.stderr)
         return 1
     if args.json:
         print(report.to_json(rows, args.by))

@@ -13,7 +13,7 @@ from . import report
 from .metrics import Metrics, OpenConnections
 from .quota import QuotaPoller
 from .status_page import StatusData
-from .store import SQLiteUsage
+from .store import open_usage
 from .writer import UsageWriter
 
 QUOTA_CHECK_EVERY = 60.0  # seconds between looks for stale quota windows
@@ -27,7 +27,7 @@ class UsageService:
         self.pool = pool
         self.metrics = metrics or Metrics()
         ucfg = config.usage
-        self.store = store if store is not None else SQLiteUsage(config.usage_path)
+        self.store = store if store is not None else open_usage(config, pool.state)
         self.writer = None
         if ucfg.enabled:
             self.writer = UsageWriter(self.store, queue_size=ucfg.queue_size,

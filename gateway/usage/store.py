@@ -165,3 +165,16 @@ class SQLiteUsage:
                 conn.close()
             except sqlite3.Error:
                 pass
+
+
+def open_usage(cfg, state=None) -> UsageStore:
+    """The usage store of the configured state backend: the embedded SQLite file,
+    or the shared Redis when ``[state] backend = "redis"`` (*state*: an open
+    ``gateway.state.Backend``, else one is opened)."""
+    if cfg.state.kind != "redis":
+        return SQLiteUsage(cfg.usage_path)
+    from ..state import open_state
+    from .redis_store import RedisUsage
+
+    state = state if state is not None else open_state(cfg)
+    return RedisUsage(state.link, cfg.state.key_prefix)

@@ -149,6 +149,8 @@ class UsageWriter:
                 close()  # reopen on the next batch: the disk may come back
             if not self._store_down:
                 self._store_down = True
+                if getattr(exc, "shared_outage", False):
+                    return False  # the state store logs its outage once per instance
                 log.error("usage store %s cannot be written (%s): usage rows are dropped and "
                           "counted (codex_gateway_usage_rows_dropped_total); requests are "
                           "still served", self.where, _reason(exc))

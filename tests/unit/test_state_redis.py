@@ -411,3 +411,28 @@ def test_state_migrate_copies_the_embedded_state(redis_srv, tmp_path, issuer, pr
     assert "kept codex-acct-m1" in capsys.readouterr().out  # Redis may be newer
     assert run_cli(monkeypatch, env, "state", "migrate", "--to", "redis", "--overwrite") == 0
     assert "2 account(s) copied" in capsys.readouterr().out
+
+
+def test_usage_rows_are_shared_through_redis(redis_srv, tmp_path, prefix):
+    """Two instances write usage rows to one Redis; either one's `usage` sees all."""
+    from gateway.usage.records import UsageRow, aggregate
+    from gateway.usage.store import open_usage
+
+    def row(ts, key, cached, status=200, outcome="completed"):
+        return UsageRow(ts=ts, key_id=key, account="codex-a", dialect="chat", transport="http",
+                        model_asked="gpt-5.5", model_sent="gpt-5.5", continuity="client_session",
+                        status=status, outcome=outcome, error_code=None, input_tokens=100,
+                        cached_tokens=cached, output_tokens=5, reasoning_tokens=0,
+                        ttfb_ms=10.0, duration_ms=20.0)
+
+    a = open_usage(config.load(env=env_for(redis_srv, tmp_path, "a", prefix=prefix)))
+    b = open_usage(config.load(env=env_for(redis_srv, tmp_path, "b", prefix=prefix)))
+    now = time.time()
+    rows_a = [row(now - 10, "k1", 50), row(now - 10, "k1", 50)]  # identical rows stay two
+    rows_b = [row(now - 5, "k2", 0, 429, "upstream_error"), row(now - 9 * 86400, "k2", 0)]
+    a.add(rows_a)
+    b.add(rows_b)
+    assert b.query(now - 86400, "key") == aggregate(rows_a + rows_b[:1], "key")
+    assert [r.key_id for r in a.recent_errors(now - 86400)] == ["k2"]
+    assert a.prune(now - 86400) == 1
+    assert sum(g.requests for g in a.query(0, "total")) == 3
