@@ -95,7 +95,8 @@ def cmd_keys_create(cfg, args) -> int:
           f"{hash_key(key)}:\n# the key itself is stored nowhere and shown only this once.",
           file=sys.stderr)
     if cfg.state.kind == "redis":
-        print("# [state] backend = redis: client keys stay per instance (docs/instances.md).\n"
+        print("# [state] backend = redis: client keys stay per instance "
+              "(README, *Several instances*).\n"
               f"# Add the line `{entry.name} {hash_key(key)}` to every instance's keys file,\n"
               "# or its digest to auth.client_keys in every instance's config.", file=sys.stderr)
     return 0
