@@ -66,8 +66,7 @@ def test_unit_settings_match_the_gateway_and_the_guide():
     assert unit.one(SVC, "User") == unit.one(SVC, "Group") == "codex-gateway"
     assert cfg.accounts.state_dir == "/var/lib/" + unit.one(SVC, "StateDirectory")
     assert unit.one(SVC, "StateDirectoryMode") == "0700" and unit.one(SVC, "UMask") == "0077"
-    # Threads: workers x threads x 2 (each stream's thread and its reader) must fit.
-    # one thread per open stream (the upstream is read in the request's thread), plus a few
+    # Threads: one per open stream (the upstream is read in the request's own thread), plus a few.
     assert int(unit.one(SVC, "TasksMax")) >= cfg.server.workers * cfg.server.threads + 64
     assert int(unit.one(SVC, "LimitNOFILE")) >= cfg.server.workers * cfg.server.threads * 4
     for key in ("NoNewPrivileges", "ProtectHome", "PrivateTmp", "PrivateDevices",
