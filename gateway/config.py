@@ -69,6 +69,13 @@ class UpstreamConfig:
     )
     openai_drop_params: tuple[str, ...] = ()
     pool_maxsize: int = 64
+    # The Codex backend's transport: "auto" (its WebSocket, HTTP when the account's
+    # backend refuses it), "websocket" (never HTTP) or "http". Over the WebSocket a
+    # conversation's turns after the first upload only their new items.
+    codex_transport: str = "auto"
+    websocket_max_sockets: int = 64        # idle upstream sockets kept per worker
+    websocket_idle_seconds: float = 300.0  # an idle upstream socket is closed after this
+    websocket_fallback_seconds: float = 600.0  # HTTP for an account after a refusal
 
 
 @dataclass(frozen=True)
@@ -292,9 +299,12 @@ _MINIMUM = {
     "server.keepalive_seconds": 0, "server.graceful_timeout": 0,
     "upstream.connect_timeout": 0.001, "upstream.read_timeout": 0.001,
     "upstream.pool_maxsize": 1, "accounts.refresh_margin_seconds": 0,
+    "upstream.websocket_max_sockets": 0, "upstream.websocket_idle_seconds": 0.1,
+    "upstream.websocket_fallback_seconds": 0,
     "oauth.callback_port": 1, "continuity.max_signal_length": 16,
 }
-_CHOICES = {"server.log_level": ("debug", "info", "warning", "error", "critical")}
+_CHOICES = {"server.log_level": ("debug", "info", "warning", "error", "critical"),
+            "upstream.codex_transport": ("auto", "websocket", "http")}
 
 
 def _check_range(value, label: str):
