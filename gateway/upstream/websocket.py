@@ -181,7 +181,15 @@ class Socket:
     # -- sending -----------------------------------------------------------
     def send_text(self, text: str) -> int:
         """Send one text message; the number of bytes written (frame included)."""
-        return self._write(self.conn.send(TextMessage(data=text)))
+        return self._write(self._frame(TextMessage(data=text)))
+
+    def _frame(self, event) -> bytes:
+        if self.closed or self.conn.state is not ConnectionState.OPEN:
+            raise UpstreamBroken("the upstream websocket is closed")
+        try:
+            return self.conn.send(event)
+        except LocalProtocolError as exc:
+            raise UpstreamBroken(f"websocket send: {exc}") from None
 
     def _write(self, data: bytes) -> int:
         if self.closed:
@@ -261,7 +269,7 @@ class Socket:
         return True
 
     def ping(self) -> None:
-        self._write(self.conn.send(Ping(payload=b"gw")))
+        self._write(self._frame(Ping(payload=b"gw")))
 
     def probe(self, timeout: float) -> bool:
         """A ping answered within *timeout*: the path to the backend still works
