@@ -169,7 +169,8 @@ class Executor:
             sent_at = time.time()
             rec.attempts += 1
             try:
-                resp = self._post(account, profile, cont, body, headers, timeout)
+                resp = self._post(account, profile, (call.principal, cont.key), body, headers,
+                                  timeout)
             except TransportError as exc:
                 failure = failures.transport_failure(exc)
                 self.pool.record_failure(account, failure.status, failure.code,
@@ -205,11 +206,11 @@ class Executor:
                 continue
             raise self._classify(account, failure)
 
-    def _post(self, account, profile, cont, body: dict, headers: dict, timeout):
+    def _post(self, account, profile, conversation: tuple, body: dict, headers: dict, timeout):
         """Send to the upstream: on the conversation's WebSocket when the account's
         backend takes it (``upstream.codex_transport``), else (or when it cannot) HTTP."""
         if self.sockets.serves(account):
-            resp = self.sockets.post(account, profile, cont.key, body, headers, timeout)
+            resp = self.sockets.post(account, profile, conversation, body, headers, timeout)
             if resp is not None:
                 return resp
         return transport.post(profile.url(account), body, headers, timeout,

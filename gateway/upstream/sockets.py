@@ -45,6 +45,7 @@ keep-alive ticks, the idle timeout, terminal detection, records — is
 """
 from __future__ import annotations
 
+import atexit
 import hashlib
 import json
 import os
@@ -488,6 +489,7 @@ class CodexSockets:
         self.pool = SocketPool(ucfg.websocket_max_sockets, ucfg.websocket_idle_seconds)
         self.fallback = FallbackMarks(Path(state_dir) / FALLBACK_FILE,
                                       ucfg.websocket_fallback_seconds)
+        atexit.register(_close_pool, weakref.ref(self.pool))  # a worker's exit says goodbye
 
     def serves(self, account) -> bool:
         """Whether this request to *account* tries the WebSocket."""
@@ -495,14 +497,16 @@ class CodexSockets:
             return False
         return self.mode == "websocket" or not self.fallback.active(account.id)
 
-    def post(self, account, profile, key: str | None, body: dict, headers: dict,
+    def post(self, account, profile, conversation: tuple, body: dict, headers: dict,
              timeout: tuple[float, float]) -> Answer | None:
-        """Send *body* on the conversation's socket; None: send it over HTTP instead.
+        """Send *body* on *conversation*'s socket to *account* (the conversation is
+        the client principal and the continuity key: two clients never share a
+        socket); None: send it over HTTP instead.
 
         Raises ``TransportError`` (``"websocket"`` mode) like ``transport.post``.
         """
         connect_timeout, read_timeout = timeout
-        pkey = (account.id, key or "")
+        pkey = (account.id, *conversation)
         items = body.get("input") if isinstance(body.get("input"), list) else []
         prints = [hold(i) for i in items]
         conv = self.pool.checkout(pkey)
@@ -595,6 +599,12 @@ class CodexSockets:
         if isinstance(data, dict) and data.get("type") == "error":
             return first, data
         return first, None
+
+
+def _close_pool(ref) -> None:
+    pool = ref()
+    if pool is not None:
+        pool.close_all()
 
 
 def refusal(refused: websocket.Refused) -> Answer:

@@ -382,3 +382,24 @@ def test_the_log_line_says_which_upstream_transport_served(make_client, upstream
     ws_line, http_line = [r.getMessage() for r in caplog.records if r.name == "gateway.request"]
     assert "outcome=completed" in ws_line and "account=codex-acct-a upstream=websocket" in ws_line
     assert "account=codex-acct-a upstream=http" in http_line
+
+
+def test_two_clients_never_share_a_socket_even_with_one_key(make_client, upstream):
+    from tests.support import CLIENT_KEY, register_secret
+    other = register_secret("test-other-client-key-987654321")
+    gw = make_client(auth_client_keys=f"{CLIENT_KEY},{other}",
+                     continuity_scope_explicit_key="false")
+    for key in (CLIENT_KEY, other):
+        history = [SYSTEM, user("[[say:one]]")]
+        for text in ("[[say:one]]", "[[say:two]]"):
+            if text != "[[say:one]]":
+                history.append(user(text))
+            resp = gw.post("/v1/responses", {"model": MODEL, "input": history,
+                                             "prompt_cache_key": "shared-thread"}, key=key)
+            assert resp.status_code == 200
+            history = history + resp.get_json()["output"]
+    recs = upstream.requests
+    assert len({tuple(r["cache_key"]) for r in recs}) == 1  # one upstream identity...
+    assert len(upstream.handshakes) == 2                   # ...and a socket per client
+    assert [r["wire"]["previous_response_id"] is not None for r in recs] == [
+        False, True, False, True]
