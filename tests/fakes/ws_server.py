@@ -35,6 +35,9 @@ def accept(req, headers: dict) -> "ServerSocket":
     req.end_headers()
     req.headers_sent = True
     req.close_connection = True
+    # One event per frame, each flushed at once, as the backend streams (Nagle would
+    # hold the second small frame for the peer's delayed ACK: ~40 ms).
+    req.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     return ServerSocket(req.connection)
 
 
