@@ -27,11 +27,12 @@ tools:
 test: $(VENV)/.test-installed tools
 	$(PY) -m pytest -q
 
-## bench: gateway vs direct vs nginx, side by side, and open WebSockets held (a few minutes; bench/out)
+## bench: gateway vs direct vs nginx, side by side, open WebSockets held, upstream WebSocket vs HTTP (a few minutes; bench/out)
 bench: $(VENV)/.test-installed tools
 	sh bench/install.sh $(PY)
 	$(PY) -m bench.run
 	$(PY) -m bench.websockets
+	$(PY) -m bench.upstream_ws
 
 ## soak: mixed load with injected faults; fails on unexplained errors or growing fds/threads/RSS
 soak: $(VENV)/.test-installed tools
