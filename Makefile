@@ -27,12 +27,13 @@ tools:
 test: $(VENV)/.test-installed tools
 	$(PY) -m pytest -q
 
-## bench: gateway vs direct vs nginx, side by side, open WebSockets held, then the hot paths
-## in isolation with what recording usage costs per request (a few minutes; bench/out)
+## bench: gateway vs direct vs nginx side by side, open WebSockets held, upstream WebSocket vs
+## HTTP, then the hot paths in isolation with what recording usage costs (a few minutes; bench/out)
 bench: $(VENV)/.test-installed tools
 	sh bench/install.sh $(PY)
 	$(PY) -m bench.run
 	$(PY) -m bench.websockets
+	$(PY) -m bench.upstream_ws
 	$(PY) -m bench.micro
 
 ## soak: mixed load with injected faults; fails on unexplained errors or growing fds/threads/RSS

@@ -74,6 +74,13 @@ class UpstreamConfig:
     )
     openai_drop_params: tuple[str, ...] = ()
     pool_maxsize: int = 64  # idle upstream connections kept per host (at least server.threads)
+    # The Codex backend's transport: "auto" (its WebSocket, HTTP when the account's
+    # backend refuses it), "websocket" (never HTTP) or "http". Over the WebSocket a
+    # conversation's turns after the first upload only their new items.
+    codex_transport: str = "auto"
+    websocket_max_sockets: int = 64        # idle upstream sockets kept per worker
+    websocket_idle_seconds: float = 300.0  # an idle upstream socket is closed after this
+    websocket_fallback_seconds: float = 600.0  # HTTP for an account after a refusal
     # The ChatGPT usage endpoint (quota windows of an account that is not being used).
     # Empty: derived from codex_base_url (…/backend-api/codex -> …/backend-api/wham/usage).
     codex_usage_url: str = ""
@@ -398,6 +405,8 @@ _MINIMUM = {
     "server.keepalive_seconds": 0, "server.graceful_timeout": 0,
     "upstream.connect_timeout": 0.001, "upstream.read_timeout": 0.001,
     "upstream.pool_maxsize": 1, "accounts.refresh_margin_seconds": 0,
+    "upstream.websocket_max_sockets": 0, "upstream.websocket_idle_seconds": 0.1,
+    "upstream.websocket_fallback_seconds": 0,
     "oauth.callback_port": 1, "continuity.max_signal_length": 16,
     "state.timeout_seconds": 0.01, "state.lock_ttl_seconds": 1, "state.outage_wait_seconds": 0,
     "usage.retention_days": 1, "usage.queue_size": 1, "usage.batch_size": 1,
@@ -405,7 +414,8 @@ _MINIMUM = {
     "usage.quota_stale_seconds": 0,
 }
 _CHOICES = {"server.log_level": ("debug", "info", "warning", "error", "critical"),
-            "state.backend": ("sqlite", "redis")}
+            "state.backend": ("sqlite", "redis"),
+            "upstream.codex_transport": ("auto", "websocket", "http")}
 
 
 def _check_range(value, label: str):

@@ -22,6 +22,7 @@ from .headers import header_list
 from .record import Outcome, RequestRecord, log_sink
 from .stream import UpstreamStream
 from .upstream import profiles_for, transport
+from .upstream.sockets import CodexSockets
 
 NEEDS_LOGIN_MESSAGE = (
     "Every configured upstream account needs a new login or is disabled. Run "
@@ -68,6 +69,7 @@ class Executor:
         self.profiles = profiles_for(config)
         self.catalog = config_mod.catalog(config)
         self.sinks = tuple(sinks)
+        self.sockets = CodexSockets(config.upstream, config.state_dir)
 
     def record_for(self, dialect: str, principal: str | None, transport_name: str = "http",
                    model: str | None = None) -> RequestRecord:
@@ -167,8 +169,8 @@ class Executor:
             sent_at = time.time()
             rec.attempts += 1
             try:
-                resp = transport.post(profile.url(account), body, headers, timeout,
-                                      max(cfg.upstream.pool_maxsize, cfg.server.threads))
+                resp = self._post(account, profile, (call.principal, cont.key), body, headers,
+                                  timeout)
             except TransportError as exc:
                 failure = failures.transport_failure(exc)
                 self.pool.record_failure(account, failure.status, failure.code,
@@ -183,9 +185,12 @@ class Executor:
                 failure = stream.prime(min(call.keepalive or FIRST_EVENT_WAIT, FIRST_EVENT_WAIT))
                 if failure is not None and failure.fails_over:
                     stream.discard()
+                    if self.sockets.falls_back(resp, account, failure):
+                        continue  # the socket broke before the answer started: HTTP serves it
                     raise self._classify(account, failure)
                 self.pool.record_success(account, profile.rate_limits(resp.headers), sent_at)
                 rec.account, rec.model_sent = account.id, body.get("model")
+                rec.upstream_transport = getattr(resp, "transport", "http")
                 return stream
             failure = failures.from_http(resp.status_code, transport.read_body(resp),
                                          resp.headers)
@@ -200,6 +205,17 @@ class Executor:
                 profile.learn_unsupported(failure.unsupported_param)
                 continue
             raise self._classify(account, failure)
+
+    def _post(self, account, profile, conversation: tuple, body: dict, headers: dict, timeout):
+        """Send to the upstream: on the conversation's WebSocket when the account's
+        backend takes it (``upstream.codex_transport``), else (or when it cannot) HTTP."""
+        if self.sockets.serves(account):
+            resp = self.sockets.post(account, profile, conversation, body, headers, timeout)
+            if resp is not None:
+                return resp
+        cfg = self.config
+        return transport.post(profile.url(account), body, headers, timeout,
+                              max(cfg.upstream.pool_maxsize, cfg.server.threads))
 
     def _classify(self, account, failure: UpstreamFailure) -> Exception:
         """Fail over to the next account, or answer the client now."""

@@ -127,6 +127,7 @@ class RequestRecord:
             f"model={model}",
             f"continuity={self.continuity_source or '-'} key={self.continuity_hash or '-'}",
             f"account={self.account or '-'}",
+            f"upstream={self.upstream_transport or '-'}",
             f"cached_tokens={_dash(self.cached_tokens)} input_tokens={_dash(self.input_tokens)}"
             f" output_tokens={_dash(self.output_tokens)}",
             f"ttfb_ms={_dash(None if self.ttfb_ms is None else int(self.ttfb_ms))}"

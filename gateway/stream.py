@@ -48,7 +48,9 @@ class UpstreamStream:
         self._pending: list[Event] = []  # read while priming, not yet handed on
         # timed: waits are bounded (a streaming client must not wait in silence);
         # untimed: one blocking read after another (a client that wants the final object).
-        self._reader = transport.Reader(resp) if timed else None
+        # An upstream WebSocket answer brings its own reader (same interface, always timed).
+        own = getattr(resp, "open_reader", None)
+        self._reader = own() if own else transport.Reader(resp) if timed else None
         self._chunks = None if self._reader else transport.iter_raw(resp)
         self._terminal = False
         self._eof = False

@@ -269,11 +269,18 @@ def stream_fault(name: str, events: list[tuple], params: dict) -> tuple[list[tup
 
     Endings: ``clean`` (terminal chunk), ``reset`` (RST, no terminal chunk),
     ``stall`` (silence for ``params.seconds``, then close without terminal chunk).
+    ``reset_at_once`` resets before anything is sent (over HTTP: before the
+    status line), ``reset_after_created`` right after ``response.created``: a
+    connection that breaks before the answer starts.
     """
     created, in_progress = events[0], events[1]
     response = {**created[1]["response"], "status": "failed"}
     if name == "stall":
         return [created], "stall"
+    if name == "reset_at_once":
+        return [], "reset"
+    if name == "reset_after_created":
+        return [created], "reset"
     if name == "reset_mid_stream":
         return _cut_after_deltas(events), "reset"
     if name == "truncate":

@@ -11,13 +11,30 @@ prompt_cache_key, session header)``.
 
 Faults are queued (``inject`` or ``POST /_fake/faults``) and consumed in FIFO
 order by the next matching request; every request is recorded and readable
-through ``requests`` or ``GET /_fake/requests``.
+through ``requests`` or ``GET /_fake/requests``, with the bytes it took on the
+wire (``wire_bytes``).
 
-Run standalone with ``python -m tests.fakes.codex_upstream --port 18001 [--fast]``.
+**WebSocket** (``GET /backend-api/codex/responses`` with ``Upgrade``): with
+``websocket="accept"`` it is the backend's Responses socket: one
+``response.create`` JSON text frame per request, every event back as one JSON
+text frame, and connection-scoped memory of the last completed response, so a
+frame may send ``previous_response_id`` plus the new items only. It is strict
+like the real one: an id the connection does not hold is the error frame
+``previous_response_not_found``, ``store`` must be false, every HTTP check and
+fault applies (an HTTP fault is an error frame with its status). Its records
+have ``transport: "websocket"``, the request as the backend understood it in
+``body`` (the full input) and what arrived in ``wire``. Otherwise (the default)
+the upgrade is refused with the status in ``websocket`` (426), so the gateway's
+``auto`` transport falls back to HTTP; every upgrade is recorded in
+``handshakes``.
+
+Run standalone with ``python -m tests.fakes.codex_upstream --port 18001 [--fast]
+[--websocket]``.
 """
 from __future__ import annotations
 
 import copy
+import json
 import time
 from dataclasses import dataclass, field
 
@@ -33,6 +50,7 @@ from tests.fakes.codex_answers import (
 )
 from tests.fakes.jwt import read_claims
 from tests.fakes.server import BadRequest, FakeServer
+from tests.fakes.ws_server import Gone, accept
 
 CODEX_PATH = "/backend-api/codex/responses"
 USAGE_PATH = "/backend-api/wham/usage"
@@ -46,9 +64,11 @@ DEFAULT_UNSUPPORTED = frozenset({
 RETENTION_VALUES = ("in_memory", "24h")
 HTTP_FAULTS = frozenset({"http_500", "http_401", "usage_limit", "http_429", "http_400_unsupported"})
 STREAM_FAULTS = frozenset({"stall", "reset_mid_stream", "response_failed", "error_event",
-                           "truncate"})
+                           "truncate", "reset_at_once", "reset_after_created"})
 FAULTS = HTTP_FAULTS | STREAM_FAULTS
-CONFIG_KEYS = ("reply", "event_delay", "silence", "fast", "strict_tokens", "unsupported_params")
+CONFIG_KEYS = ("reply", "event_delay", "silence", "fast", "strict_tokens", "unsupported_params",
+               "websocket")
+WS_IDLE = 600.0  # seconds a fake socket waits for its next frame
 
 
 class UpstreamError(Exception):
@@ -115,21 +135,26 @@ class FakeCodexUpstream(FakeServer):
     def __init__(self, port: int = 0, host: str = "127.0.0.1", *, event_delay: float = 0.0,
                  silence: float = 0.0, fast: bool = False, reply: str | None = None,
                  strict_tokens=None, unsupported_params=DEFAULT_UNSUPPORTED,
-                 models=DEFAULT_MODELS):
+                 models=DEFAULT_MODELS, websocket="refuse"):
         super().__init__(port, host)
         self.models = list(models)
         self._config = {"reply": None, "event_delay": 0.0, "silence": 0.0, "fast": False,
-                        "strict_tokens": None, "unsupported_params": set()}
+                        "strict_tokens": None, "unsupported_params": set(), "websocket": 426}
         self.configure(reply=reply, event_delay=event_delay, silence=silence, fast=fast,
-                       strict_tokens=strict_tokens, unsupported_params=unsupported_params)
+                       strict_tokens=strict_tokens, unsupported_params=unsupported_params,
+                       websocket=websocket)
         self._reset_state()
         self.routes.update({
             ("POST", CODEX_PATH): lambda req: self._responses(req, "codex"),
             ("POST", OPENAI_PATH): lambda req: self._responses(req, "openai"),
+            ("GET", CODEX_PATH): self._websocket,
             ("GET", "/backend-api/codex/models"): lambda req: self._models(req, "codex"),
             ("GET", "/v1/models"): lambda req: self._models(req, "openai"),
             ("GET", "/_fake/requests"): self.control(lambda _: self.requests),
+            ("GET", "/_fake/handshakes"): self.control(lambda _: self.handshakes),
             ("POST", "/_fake/reset"): self.control(lambda _: self.reset() or {"ok": True}),
+            ("POST", "/_fake/forget_responses"): self.control(
+                lambda _: self.forget_responses() or {"ok": True}),
             ("GET", "/_fake/config"): self.control(lambda _: self.config),
             ("POST", "/_fake/config"): self.control(lambda p: self.configure(**p)),
             ("GET", "/_fake/faults"): self.control(lambda _: self.faults),
@@ -146,6 +171,8 @@ class FakeCodexUpstream(FakeServer):
 
     def _reset_state(self):
         self._records: list[dict] = []
+        self._handshakes: list[dict] = []
+        self._ws_epoch = 0  # bumped by forget_responses(): every socket's memory is gone
         self._cache: dict[tuple, str] = {}
         self._faults: list[Fault] = []
         self._usage_polls: list[dict] = []
@@ -185,6 +212,19 @@ class FakeCodexUpstream(FakeServer):
         with self.lock:
             return copy.deepcopy(self._records)
 
+    def forget_responses(self) -> None:
+        """Every open socket forgets its previous response (as a backend that lost
+        it would): the next ``previous_response_id`` is not found."""
+        with self.lock:
+            self._ws_epoch += 1
+
+    @property
+    def handshakes(self) -> list[dict]:
+        """Every WebSocket upgrade asked for, oldest first:
+        ``{id, account, status, headers, at}`` (101 when accepted)."""
+        with self.lock:
+            return copy.deepcopy(self._handshakes)
+
     @property
     def config(self) -> dict:
         with self.lock:
@@ -208,6 +248,16 @@ class FakeCodexUpstream(FakeServer):
             changes["unsupported_params"] = set(changes["unsupported_params"] or ())
         if "fast" in changes:
             changes["fast"] = bool(changes["fast"])
+        if "websocket" in changes:
+            mode = changes["websocket"]
+            if mode in ("refuse", None, False):
+                mode = 426
+            elif mode is True:
+                mode = "accept"
+            if mode != "accept" and not (isinstance(mode, int) and 200 <= mode < 600
+                                         and mode != 101):
+                raise ValueError("websocket must be 'accept', 'refuse' or an HTTP status")
+            changes["websocket"] = mode
         with self.lock:
             self._config.update(changes)
         return self.config
@@ -247,7 +297,8 @@ class FakeCodexUpstream(FakeServer):
                       "path": req.path, "headers": headers, "body": body, "account": None,
                       "cache_key": None, "cached_tokens": None, "input_tokens": None,
                       "status": None, "started_at": time.time(), "finished_at": None,
-                      "client_closed_at": None, "fault": None}
+                      "client_closed_at": None, "fault": None, "transport": "http",
+                      "wire_bytes": len(req.body)}
             self._records.append(record)
         return record
 
@@ -381,7 +432,10 @@ class FakeCodexUpstream(FakeServer):
         if fault:
             events, ending = stream_fault(fault.name, events, fault.params)
             stall = float(fault.params.get("seconds", 30))
-        if body.get("stream") is not False:
+        if ending == "reset" and not events:  # reset_at_once: not even a status line
+            self._finish(record, req)
+            req.close(reset=True)
+        elif body.get("stream") is not False:
             fast = config["fast"]
             self._stream(req, record, headers, events, ending, (key, text), stall,
                          0.0 if fast else config["event_delay"], 0.0 if fast else config["silence"])
@@ -440,6 +494,188 @@ class FakeCodexUpstream(FakeServer):
                 "credits": None}
         req.send_json(status, payload)
 
+    # -- the WebSocket -----------------------------------------------------------
+
+    def _websocket(self, req):
+        """``GET /backend-api/codex/responses``: the backend's Responses socket (with
+        ``websocket="accept"``), or the refusal of the upgrade."""
+        with self.lock:
+            mode = self._config["websocket"]
+            shake = {"id": len(self._handshakes) + 1, "status": None,
+                     "account": req.headers.get("chatgpt-account-id"),
+                     "headers": dict(req.headers.items()), "at": time.time()}
+            self._handshakes.append(shake)
+
+        def refuse(status: int, body: dict, headers: dict | None = None):
+            with self.lock:
+                shake["status"] = status
+            req.close_connection = True
+            req.send_json(status, body, headers)
+
+        if req.headers.get("Upgrade", "").lower() != "websocket":
+            return refuse(405, _error("Method not allowed: use POST.", "method_not_allowed"))
+        if mode != "accept":
+            return refuse(mode, _error("WebSocket upgrades are not supported.", None))
+        try:
+            self._check_token(req, "codex")
+            if not req.headers.get("chatgpt-account-id"):
+                raise UpstreamError(400, {"detail": "Missing chatgpt-account-id header"})
+        except UpstreamError as err:
+            return refuse(err.status, err.body, err.headers)
+        with self.lock:
+            shake["status"] = 101
+        ws = accept(req, self._response_headers("codex", shake["id"]))
+        memory: dict = {}  # this connection's last completed response
+        idle_since = time.monotonic()
+        while not self.stopping.is_set():
+            try:
+                text = ws.receive(0.05)
+            except Gone:
+                return
+            if text is None:
+                if time.monotonic() - idle_since > WS_IDLE:
+                    ws.close(1000)
+                    return
+                continue
+            if not self._ws_request(req, ws, text, memory):
+                return
+            idle_since = time.monotonic()
+        ws.close(1001)
+
+    def _ws_request(self, req, ws, text, memory: dict) -> bool:
+        """Answer one frame; False when the connection is over."""
+        raw = text if isinstance(text, str) else text.decode("utf-8", "replace")
+        try:
+            frame = json.loads(raw)
+        except ValueError:
+            frame = None
+        headers = dict(req.headers.items())
+        meta = frame.get("client_metadata") if isinstance(frame, dict) else None
+        if isinstance(meta, dict):  # per-turn headers travel in the frame, as Codex sends them
+            headers.update({k: v for k, v in meta.items() if isinstance(v, str)})
+        wire = {"previous_response_id": None, "input_items": None, "generate": None}
+        if isinstance(frame, dict):
+            items = frame.get("input")
+            wire.update(previous_response_id=frame.get("previous_response_id"),
+                        input_items=len(items) if isinstance(items, list) else None,
+                        generate=frame.get("generate"))
+        with self.lock:
+            record = {"id": len(self._records) + 1, "flavour": "codex", "method": "WS",
+                      "path": CODEX_PATH, "headers": headers, "body": None, "account": None,
+                      "cache_key": None, "cached_tokens": None, "input_tokens": None,
+                      "status": None, "started_at": time.time(), "finished_at": None,
+                      "client_closed_at": None, "fault": None, "transport": "websocket",
+                      "wire_bytes": len(raw.encode()), "wire": wire}
+            self._records.append(record)
+
+        def fail(status: int, body: dict, extra: dict | None = None) -> bool:
+            err = body.get("error") if isinstance(body.get("error"), dict) else {
+                "type": "invalid_request_error", "message": body.get("detail") or str(body)}
+            out = {"type": "error", "status": status, "error": err}
+            if extra:
+                out["headers"] = {k.lower(): v for k, v in extra.items()}
+            self._finish(record, req, status)
+            return ws.send(json.dumps(out))
+
+        if not isinstance(frame, dict) or frame.get("type") != "response.create":
+            return fail(400, _error("Expected a JSON text frame of type response.create.",
+                                    "invalid_frame"))
+        body = {k: v for k, v in frame.items()
+                if k not in ("type", "previous_response_id", "generate")}
+        previous = frame.get("previous_response_id")
+        if memory.get("epoch") != self._ws_epoch:
+            memory.clear()
+            memory["epoch"] = self._ws_epoch
+        if previous is not None:
+            last = memory.get("last")
+            if not last or last["id"] != previous:
+                return fail(400, _error(f"Previous response with id '{previous}' not found.",
+                                        "previous_response_not_found",
+                                        param="previous_response_id"))
+            if not isinstance(body.get("input"), list):
+                return fail(400, _error("Invalid type for 'input': expected a list.",
+                                        "invalid_type", param="input"))
+            body["input"] = [*copy.deepcopy(last["input"]), *copy.deepcopy(last["output"]),
+                             *body["input"]]
+        with self.lock:
+            record["body"] = copy.deepcopy(body)
+            config = dict(self._config)
+        try:
+            account = self._validate(req, "codex", body)
+        except UpstreamError as err:
+            return fail(err.status, err.body, err.headers)
+        session = req.headers.get("session_id") or req.headers.get("session-id")
+        key = ("codex", account, body.get("prompt_cache_key"), session)
+        prompt = prompt_text(body)
+        input_tokens = count_tokens(prompt)
+        with self.lock:
+            cached = cached_tokens(self._cache.get(key), prompt, input_tokens)
+            record.update(account=account, cache_key=list(key), input_tokens=input_tokens,
+                          cached_tokens=cached)
+        if frame.get("generate") is False:  # a prewarm: no answer, the prompt is warmed
+            response = {"id": f"resp_fake{record['id']:04d}", "object": "response",
+                        "status": "completed", "model": body["model"], "output": [],
+                        "usage": None}
+            memory["last"] = {"id": response["id"], "input": body["input"], "output": []}
+            self._finish(record, req, 200, (key, prompt))
+            return (ws.send(json.dumps({"type": "response.created", "sequence_number": 0,
+                                        "response": {**response, "status": "in_progress"}}))
+                    and ws.send(json.dumps({"type": "response.completed", "sequence_number": 1,
+                                            "response": response})))
+        fault = self._take_fault(account)
+        if fault:
+            with self.lock:
+                record["fault"] = fault.name
+            if fault.name in HTTP_FAULTS:
+                err = http_fault(fault.name, fault.params)
+                return fail(err.status, err.body, err.headers)
+        answer = plan_answer(body, config["reply"])
+        usage = usage_for(input_tokens, cached, answer, bool(body.get("reasoning")))
+        events = build_events(record["id"], body, answer, usage, 1 if config["fast"] else 4)
+        ending, stall = "complete", 0.0
+        if fault:
+            events, ending = stream_fault(fault.name, events, fault.params)
+            stall = float(fault.params.get("seconds", 30))
+        fast = config["fast"]
+        delay, silence = (0.0, 0.0) if fast else (config["event_delay"], config["silence"])
+        memory.pop("last", None)  # a failed or broken response leaves nothing to continue
+        if not events:  # reset_at_once
+            self._finish(record, req)
+            ws.reset()
+            return False
+        with self.lock:
+            record["status"] = 200
+        last_kind = events[-1][0]
+        for i, (kind, payload) in enumerate(events):
+            if i == len(events) - 1 and ending == "complete":
+                done = payload["response"]
+                memory["last"] = {"id": done["id"], "input": body["input"],
+                                  "output": done["output"]}
+                self._finish(record, req, store=(key, prompt))
+            elif i == len(events) - 1 and ending == "clean" and last_kind in (
+                    "response.failed", "error"):
+                self._finish(record, req)
+            sent = (i == 0 or req.wait(delay)) and ws.send(
+                json.dumps({"type": kind, "sequence_number": i, **payload}))
+            if sent and kind == "response.in_progress" and silence:
+                sent = req.wait(silence)
+            if not sent:
+                req._client_gone()
+                memory.pop("last", None)
+                self._finish(record, req)
+                return False
+        if ending == "complete" or last_kind in ("response.failed", "error"):
+            return True
+        if ending == "stall" and not req.wait(stall):
+            self._finish(record, req)
+            return False
+        self._finish(record, req)
+        if ending == "reset":
+            ws.reset()
+        else:  # truncated, or stalled: the socket ends without a terminal event
+            ws.close(1011)
+        return False
+
     def _models(self, req, flavour: str):
         record = self._record(req, flavour)
         headers = self._response_headers(flavour, record["id"])
@@ -468,12 +704,15 @@ class FakeCodexUpstream(FakeServer):
         parser.add_argument("--reply", default=None)
         parser.add_argument("--strict-token", action="append", dest="strict_tokens",
                             help="accept only these bearer tokens (repeatable)")
+        parser.add_argument("--websocket", action="store_true",
+                            help="serve the Responses WebSocket (default: refuse it, 426)")
 
     @classmethod
     def from_args(cls, args):
         return cls(port=args.port, host=args.host, event_delay=args.event_delay,
                    silence=args.silence, fast=args.fast, reply=args.reply,
-                   strict_tokens=args.strict_tokens)
+                   strict_tokens=args.strict_tokens,
+                   websocket="accept" if args.websocket else "refuse")
 
 
 if __name__ == "__main__":

@@ -142,6 +142,12 @@ class RequestHandler(BaseHTTPRequestHandler):
         self._send_head(302, {"Location": location, "Content-Length": 0})
 
     def start_chunked(self, status: int, headers: dict):
+        # Each chunk leaves at once, as a streaming backend flushes its events (Nagle
+        # would hold a small chunk for the peer's delayed ACK: ~40 ms).
+        try:
+            self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        except OSError:
+            pass
         self._send_head(status, {**headers, "Transfer-Encoding": "chunked"})
 
     def write_chunk(self, data: bytes) -> bool:

@@ -1,0 +1,170 @@
+"""The Codex backend over WebSocket under real gunicorn (2 workers): HTTP clients and
+Codex CLI over WebSocket upload only each turn's new items, answers and cache
+accounting as over HTTP; a backend that refuses the upgrade is used over HTTP with
+one refused upgrade per account per fallback period, whichever worker asks."""
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+import requests
+from websockets.sync.client import connect
+
+from gateway.accounts.store import Store, codex_record
+from tests.fakes.codex_upstream import FakeCodexUpstream
+from tests.fakes.jwt import codex_claims, make_jwt
+from tests.support import LONG_SYSTEM, auth_headers, gateway_env, register_secret
+
+MODEL = "gpt-5-codex"
+TEXTS = [f"[[say:answer {i}]]" for i in range(5)]
+
+
+@pytest.fixture
+def upstream():
+    with FakeCodexUpstream(websocket="accept") as srv:
+        yield srv
+
+
+def start(gateway_factory, upstream, tmp_path, workers=2, **env):
+    return gateway_factory(gateway_env(upstream, tmp_path, **env), workers=workers)
+
+
+def chat_conversation(gw, session, texts=TEXTS, http=None):
+    """OpenCode's shape: Chat Completions, a session header, the history resent."""
+    http = http or requests.Session()
+    messages, answers = [{"role": "system", "content": LONG_SYSTEM}], []
+    for text in texts:
+        messages.append({"role": "user", "content": text})
+        resp = http.post(gw.url + "/v1/chat/completions", json={"model": MODEL,
+                         "messages": messages}, headers=auth_headers(**{"x-session-id": session}),
+                         timeout=30)
+        assert resp.status_code == 200, resp.text
+        answers.append(resp.json()["choices"][0]["message"]["content"])
+        messages.append({"role": "assistant", "content": answers[-1]})
+    return answers
+
+
+def by_turn(records):
+    return [(r["cached_tokens"], r["input_tokens"], r["cache_key"]) for r in records]
+
+
+def test_http_clients_upload_only_new_items_on_a_kept_alive_connection(
+        gateway_factory, upstream, tmp_path):
+    gw = start(gateway_factory, upstream, tmp_path)
+    answers = chat_conversation(gw, "opencode-1")  # one keep-alive connection: one worker
+    assert answers == [f"answer {i}" for i in range(5)]
+    recs = upstream.requests
+    assert [r["transport"] for r in recs] == ["websocket"] * 5
+    assert [r["wire"]["previous_response_id"] is not None for r in recs] == [False] + [True] * 4
+    assert all(r["wire"]["input_items"] == 1 for r in recs[1:])
+    assert max(r["wire_bytes"] for r in recs[1:]) < recs[0]["wire_bytes"] / 3
+    assert len(upstream.handshakes) == 1
+    # Against the same conversation over HTTP: the same answers and the same cache.
+    ws_recs = recs
+    upstream.reset()
+    gw_http = start(gateway_factory, upstream, tmp_path,
+                    CODEX_GATEWAY_UPSTREAM_CODEX_TRANSPORT="http")
+    assert chat_conversation(gw_http, "opencode-1") == answers
+    http_recs = upstream.requests
+    assert {r["transport"] for r in http_recs} == {"http"}
+    assert [r["cache_key"][2:] for r in ws_recs] == [r["cache_key"][2:] for r in http_recs]
+    for ws, http in zip(ws_recs, http_recs):
+        assert abs(ws["cached_tokens"] - http["cached_tokens"]) <= 128
+    assert sum(r["wire_bytes"] for r in ws_recs) < sum(r["wire_bytes"] for r in http_recs) / 2
+
+
+def test_turns_that_change_worker_are_sent_in_full_and_still_correct(
+        gateway_factory, upstream, tmp_path):
+    gw = start(gateway_factory, upstream, tmp_path)
+    messages = [{"role": "system", "content": LONG_SYSTEM}]
+    for text in TEXTS * 2:  # a new connection per turn: the kernel picks the worker
+        messages.append({"role": "user", "content": text})
+        resp = requests.post(gw.url + "/v1/chat/completions", json={
+            "model": MODEL, "messages": messages}, timeout=30,
+            headers=auth_headers(Connection="close", **{"x-session-id": "s"}))
+        assert resp.status_code == 200
+        answer = resp.json()["choices"][0]["message"]["content"]
+        assert answer == text[6:-2]
+        messages.append({"role": "assistant", "content": answer})
+    recs = upstream.requests
+    # Whatever each turn uploaded, the backend saw the whole conversation.
+    assert [len(r["body"]["input"]) for r in recs] == [2 + 2 * i for i in range(10)]
+    assert len(upstream.handshakes) <= 2  # at most one socket per worker
+
+
+def ws_answer(ws):
+    frames = []
+    while True:
+        frames.append(json.loads(ws.recv(timeout=10)))
+        if frames[-1]["type"] in ("response.completed", "response.failed", "error"):
+            return frames
+
+
+def codex_session(gw, turns=4):
+    """Codex CLI over WebSocket: prewarm, then each turn as previous_response_id + delta."""
+    base = {"type": "message", "role": "developer",
+            "content": [{"type": "input_text", "text": LONG_SYSTEM}]}
+    frame = {"type": "response.create", "model": MODEL, "stream": True, "store": False,
+             "prompt_cache_key": "thread-9"}
+    url = gw.url.replace("http://", "ws://") + "/v1/responses"
+    texts = []
+    with connect(url, additional_headers=auth_headers(**{"session-id": "thread-9"}),
+                 open_timeout=10) as ws:
+        ws.send(json.dumps({**frame, "generate": False, "input": [base]}))
+        previous = ws_answer(ws)[-1]["response"]["id"]
+        for i in range(turns):
+            ws.send(json.dumps({**frame, "previous_response_id": previous, "input": [
+                {"type": "message", "role": "user",
+                 "content": [{"type": "input_text", "text": f"[[say:turn {i}]]"}]}]}))
+            done = ws_answer(ws)[-1]
+            assert done["type"] == "response.completed", done
+            previous = done["response"]["id"]
+            texts.append(done["response"]["output"][-1]["content"][0]["text"])
+    return texts
+
+
+def test_codex_over_websocket_maps_onto_one_upstream_socket(gateway_factory, upstream, tmp_path):
+    gw = start(gateway_factory, upstream, tmp_path)
+    assert codex_session(gw) == [f"turn {i}" for i in range(4)]
+    recs = upstream.requests
+    assert [r["transport"] for r in recs] == ["websocket"] * 4
+    # The prewarm is answered by the gateway; the first turn is the full input, each
+    # later one only the new user message.
+    assert [r["wire"]["input_items"] for r in recs] == [2, 1, 1, 1]
+    assert len(upstream.handshakes) == 1
+    ws_recs = recs
+    upstream.reset()
+    gw_http = start(gateway_factory, upstream, tmp_path,
+                    CODEX_GATEWAY_UPSTREAM_CODEX_TRANSPORT="http")
+    assert codex_session(gw_http) == [f"turn {i}" for i in range(4)]
+    http_recs = upstream.requests
+    # Codex sends the backend's own items back: identical prompts, identical accounting.
+    assert [r["body"]["input"] for r in ws_recs] == [r["body"]["input"] for r in http_recs]
+    assert by_turn(ws_recs) == by_turn(http_recs)
+    assert ws_recs[0]["cached_tokens"] == 0 and ws_recs[1]["cached_tokens"] > 1000
+
+
+def test_a_refusing_backend_is_used_over_http_one_refusal_per_account_per_period(
+        gateway_factory, upstream, tmp_path):
+    upstream.configure(websocket=426)
+    state = tmp_path / "state"
+    for account in ("acct-a", "acct-b"):
+        token = register_secret(make_jwt(codex_claims(account, exp=int(time.time()) + 3600)))
+        Store(state).save(codex_record({"access_token": token, "id_token": token,
+                                        "refresh_token": register_secret("rt-" + account)}))
+    env = gateway_env(upstream, tmp_path)
+    env["CODEX_GATEWAY_ACCOUNTS_AUTH_FILE"] = ""
+    gw = gateway_factory(env, workers=2)
+    for i in range(24):  # new connections: both workers serve some
+        resp = requests.post(gw.url + "/v1/responses", json={
+            "model": MODEL, "input": f"[[say:{i}]]", "prompt_cache_key": f"conv-{i}"},
+            headers=auth_headers(Connection="close"), timeout=30)
+        assert resp.status_code == 200
+        assert resp.json()["output"][-1]["content"][0]["text"] == str(i)
+    recs = upstream.requests
+    assert len(recs) == 24 and {r["transport"] for r in recs} == {"http"}
+    assert {r["account"] for r in recs} == {"acct-a", "acct-b"}
+    shakes = upstream.handshakes
+    assert sorted(s["account"] for s in shakes) == ["acct-a", "acct-b"]
+    assert {s["status"] for s in shakes} == {426}
