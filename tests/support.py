@@ -256,3 +256,27 @@ class InProcess:
             import json
             raw = json.dumps(body).encode()
         return self.client.post(path, data=raw, headers=hdrs)
+
+
+def credentials_in_threads(env, threads, barrier, queue):
+    """In a child process: an account pool of its own, *threads* threads asking for the
+    one account's credentials at once (a multiprocessing target: the refresh single
+    flight across threads and processes); puts the tokens they got on *queue*."""
+    import threading
+
+    from gateway.accounts.pool import AccountPool
+
+    pool = AccountPool(config_mod.load(env=env))
+    (account,) = pool.accounts()
+    tokens = []
+
+    def call():
+        barrier.wait(timeout=20)
+        tokens.append(pool.credentials(account).token)
+
+    workers = [threading.Thread(target=call) for _ in range(threads)]
+    for t in workers:
+        t.start()
+    for t in workers:
+        t.join()
+    queue.put(tokens)

@@ -71,6 +71,18 @@ CONFIG_KEYS = ("reply", "event_delay", "silence", "fast", "strict_tokens", "unsu
 WS_IDLE = 600.0  # seconds a fake socket waits for its next frame
 
 
+def _plan(n: int, body: dict, config: dict, input_tokens: int, cached: int, fault):
+    """The events of answer *n* and how its stream ends (``stream_fault``), and
+    how long a stall lasts: the same for the HTTP stream and the WebSocket."""
+    answer = plan_answer(body, config["reply"])
+    usage = usage_for(input_tokens, cached, answer, bool(body.get("reasoning")))
+    events = build_events(n, body, answer, usage, 1 if config["fast"] else 4)
+    if not fault:
+        return events, "complete", 0.0
+    events, ending = stream_fault(fault.name, events, fault.params)
+    return events, ending, float(fault.params.get("seconds", 30))
+
+
 class UpstreamError(Exception):
     """An answer that is an HTTP error instead of a stream."""
 
@@ -425,13 +437,7 @@ class FakeCodexUpstream(FakeServer):
             if fault.name in HTTP_FAULTS:
                 raise http_fault(fault.name, fault.params)
 
-        answer = plan_answer(body, config["reply"])
-        usage = usage_for(input_tokens, cached, answer, bool(body.get("reasoning")))
-        events = build_events(record["id"], body, answer, usage, 1 if config["fast"] else 4)
-        ending, stall = "complete", 0.0
-        if fault:
-            events, ending = stream_fault(fault.name, events, fault.params)
-            stall = float(fault.params.get("seconds", 30))
+        events, ending, stall = _plan(record["id"], body, config, input_tokens, cached, fault)
         if ending == "reset" and not events:  # reset_at_once: not even a status line
             self._finish(record, req)
             req.close(reset=True)
@@ -629,13 +635,7 @@ class FakeCodexUpstream(FakeServer):
             if fault.name in HTTP_FAULTS:
                 err = http_fault(fault.name, fault.params)
                 return fail(err.status, err.body, err.headers)
-        answer = plan_answer(body, config["reply"])
-        usage = usage_for(input_tokens, cached, answer, bool(body.get("reasoning")))
-        events = build_events(record["id"], body, answer, usage, 1 if config["fast"] else 4)
-        ending, stall = "complete", 0.0
-        if fault:
-            events, ending = stream_fault(fault.name, events, fault.params)
-            stall = float(fault.params.get("seconds", 30))
+        events, ending, stall = _plan(record["id"], body, config, input_tokens, cached, fault)
         fast = config["fast"]
         delay, silence = (0.0, 0.0) if fast else (config["event_delay"], config["silence"])
         memory.pop("last", None)  # a failed or broken response leaves nothing to continue

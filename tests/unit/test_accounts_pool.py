@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import multiprocessing
-import threading
 import time
 
 import pytest
@@ -14,6 +13,7 @@ from gateway.accounts import cli
 from gateway.accounts import pool as pool_mod
 from gateway.accounts.pool import AccountPool
 from gateway.upstream.codex import CodexProfile
+from tests.support import credentials_in_threads
 from gateway.accounts.store import Store, codex_record, openai_record
 from tests.fakes.oauth_issuer import FakeOAuthIssuer
 
@@ -62,21 +62,6 @@ def pick(pool, key, model=MODEL):
 
 
 # -- refresh -------------------------------------------------------------------
-def _credentials_worker(env, threads, barrier, queue):
-    pool = AccountPool(config.load(env=env))
-    (account,) = pool.accounts()
-    tokens = []
-
-    def call():
-        barrier.wait(timeout=20)
-        tokens.append(pool.credentials(account).token)
-
-    workers = [threading.Thread(target=call) for _ in range(threads)]
-    for t in workers:
-        t.start()
-    for t in workers:
-        t.join()
-    queue.put(tokens)
 
 
 def test_refresh_is_single_flight_across_processes(tmp_path, issuer):
@@ -84,7 +69,7 @@ def test_refresh_is_single_flight_across_processes(tmp_path, issuer):
     _, toks, env = _codex_pool(tmp_path, issuer)
     ctx = multiprocessing.get_context("spawn")
     barrier, queue = ctx.Barrier(16), ctx.Queue()
-    procs = [ctx.Process(target=_credentials_worker, args=(env, 4, barrier, queue))
+    procs = [ctx.Process(target=credentials_in_threads, args=(env, 4, barrier, queue))
              for _ in range(4)]
     for p in procs:
         p.start()

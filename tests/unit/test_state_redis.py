@@ -27,6 +27,7 @@ from gateway.errors import GatewayError
 from gateway.state import StateUnavailable, open_state
 from tests.support import register_secret
 from tests.fakes.oauth_issuer import FakeOAuthIssuer
+from tests.support import credentials_in_threads
 from tests.redis_server import RedisServer, redis_binary
 
 MODEL = "gpt-5"
@@ -163,21 +164,6 @@ def test_health_changes_match_the_embedded_store(redis_srv, steps):
 
 
 # -- the refresh lock ----------------------------------------------------------------------
-def _instance_worker(env, threads, barrier, queue):
-    pool = AccountPool(config.load(env=env))
-    (account,) = pool.accounts()
-    tokens = []
-
-    def call():
-        barrier.wait(timeout=20)
-        tokens.append(pool.credentials(account).token)
-
-    workers = [threading.Thread(target=call) for _ in range(threads)]
-    for t in workers:
-        t.start()
-    for t in workers:
-        t.join()
-    queue.put(tokens)
 
 
 def test_refresh_is_single_flight_across_instances(redis_srv, tmp_path, issuer, prefix):
@@ -186,7 +172,7 @@ def test_refresh_is_single_flight_across_instances(redis_srv, tmp_path, issuer, 
     old = add(first, issuer, "acct-r", expired=True)
     ctx = multiprocessing.get_context("spawn")
     barrier, queue = ctx.Barrier(16), ctx.Queue()
-    procs = [ctx.Process(target=_instance_worker,
+    procs = [ctx.Process(target=credentials_in_threads,
                          args=(env_for(redis_srv, tmp_path, f"i{n}", issuer, prefix), 4,
                                barrier, queue)) for n in range(4)]
     for p in procs:
