@@ -280,3 +280,15 @@ def credentials_in_threads(env, threads, barrier, queue):
     for t in workers:
         t.join()
     queue.put(tokens)
+
+
+def accounts_env(upstream, tmp_path, account_ids) -> dict:
+    """gateway_env with these Codex accounts in the state store instead of an auth file."""
+    store = Store(tmp_path / "state")
+    for account in account_ids:
+        token = register_secret(make_jwt(codex_claims(account, exp=int(time.time()) + 3600)))
+        store.save(codex_record({"access_token": token, "id_token": token,
+                                 "refresh_token": register_secret("rt-" + account)}))
+    env = gateway_env(upstream, tmp_path)
+    env["CODEX_GATEWAY_ACCOUNTS_AUTH_FILE"] = ""
+    return env

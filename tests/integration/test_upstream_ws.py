@@ -5,16 +5,13 @@ one refused upgrade per account per fallback period, whichever worker asks."""
 from __future__ import annotations
 
 import json
-import time
 
 import pytest
 import requests
 from websockets.sync.client import connect
 
-from gateway.accounts.store import Store, codex_record
 from tests.fakes.codex_upstream import FakeCodexUpstream
-from tests.fakes.jwt import codex_claims, make_jwt
-from tests.support import LONG_SYSTEM, auth_headers, gateway_env, register_secret
+from tests.support import LONG_SYSTEM, accounts_env, auth_headers, gateway_env
 
 MODEL = "gpt-5-codex"
 TEXTS = [f"[[say:answer {i}]]" for i in range(5)]
@@ -148,13 +145,7 @@ def test_codex_over_websocket_maps_onto_one_upstream_socket(gateway_factory, ups
 def test_a_refusing_backend_is_used_over_http_one_refusal_per_account_per_period(
         gateway_factory, upstream, tmp_path):
     upstream.configure(websocket=426)
-    state = tmp_path / "state"
-    for account in ("acct-a", "acct-b"):
-        token = register_secret(make_jwt(codex_claims(account, exp=int(time.time()) + 3600)))
-        Store(state).save(codex_record({"access_token": token, "id_token": token,
-                                        "refresh_token": register_secret("rt-" + account)}))
-    env = gateway_env(upstream, tmp_path)
-    env["CODEX_GATEWAY_ACCOUNTS_AUTH_FILE"] = ""
+    env = accounts_env(upstream, tmp_path, ("acct-a", "acct-b"))
     gw = gateway_factory(env, workers=2)
     for i in range(24):  # new connections: both workers serve some
         resp = requests.post(gw.url + "/v1/responses", json={

@@ -13,11 +13,7 @@ import requests
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import connect
 
-from gateway.accounts.store import Store, codex_record
-from tests.support import register_secret
-from tests.fakes.jwt import codex_claims, make_jwt
-
-from tests.support import CLIENT_KEY, LONG_SYSTEM, auth_headers, gateway_env, post, stream_events
+from tests.support import CLIENT_KEY, accounts_env, LONG_SYSTEM, auth_headers, gateway_env, post, stream_events
 
 FIXTURE = Path(__file__).resolve().parent.parent / "fixtures" / "codex-0.171-websocket-tool-turn.json"
 TERMINAL = ("response.completed", "response.failed", "response.incomplete", "error")
@@ -182,13 +178,7 @@ def test_upstream_refusal_and_failure_after_output_are_error_frames(gw, upstream
 
 def test_upstream_failure_before_output_fails_over_to_the_next_account(
         gateway_factory, upstream, tmp_path):
-    state = tmp_path / "state"
-    for account in ("acct-a", "acct-b"):
-        token = register_secret(make_jwt(codex_claims(account, exp=int(time.time()) + 3600)))
-        Store(state).save(codex_record({"access_token": token, "id_token": token,
-                                        "refresh_token": register_secret("rt-" + account)}))
-    env = gateway_env(upstream, tmp_path)
-    env["CODEX_GATEWAY_ACCOUNTS_AUTH_FILE"] = ""
+    env = accounts_env(upstream, tmp_path, ("acct-a", "acct-b"))
     gw = gateway_factory(env, workers=2)
     upstream.inject("http_500")
     with open_ws(gw) as ws:
