@@ -11,11 +11,8 @@ from gateway.auth import ClientKeys, hash_key, key_id
 
 
 @pytest.fixture
-def state(tmp_path, monkeypatch):
-    for name in [n for n in os.environ if n.startswith("CODEX_GATEWAY_")]:
-        monkeypatch.delenv(name)
-    monkeypatch.setenv("CODEX_GATEWAY_ACCOUNTS_STATE_DIR", str(tmp_path / "state"))
-    return tmp_path / "state"
+def state(state_env):
+    return state_env
 
 
 def test_create_prints_the_key_once_and_stores_its_digest(state, capsys):

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import base64
 import json
-import os
 from datetime import datetime, timezone
 
 import pytest
@@ -51,11 +50,8 @@ def test_table_has_a_total_line_and_ratios():
 
 
 @pytest.fixture
-def env(tmp_path, monkeypatch):
-    for name in [n for n in os.environ if n.startswith("CODEX_GATEWAY_")]:
-        monkeypatch.delenv(name)
-    monkeypatch.setenv("CODEX_GATEWAY_ACCOUNTS_STATE_DIR", str(tmp_path / "state"))
-    return tmp_path / "state"
+def env(state_env):
+    return state_env
 
 
 def test_usage_command_json_and_table(env, capsys):
