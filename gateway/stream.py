@@ -46,12 +46,12 @@ class UpstreamStream:
         self.error_code: str | None = None
         self._parser = SSEParser()
         self._pending: list[Event] = []  # read while priming, not yet handed on
-        # timed: waits are bounded (a streaming client must not wait in silence);
-        # untimed: one blocking read after another (a client that wants the final object).
-        # An upstream WebSocket answer brings its own reader (same interface, always timed).
+        # timed: priming gives up after its deadline (a streaming client must not wait in
+        # silence); untimed: a client that wants the final object waits for the start.
+        # An upstream WebSocket answer brings its own reader (same interface).
+        self._timed = timed
         own = getattr(resp, "open_reader", None)
-        self._reader = own() if own else transport.Reader(resp) if timed else None
-        self._chunks = None if self._reader else transport.iter_raw(resp)
+        self._reader = own() if own else transport.Reader(resp)
         self._terminal = False
         self._eof = False
         self._priming = False
@@ -69,12 +69,9 @@ class UpstreamStream:
     def _read(self, timeout: float | None) -> list[Event] | None:
         """The next chunk's events; None when nothing arrived in *timeout*."""
         try:
-            if self._reader is not None:
-                chunk = self._reader.next(timeout if timeout is not None else self.read_timeout)
-                if chunk is None:
-                    return None
-            else:
-                chunk = next(self._chunks, transport.EOF)
+            chunk = self._reader.next(timeout if timeout is not None else self.read_timeout)
+            if chunk is None:
+                return None
         except TransportError as exc:
             return self._end(failures.error_event(exc.code, exc.message), Outcome.UPSTREAM_ERROR)
         if chunk is transport.EOF:
@@ -102,6 +99,11 @@ class UpstreamStream:
         self.outcome = outcome
         self.error_code = event.data.get("code") if event.data else None
         return [event]
+
+    def _silent_too_long(self) -> list[Event]:
+        return self._end(failures.error_event(
+            "upstream_timeout", "The upstream stopped sending data (read timeout)."),
+            Outcome.UPSTREAM_ERROR)
 
     def _observe(self, event: Event) -> None:
         kind = event.type
@@ -131,15 +133,17 @@ class UpstreamStream:
         try:
             while not self._eof:
                 timeout = None
-                if self._reader is not None:
+                if self._timed:
                     timeout = deadline - time.monotonic()
                     if timeout <= 0:
                         return None
                 events = self._read(timeout)
                 if events is None:
-                    return None
+                    if self._timed:
+                        return None
+                    events = self._silent_too_long()
+                self._pending.extend(events)  # the whole read: events after the start too
                 for event in events:
-                    self._pending.append(event)
                     kind = event.type
                     if kind in FAILURE_TYPES:
                         return failures.from_event(event.data)
@@ -159,13 +163,11 @@ class UpstreamStream:
         silent = 0.0
         wait = self.keepalive if self.keepalive > 0 else self.read_timeout
         while not self._eof:
-            events = self._read(wait if self._reader is not None else None)
+            events = self._read(wait)
             if events is None:
                 silent += wait
                 if silent >= self.read_timeout:
-                    events = self._end(failures.error_event(
-                        "upstream_timeout", "The upstream stopped sending data (read timeout)."),
-                        Outcome.UPSTREAM_ERROR)
+                    events = self._silent_too_long()
                 else:
                     yield None
                     continue
@@ -185,16 +187,10 @@ class UpstreamStream:
             self.outcome = outcome
         elif self.outcome is Outcome.OPEN:
             self.outcome = Outcome.CLIENT_CLOSED
-        if self._reader is not None:
-            self._reader.close()
-        else:
-            transport.hard_close(self.resp)
+        self._reader.close()
         self.record.finish(status, self.outcome, code or self.error_code)
 
     def discard(self) -> None:
         """Drop this attempt's answer without finishing the record (failover)."""
         self._closed = True
-        if self._reader is not None:
-            self._reader.close()
-        else:
-            transport.hard_close(self.resp)
+        self._reader.close()

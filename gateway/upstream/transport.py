@@ -19,13 +19,16 @@ from __future__ import annotations
 import os
 import select
 import socket
+import ssl
 import threading
+import time
 
 import requests
 import urllib3
 from requests.adapters import HTTPAdapter
 
 from .. import jsonio
+from . import framing
 from ..errors import (TransportError, UpstreamBroken, UpstreamConnectTimeout, UpstreamTimeout,
                       UpstreamUnreachable)
 
@@ -161,64 +164,137 @@ def _socket_of(resp: requests.Response):
 
 class Reader:
     """An upstream body read with a timeout per wait, in the request's own thread:
-    ``next(timeout)`` returns a chunk, None when nothing came in time, or ``EOF``;
-    it raises the gateway's ``TransportError``.
+    ``next(timeout)`` returns a chunk of the body, None when nothing came in time,
+    or ``EOF``; it raises the gateway's ``TransportError``.
 
-    Waiting is a ``poll`` on the upstream socket, after checking what the HTTP
-    client already holds (its buffered reader may have read past the chunk it
-    returned). No second thread per stream: that thread cost ~100 KB of RSS and a
-    queue hand-over per packet (``make bench``). The response can still send
-    keep-alive comments while the upstream is silent and notice a client that left.
+    Once the answer's headers are parsed the reader takes the socket over: it
+    takes what http.client had buffered past the headers, makes the socket
+    non-blocking for the rest of the body, and then each packet costs one ``poll``
+    and one ``recv`` (TLS: ``pending()`` first, decrypted bytes poll cannot see),
+    the body framing decoded by :mod:`.framing`. Through http.client the same
+    packet cost two ``ioctl`` (timeout changes), two ``poll`` and a ``recv``, and
+    under load every system call is also a hand-over of the GIL (``make bench``).
+    No second thread per stream: that thread cost ~100 KB of RSS per stream.
+
+    A body that ends as its framing says gives the connection back to the pool
+    (the next turn skips a TCP and TLS handshake); anything else closes it.
     """
 
-    __slots__ = ("_resp", "_raw", "_buffer", "_sock", "_poll", "_chunks")
+    __slots__ = ("_resp", "_sock", "_poll", "_body", "_decoder", "_ready", "_saved",
+                 "_tls", "_chunks", "_released", "_eof")
+
 
     def __init__(self, resp: requests.Response):
         self._resp = resp
-        self._raw = resp.raw
-        fp = getattr(getattr(self._raw, "_fp", None), "fp", None)  # http.client's buffer
-        self._buffer = fp if hasattr(fp, "peek") else None
-        self._sock = _socket_of(resp)
-        self._poll = None
-        if self._sock is not None:
-            self._poll = select.poll()
-            self._poll.register(self._sock.fileno(), select.POLLIN | select.POLLPRI)
-        self._chunks = iter_raw(resp)
-
-    def _buffered(self) -> bool:
-        """Whether a read can be served without waiting on the network."""
-        if getattr(self._raw, "_decoded_buffer", None):
-            return True
-        buf = self._buffer
-        if buf is None or self._sock is None:
-            return True  # cannot tell: read (blocking, bounded by the read timeout)
-        body = self._raw._fp  # http.client's response
-        if body.fp is None or body.length == 0:
-            return True  # the body is complete: the read ends it without the network
-        timeout = self._sock.gettimeout()
+        self._released = self._eof = False
+        self._ready = b""
+        self._poll = self._decoder = None
+        self._chunks = None
+        raw = resp.raw
+        body = getattr(raw, "_fp", None)  # http.client's response
+        fp = getattr(body, "fp", None)
+        sock = self._sock = _socket_of(resp)
+        encoding = (resp.headers.get("Content-Encoding") or "identity").strip().lower()
+        if (sock is None or not hasattr(fp, "peek") or encoding != "identity"
+                or getattr(body, "chunk_left", None) is not None
+                or getattr(raw, "_decoded_buffer", None)):
+            self._chunks = iter_raw(resp)  # odd cases: blocking reads, the socket's timeout
+            return
+        self._body = body
+        self._tls = hasattr(sock, "pending")
+        self._decoder = (framing.Chunked() if getattr(body, "chunked", False)
+                         else framing.Length(body.length) if body.length is not None
+                         else framing.UntilClose())
+        self._saved = sock.gettimeout()
         try:
-            self._sock.settimeout(0)
-            data = buf.peek(1)  # what the buffer holds; never waits on a non-blocking socket
-            if getattr(body, "chunked", False) and getattr(body, "chunk_left", None) == 0:
-                return len(data) > 2  # a lone CRLF ends the last chunk: nothing to read yet
-            return bool(data)
-        except (BlockingIOError, OSError, ValueError):
-            return False
-        finally:
-            try:
-                self._sock.settimeout(timeout)
-            except OSError:
-                pass
+            sock.settimeout(0)
+            self._ready = self._decoder.feed(_take_buffered(fp))
+        except (OSError, framing.FramingError) as exc:
+            self._chunks = _raising(exc)  # said at the first read, where errors are expected
+            return
+        self._poll = select.poll()
+        self._poll.register(sock.fileno(), select.POLLIN | select.POLLPRI)
+        if self._decoder.done:
+            self._release()
 
     def next(self, timeout: float):
-        if self._poll is not None and not self._buffered():
+        if self._ready:
+            data, self._ready = self._ready, b""
+            return data
+        if self._chunks is not None:
+            return next(self._chunks, EOF)
+        if self._eof:
+            return EOF
+        sock, poll = self._sock, self._poll
+        deadline = None
+        while True:
+            if not (self._tls and sock.pending()):
+                wait = timeout if deadline is None else deadline - time.monotonic()
+                try:
+                    if not poll.poll(max(0.0, wait) * 1000):
+                        return None
+                except (OSError, ValueError):
+                    pass  # the socket is gone: the read says how
             try:
-                ready = self._poll.poll(max(0.0, timeout) * 1000)
-            except (OSError, ValueError):
-                ready = True  # the socket is gone: the read says how
-            if not ready:
-                return None
-        return next(self._chunks, EOF)
+                data = sock.recv(CHUNK)
+            except (BlockingIOError, InterruptedError, ssl.SSLWantReadError):
+                # Woken without a whole TLS record (or spuriously): wait again.
+                if deadline is None:
+                    deadline = time.monotonic() + timeout
+                continue
+            except OSError as exc:
+                raise translate(exc) from None
+            decoder = self._decoder
+            if not data:
+                self._eof = True
+                try:
+                    decoder.at_eof()
+                except framing.FramingError as exc:
+                    raise UpstreamBroken(str(exc)) from None
+                return EOF
+            try:
+                out = decoder.feed(data)
+            except framing.FramingError as exc:
+                raise UpstreamBroken(str(exc)) from None
+            if decoder.done:
+                self._release()
+                return out or EOF
+            if out:
+                return out
+            if deadline is None:  # only framing bytes came: keep waiting, same deadline
+                deadline = time.monotonic() + timeout
+
+    def _release(self) -> None:
+        """The body ended as framed: the connection goes back to the pool."""
+        self._eof = True
+        self._released = True
+        try:
+            self._sock.settimeout(self._saved)
+            self._body.close()  # http.client: the response is done, the connection reusable
+            self._resp.raw.release_conn()
+        except Exception:  # noqa: BLE001 - a connection we cannot hand back is closed
+            self._released = False
 
     def close(self) -> None:
-        hard_close(self._resp)
+        if self._released:
+            self._resp.close()
+        else:
+            hard_close(self._resp)
+
+
+def _take_buffered(fp) -> bytes:
+    """What http.client's buffered reader holds past the headers, taken out of it.
+    Never waits: the socket is non-blocking by now."""
+    try:
+        data = fp.peek(CHUNK)
+    except (BlockingIOError, ssl.SSLWantReadError):
+        return b""
+    if data:
+        fp.read(len(data))
+    return data
+
+
+def _raising(exc: BaseException):
+    error = UpstreamBroken(str(exc)) if isinstance(exc, framing.FramingError) else translate(exc)
+    raise error
+    yield  # a generator: raised at the first next()

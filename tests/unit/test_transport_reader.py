@@ -15,8 +15,11 @@ FRAME = b"event: x\ndata: {}\n\n"
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
 
+    peers: list = []
+
     def do_POST(self):
         self.rfile.read(int(self.headers["Content-Length"]))
+        _Handler.peers.append(self.client_address)
         self.send_response(200)
         if self.path == "/length":
             self.send_header("Content-Length", str(3 * len(FRAME)))
@@ -25,11 +28,14 @@ class _Handler(BaseHTTPRequestHandler):
             return
         self.send_header("Transfer-Encoding", "chunked")
         self.end_headers()
-        for _ in range(3):
-            self.wfile.write(b"%x\r\n%s\r\n" % (len(FRAME), FRAME))
-            self.wfile.flush()
-            time.sleep(0.3)
-        self.wfile.write(b"0\r\n\r\n")
+        try:
+            for _ in range(3):
+                self.wfile.write(b"%x\r\n%s\r\n" % (len(FRAME), FRAME))
+                self.wfile.flush()
+                time.sleep(0.3)
+            self.wfile.write(b"0\r\n\r\n")
+        except (BrokenPipeError, ConnectionResetError):
+            self.close_connection = True  # the reader went away: that test's point
 
     def log_message(self, *args):
         pass
@@ -67,3 +73,22 @@ def test_a_chunked_body_ticks_while_silent_and_keeps_every_byte(server):
     assert None in got  # nothing buffered between chunks: the wait timed out
     assert b"".join(c for c in got if isinstance(c, bytes)) == FRAME * 3
     assert not [t for t in threading.enumerate() if "upstream" in t.name]  # no reader thread
+
+
+def test_a_body_read_to_its_end_gives_the_connection_back(server):
+    """The next request skips the TCP (and, upstream, TLS) handshake."""
+    _Handler.peers.clear()
+    for path in ("/length", "/chunked", "/length"):
+        reader = transport.Reader(transport.post(server + path, {}, {}, (3, 3)))
+        drain(reader, 5)
+        reader.close()
+    assert len(_Handler.peers) == 3 and len(set(_Handler.peers)) == 1
+
+
+def test_a_body_left_unread_closes_its_connection(server):
+    _Handler.peers.clear()
+    reader = transport.Reader(transport.post(server + "/chunked", {}, {}, (3, 3)))
+    assert reader.next(5)  # the first event, then the client goes away
+    reader.close()
+    drain(transport.Reader(transport.post(server + "/length", {}, {}, (3, 3))), 5)
+    assert len(set(_Handler.peers)) == 2

@@ -1,0 +1,55 @@
+"""The open upstream answer: what priming reads is never lost."""
+from __future__ import annotations
+
+from gateway.record import Outcome, RequestRecord
+from gateway.sse import encode
+from gateway.stream import UpstreamStream
+from gateway.upstream.transport import EOF
+
+
+class Scripted:
+    """An upstream answer whose reads are given in advance (None: a silent wait)."""
+
+    def __init__(self, reads):
+        self.reads = list(reads)
+        self.closed = False
+
+    def open_reader(self):
+        return self
+
+    def next(self, timeout):
+        return self.reads.pop(0) if self.reads else EOF
+
+    def close(self):
+        self.closed = True
+
+
+def frame(kind, **data):
+    return encode(dict(data, type=kind), kind)
+
+
+COMPLETED = frame("response.completed", response={"usage": {"input_tokens": 3,
+                                                            "output_tokens": 2}})
+
+
+def test_events_read_with_the_start_of_the_answer_are_all_handed_on():
+    """An upstream may pack the start, the text and the end into one read."""
+    one_read = (frame("response.created") + frame("response.output_text.delta", delta="hi")
+                + frame("response.output_text.delta", delta="!") + COMPLETED)
+    resp = Scripted([one_read])
+    stream = UpstreamStream(resp, RequestRecord("responses"), read_timeout=5, keepalive=1,
+                            timed=True, headers={})
+    assert stream.prime(1.0) is None
+    kinds = [e.type for e in stream.events() if e is not None]
+    assert kinds == ["response.created", "response.output_text.delta",
+                     "response.output_text.delta", "response.completed"]
+    stream.close()
+    assert stream.outcome is Outcome.COMPLETED and resp.closed
+
+
+def test_an_untimed_answer_silent_for_the_read_timeout_ends_with_an_error_event():
+    resp = Scripted([None])
+    stream = UpstreamStream(resp, RequestRecord("responses"), read_timeout=5, keepalive=0,
+                            timed=False, headers={})
+    failure = stream.prime(1.0)
+    assert failure is not None and failure.code == "upstream_timeout"
