@@ -26,7 +26,10 @@ have ``transport: "websocket"``, the request as the backend understood it in
 ``body`` (the full input) and what arrived in ``wire``. Otherwise (the default)
 the upgrade is refused with the status in ``websocket`` (426), so the gateway's
 ``auto`` transport falls back to HTTP; every upgrade is recorded in
-``handshakes``.
+``handshakes``. An HTTP fault queued with ``at="upgrade"`` (``inject("usage_limit",
+at="upgrade")``) refuses the next accepted upgrade with that fault's status,
+body and headers instead (an expired login, a usage limit), and is never taken
+by a request.
 
 Run standalone with ``python -m tests.fakes.codex_upstream --port 18001 [--fast]
 [--websocket]``.
@@ -233,7 +236,7 @@ class FakeCodexUpstream(FakeServer):
     @property
     def handshakes(self) -> list[dict]:
         """Every WebSocket upgrade asked for, oldest first:
-        ``{id, account, status, headers, at}`` (101 when accepted)."""
+        ``{id, account, status, headers, at, fault}`` (101 when accepted)."""
         with self.lock:
             return copy.deepcopy(self._handshakes)
 
@@ -278,6 +281,9 @@ class FakeCodexUpstream(FakeServer):
         """Queue fault *name* for the next *count* requests (of *account*, if given)."""
         if name not in FAULTS:
             raise ValueError(f"unknown fault {name!r}; known: {sorted(FAULTS)}")
+        if params.get("at") not in (None, "upgrade") or (
+                params.get("at") == "upgrade" and name not in HTTP_FAULTS):
+            raise ValueError(f"at='upgrade' takes an HTTP fault: {sorted(HTTP_FAULTS)}")
         if int(count) < 1:
             raise ValueError("count must be >= 1")
         fault = Fault(name, int(count), account, params)
@@ -327,9 +333,13 @@ class FakeCodexUpstream(FakeServer):
                 record["status"] = status
             record.update(finished_at=time.time(), client_closed_at=req.client_closed_at)
 
-    def _take_fault(self, account: str | None) -> Fault | None:
+    def _take_fault(self, account: str | None, upgrade: bool = False) -> Fault | None:
+        """The next queued fault for *account*: of an upgrade (``at="upgrade"``) or
+        of a request, as *upgrade* says."""
         with self.lock:
             for fault in self._faults:
+                if (fault.params.get("at") == "upgrade") != upgrade:
+                    continue
                 if fault.account is None or fault.account == account:
                     fault.count -= 1
                     if fault.count <= 0:
@@ -509,7 +519,7 @@ class FakeCodexUpstream(FakeServer):
             mode = self._config["websocket"]
             shake = {"id": len(self._handshakes) + 1, "status": None,
                      "account": req.headers.get("chatgpt-account-id"),
-                     "headers": dict(req.headers.items()), "at": time.time()}
+                     "headers": dict(req.headers.items()), "at": time.time(), "fault": None}
             self._handshakes.append(shake)
 
         def refuse(status: int, body: dict, headers: dict | None = None):
@@ -527,6 +537,12 @@ class FakeCodexUpstream(FakeServer):
             if not req.headers.get("chatgpt-account-id"):
                 raise UpstreamError(400, {"detail": "Missing chatgpt-account-id header"})
         except UpstreamError as err:
+            return refuse(err.status, err.body, err.headers)
+        fault = self._take_fault(req.headers.get("chatgpt-account-id"), upgrade=True)
+        if fault:
+            with self.lock:
+                shake["fault"] = fault.name
+            err = http_fault(fault.name, fault.params)
             return refuse(err.status, err.body, err.headers)
         with self.lock:
             shake["status"] = 101
