@@ -506,10 +506,14 @@ class CodexSockets:
         return self.mode == "websocket" or not self.fallback.active(account.id)
 
     def post(self, account, profile, conversation: tuple, body: dict, headers: dict,
-             timeout: tuple[float, float]) -> Answer | None:
+             timeout: tuple[float, float], prewarm: bool = False) -> Answer | None:
         """Send *body* on *conversation*'s socket to *account* (the conversation is
         the client principal and the continuity key: two clients never share a
         socket); None: send it over HTTP instead.
+
+        *prewarm*: send it as Codex's ``generate: false`` (always in full, as
+        Codex sends it first on a socket); the socket then holds its input for
+        the next turn's delta. None means the same: it cannot go on a socket.
 
         Raises ``TransportError`` (``"websocket"`` mode) like ``transport.post``.
         """
@@ -538,7 +542,7 @@ class CodexSockets:
                 conv = Conversation(sock, pkey)
             try:
                 return self._exchange(conv, fresh, profile, body, headers, items, prints,
-                                      read_timeout)
+                                      read_timeout, prewarm)
             except _Stale:
                 conv.socket.abort()
                 conv = None
@@ -559,9 +563,13 @@ class CodexSockets:
         return True
 
     def _exchange(self, conv: Conversation, fresh: bool, profile, body: dict, headers: dict,
-                  items: list, prints: list, read_timeout: float) -> Answer:
-        start = split(conv.sent, conv.output, prints) if conv.response_id else None
+                  items: list, prints: list, read_timeout: float,
+                  prewarm: bool = False) -> Answer:
+        start = split(conv.sent, conv.output, prints) if conv.response_id and not prewarm \
+            else None
         frame = {"type": "response.create", **body}
+        if prewarm:
+            frame["generate"] = False
         meta = {k.lower(): v for k, v in headers.items()
                 if isinstance(v, str) and profile.forwards(k)}
         if isinstance(body.get("client_metadata"), dict):

@@ -21,9 +21,14 @@ text frame, and connection-scoped memory of the last completed response, so a
 frame may send ``previous_response_id`` plus the new items only. It is strict
 like the real one: an id the connection does not hold is the error frame
 ``previous_response_not_found``, ``store`` must be false, every HTTP check and
-fault applies (an HTTP fault is an error frame with its status). Its records
-have ``transport: "websocket"``, the request as the backend understood it in
-``body`` (the full input) and what arrived in ``wire``. Otherwise (the default)
+fault applies (an HTTP fault is an error frame with its status). A prewarm
+(``generate: false``, Codex's first frame) generates nothing: ``response.created``,
+``response.in_progress``, then ``response.completed`` with empty ``output`` and
+zero usage (it costs nothing); its prompt is cached and the connection remembers
+it, so the next frame may continue from its id. Prewarms take no queued fault.
+Its records have ``transport: "websocket"``, ``prewarm`` (true for a
+``generate: false``), the request as the backend understood it in ``body`` (the
+full input) and what arrived in ``wire``. Otherwise (the default)
 the upgrade is refused with the status in ``websocket`` (426), so the gateway's
 ``auto`` transport falls back to HTTP; every upgrade is recorded in
 ``handshakes``. An HTTP fault queued with ``at="upgrade"`` (``inject("usage_limit",
@@ -587,7 +592,7 @@ class FakeCodexUpstream(FakeServer):
                       "cache_key": None, "cached_tokens": None, "input_tokens": None,
                       "status": None, "started_at": time.time(), "finished_at": None,
                       "client_closed_at": None, "fault": None, "transport": "websocket",
-                      "wire_bytes": len(raw.encode()), "wire": wire}
+                      "wire_bytes": len(raw.encode()), "wire": wire, "prewarm": False}
             self._records.append(record)
 
         def fail(status: int, body: dict, extra: dict | None = None) -> bool:
@@ -634,16 +639,8 @@ class FakeCodexUpstream(FakeServer):
             cached = cached_tokens(self._cache.get(key), prompt, input_tokens)
             record.update(account=account, cache_key=list(key), input_tokens=input_tokens,
                           cached_tokens=cached)
-        if frame.get("generate") is False:  # a prewarm: no answer, the prompt is warmed
-            response = {"id": f"resp_fake{record['id']:04d}", "object": "response",
-                        "status": "completed", "model": body["model"], "output": [],
-                        "usage": None}
-            memory["last"] = {"id": response["id"], "input": body["input"], "output": []}
-            self._finish(record, req, 200, (key, prompt))
-            return (ws.send(json.dumps({"type": "response.created", "sequence_number": 0,
-                                        "response": {**response, "status": "in_progress"}}))
-                    and ws.send(json.dumps({"type": "response.completed", "sequence_number": 1,
-                                            "response": response})))
+        if frame.get("generate") is False:
+            return self._ws_prewarm(req, ws, record, body, memory, (key, prompt))
         fault = self._take_fault(account)
         if fault:
             with self.lock:
@@ -691,6 +688,26 @@ class FakeCodexUpstream(FakeServer):
         else:  # truncated, or stalled: the socket ends without a terminal event
             ws.close(1011)
         return False
+
+    def _ws_prewarm(self, req, ws, record: dict, body: dict, memory: dict, store) -> bool:
+        """A prewarm (``generate: false``): nothing generated and nothing billed,
+        but the prompt is cached and the connection holds the response, so the
+        next frame may be its id plus the new items."""
+        response = {"id": f"resp_fake{record['id']:04d}", "object": "response",
+                    "created_at": int(time.time()), "status": "in_progress",
+                    "model": body["model"], "error": None, "incomplete_details": None,
+                    "output": [], "usage": None}
+        usage = {"input_tokens": 0, "input_tokens_details": {"cached_tokens": 0},
+                 "output_tokens": 0, "output_tokens_details": {"reasoning_tokens": 0},
+                 "total_tokens": 0}
+        with self.lock:
+            record["prewarm"] = True
+        memory["last"] = {"id": response["id"], "input": body["input"], "output": []}
+        self._finish(record, req, 200, store)
+        events = [("response.created", response), ("response.in_progress", response),
+                  ("response.completed", {**response, "status": "completed", "usage": usage})]
+        return all(ws.send(json.dumps({"type": kind, "sequence_number": i, "response": r}))
+                   for i, (kind, r) in enumerate(events))
 
     def _models(self, req, flavour: str):
         record = self._record(req, flavour)
