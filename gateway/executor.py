@@ -82,26 +82,9 @@ class Executor:
         rec = call.record = call.record or self.record_for(call.endpoint, call.principal)
         rec.model_asked = rec.model_asked or call.body.get("model")
         try:
-            model = self._resolve_model(call)
+            cont, accounts = self._candidates(call)
         except GatewayError as err:
             raise self._fail(rec, err) from None
-        cont = continuity.resolve(call.body, call.headers, call.principal,
-                                  self.config.continuity, session=call.session)
-        rec.continuity_source, rec.continuity_hash = cont.source, cont.short_hash
-        kinds = self.catalog.kinds_for(model)
-        ranked = self.pool.ranked(cont.key or "", model)
-        accounts = [a for a in ranked if a.kind in kinds]
-        if ranked and not accounts:
-            raise self._fail(rec, GatewayError(
-                404, f"The model '{model}' is not served by any configured account "
-                f"(it needs an account of kind {' or '.join(sorted(kinds))}).",
-                code="model_not_found", param="model"))
-        if not accounts:
-            if self.pool.records():
-                raise self._fail(rec, GatewayError(503, NEEDS_LOGIN_MESSAGE,
-                                                   code="accounts_need_login"))
-            raise self._fail(rec, GatewayError(503, NO_ACCOUNT_MESSAGE,
-                                               code="no_upstream_account"))
         last: UpstreamFailure | None = None
         cooling: list[tuple[float, str | None]] = []
         for account in accounts:
@@ -119,6 +102,76 @@ class Executor:
                 rec.account = account.id
                 raise self._fail(rec, err) from None
         raise self._fail(rec, self._exhausted(len(accounts), last, cooling))
+
+    def _candidates(self, call: Call) -> tuple:
+        """The call's continuity and the accounts that may serve it, best first;
+        a GatewayError (not yet in the record) when there are none."""
+        model = self._resolve_model(call)
+        cont = continuity.resolve(call.body, call.headers, call.principal,
+                                  self.config.continuity, session=call.session)
+        call.record.continuity_source = cont.source
+        call.record.continuity_hash = cont.short_hash
+        kinds = self.catalog.kinds_for(model)
+        ranked = self.pool.ranked(cont.key or "", model)
+        accounts = [a for a in ranked if a.kind in kinds]
+        if ranked and not accounts:
+            raise GatewayError(
+                404, f"The model '{model}' is not served by any configured account "
+                f"(it needs an account of kind {' or '.join(sorted(kinds))}).",
+                code="model_not_found", param="model")
+        if not accounts:
+            if self.pool.records():
+                raise GatewayError(503, NEEDS_LOGIN_MESSAGE, code="accounts_need_login")
+            raise GatewayError(503, NO_ACCOUNT_MESSAGE, code="no_upstream_account")
+        return cont, accounts
+
+    def prewarm(self, call: Call) -> UpstreamStream | None:
+        """Forward a prewarm (Codex's ``generate: false``) on the conversation's
+        upstream socket; None: answer it locally.
+
+        On the backend's WebSocket a prewarm generates nothing and costs nothing,
+        but the backend then holds its input (and warms its prompt cache), so the
+        next turn is ``previous_response_id`` plus the new items on that socket.
+        Over HTTP there is no prewarm (it would be a real, billed request), so
+        whenever this account is reached over HTTP (``codex_transport = "http"``,
+        a fallback mark, an OpenAI API account), and whenever forwarding fails
+        before an answer (a refused upgrade, a broken socket, an error frame),
+        the answer is None. A prewarm never fails over, refreshes or cools an
+        account: it must never fail, and the real turn that follows does those.
+        """
+        rec = call.record = call.record or self.record_for(call.endpoint, call.principal)
+        rec.model_asked = rec.model_asked or call.body.get("model")
+        try:
+            cont, accounts = self._candidates(call)
+        except GatewayError:
+            return None
+        account = next((a for a in accounts if self.pool.usable(a)), None)
+        if account is None or not self.sockets.serves(account):
+            return None
+        cfg = self.config
+        profile = self.profiles[account.kind]
+        cont = continuity.bind_account(cont, account.id, call.principal, cfg.continuity)
+        rec.continuity_hash = cont.short_hash
+        body, dropped = profile.prepare(call.body, cont)
+        try:
+            creds = self.pool.credentials(account)
+        except GatewayError:
+            return None
+        headers = profile.headers(creds, call.headers, cont)
+        rec.attempts += 1
+        try:
+            resp = self.sockets.post(account, profile, (call.principal, cont.key), body,
+                                     headers, (cfg.upstream.connect_timeout,
+                                               cfg.upstream.read_timeout), prewarm=True)
+        except TransportError:
+            return None
+        if resp is None or resp.status_code >= 300:
+            return None
+        rec.account, rec.model_sent, rec.upstream_transport = account.id, body.get("model"), \
+            resp.transport
+        return UpstreamStream(
+            resp, rec, read_timeout=cfg.upstream.read_timeout, keepalive=call.keepalive,
+            timed=True, headers=self._client_headers(call, cont, dropped, profile, resp.headers))
 
     def _resolve_model(self, call: Call) -> str:
         """Catalog, aliases and effort suffixes: the model the upstream is sent.

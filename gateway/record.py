@@ -30,7 +30,7 @@ class Outcome(str, enum.Enum):
     UPSTREAM_ERROR = "upstream_error"  # transport broke, or the upstream refused (HTTP error)
     CLIENT_CLOSED = "client_closed"    # the client went away before the end
     REJECTED = "rejected"              # refused by the gateway before any upstream request
-    PREWARM = "prewarm"                # answered locally (WebSocket generate:false)
+    PREWARM = "prewarm"                # a WebSocket generate:false the upstream answered
 
     def __str__(self) -> str:  # pragma: no cover - str(Enum) is used by % formatting
         return self.value

@@ -6,7 +6,10 @@ Each ``response.create`` frame becomes one HTTP request to the upstream through
 the shared executor (continuity, accounts and failover exactly as on HTTP),
 after ``previous_response_id`` is expanded from the connection's memory. Every
 upstream event goes back as one JSON text frame, in order. A prewarm
-(``generate: false``) is answered here and costs no upstream request.
+(``generate: false``) is forwarded on the conversation's upstream socket when
+the upstream is reached over WebSocket (it generates nothing there, and the
+socket then holds its input for the next turn's delta); otherwise, or when that
+fails before its answer, it is answered here and costs no upstream request.
 
 A bad frame or an upstream refusal is an error frame and the connection stays
 usable. The session notices a client that left within a tick (0.5 s), even
@@ -25,11 +28,15 @@ from collections.abc import Callable, Mapping
 from .dialects.responses import ws_frames
 from .dialects.responses.ws_memory import ConnectionMemory
 from .errors import GatewayError
+from .record import Outcome
 from .wsio import GOING_AWAY, INTERNAL_ERROR, Closed, WebSocket
 
 log = logging.getLogger("gateway.request")
 
 TICK = 0.5  # seconds: how fast a departed client or a shutdown is noticed
+# A forwarded prewarm not answered by then is answered here (it must never make
+# Codex wait long: it generates nothing).
+PREWARM_WAIT = 5.0
 
 
 class Session:
@@ -40,15 +47,19 @@ class Session:
     ``normalise(body)`` validates a Responses request body (``GatewayError`` 400);
     ``headers`` are the upgrade request's (a mutable case-insensitive mapping with
     ``copy()``); ``keepalive`` seconds of silence towards the client send a ping
-    (0: never); ``stopping()`` says the worker is shutting down.
+    (0: never); ``stopping()`` says the worker is shutting down;
+    ``prewarm_upstream(body, headers)`` forwards a prewarm and returns its stream,
+    or None when it must be answered here (None: always answered here).
     """
 
     def __init__(self, ws: WebSocket, open_upstream: Callable, normalise: Callable,
                  headers: Mapping, *, keepalive: float = 15.0,
                  stopping: Callable[[], bool] = lambda: False,
-                 memory: ConnectionMemory | None = None, tick: float = TICK):
+                 memory: ConnectionMemory | None = None, tick: float = TICK,
+                 prewarm_upstream: Callable | None = None):
         self.ws = ws
         self.open_upstream = open_upstream
+        self.prewarm_upstream = prewarm_upstream
         self.normalise = normalise
         self.headers = headers
         self.keepalive = keepalive
@@ -96,12 +107,12 @@ class Session:
             full_input = self.memory.expand(frame)
             self.expanded += frame.get("previous_response_id") is not None
             body = self.normalise(ws_frames.request_body(frame, full_input))
-            if ws_frames.is_prewarm(frame):
-                self._prewarm(body)
-                return
             headers = self.headers.copy()
             for name, value in ws_frames.frame_headers(frame, self.turn_state).items():
                 headers[name] = value
+            if ws_frames.is_prewarm(frame):
+                self._prewarm(body, headers)
+                return
             stream = self.open_upstream(body, headers)
         except GatewayError as err:
             self.errors += 1
@@ -109,12 +120,57 @@ class Session:
             return
         self._relay(stream, body["input"], ws_frames.turn_id(frame))
 
-    def _prewarm(self, body: dict) -> None:
+    def _prewarm(self, body: dict, headers) -> None:
+        """Forwarded when it can be (its events relayed, its id the backend's),
+        else answered here; either way the connection can continue from it."""
         self.prewarms += 1
-        response_id = ws_frames.new_response_id()
-        for event in ws_frames.prewarm_events(response_id, body.get("model", "")):
-            self.ws.send_json(event)
+        forwarded = self._forward_prewarm(body, headers)
+        if forwarded is not None:
+            texts, response_id = forwarded
+            for text in texts:
+                self.ws.send_text(text)
+        else:
+            response_id = ws_frames.new_response_id()
+            for event in ws_frames.prewarm_events(response_id, body.get("model", "")):
+                self.ws.send_json(event)
         self.memory.remember(response_id, body["input"], [])
+
+    def _forward_prewarm(self, body: dict, headers) -> tuple[list[str], str] | None:
+        """The upstream's answer to the prewarm (its frames and response id), read
+        whole before anything reaches the client so a failure is never seen; None
+        when it was not forwarded or did not complete within PREWARM_WAIT."""
+        if self.prewarm_upstream is None:
+            return None
+        try:
+            stream = self.prewarm_upstream(body, headers)
+        except GatewayError:
+            return None
+        if stream is None:
+            return None
+        collector = ws_frames.Collector()
+        texts: list[str] = []
+        deadline = time.monotonic() + PREWARM_WAIT
+        done = False
+        try:
+            for event in stream.events():
+                if event is None:
+                    self.ws.poll()
+                    self._keepalive()
+                elif event.type == "error":
+                    break
+                else:
+                    texts.append(event.data_text)
+                    if event.type in collector.WANTS:
+                        collector.observe(event.type, event.data)
+                if collector.outcome or time.monotonic() > deadline:
+                    break
+            done = collector.outcome == "completed" and bool(collector.response_id)
+        finally:
+            if done:
+                stream.close(Outcome.PREWARM)
+            else:
+                stream.discard()
+        return (texts, collector.response_id) if done else None
 
     def _relay(self, stream, full_input: list, turn: str) -> None:
         self.responses += 1

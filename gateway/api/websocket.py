@@ -62,7 +62,8 @@ def upgrade():
     sock.sendall(wsio.handshake_response(key))
     ws = wsio.WebSocket(sock, st.config.server.max_body_bytes)
     session = Session(ws, _open_upstream(st, g.principal), _normalise, client_headers,
-                      keepalive=st.keepalive, stopping=wsio.stopping)
+                      keepalive=st.keepalive, stopping=wsio.stopping,
+                      prewarm_upstream=_prewarm_upstream(st, g.principal))
     session.run()  # until the socket ends; never raises
     return _Hijacked()
 
@@ -81,6 +82,17 @@ def _open_upstream(st, principal):
                                      endpoint="responses", record=record, stream=True,
                                      keepalive=TICK))
     return open_upstream
+
+
+def _prewarm_upstream(st, principal):
+    """A prewarm frame to the executor: forwarded on the conversation's upstream
+    socket when it is reached over WebSocket, else None (answered locally)."""
+    def prewarm_upstream(body: dict, headers) -> object:
+        record = st.executor.record_for("responses", principal, "websocket", body.get("model"))
+        return st.executor.prewarm(Call(body=body, headers=headers, principal=principal,
+                                        endpoint="responses", record=record, stream=True,
+                                        keepalive=TICK))
+    return prewarm_upstream
 
 
 for _path in ("/v1/responses", "/backend-api/codex/responses"):

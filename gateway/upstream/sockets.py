@@ -33,8 +33,13 @@ worker find the socket that holds their previous response.
   101), a connection that fails, or a socket that breaks before the answer
   starts sends that request over HTTP and keeps the account on HTTP for
   ``websocket_fallback_seconds``, shared by the workers through a small file in
-  the state directory. ``"websocket"`` never falls back: the upgrade's refusal is
-  the upstream's answer, like an HTTP status.
+  the state directory. A refusal about the account rather than the transport
+  (401, 403: the login; 429: its limit) sends that request over HTTP without the
+  mark: there the login is refreshed or the account cools down and fails over,
+  as for any request, and the next request tries the socket again (a mark would
+  keep a healthy backend's socket unused for the whole period after one expired
+  token). ``"websocket"`` never falls back: the upgrade's refusal is the
+  upstream's answer, like an HTTP status.
 
 An answer is returned as :class:`Answer`, shaped like the HTTP client's response
 (``status_code``, ``headers``, ``content``), whose ``open_reader()`` gives the
@@ -76,6 +81,9 @@ REAP_EVERY = 15.0
 # In-stream codes that mean the socket broke before the answer started (HTTP serves it).
 BROKEN_CODES = frozenset({"upstream_connection_lost", "stream_truncated"})
 TERMINAL = frozenset({"response.completed", "response.incomplete", "response.failed", "error"})
+# Refused upgrades that are about the account (its login, its limit), not about
+# WebSockets: HTTP serves that request, and the account is not kept on HTTP.
+ACCOUNT_REFUSALS = frozenset({401, 403, 429})
 _TYPE = re.compile(r'\{\s*"type"\s*:\s*"([^"\\]*)"')
 
 
@@ -498,10 +506,14 @@ class CodexSockets:
         return self.mode == "websocket" or not self.fallback.active(account.id)
 
     def post(self, account, profile, conversation: tuple, body: dict, headers: dict,
-             timeout: tuple[float, float]) -> Answer | None:
+             timeout: tuple[float, float], prewarm: bool = False) -> Answer | None:
         """Send *body* on *conversation*'s socket to *account* (the conversation is
         the client principal and the continuity key: two clients never share a
         socket); None: send it over HTTP instead.
+
+        *prewarm*: send it as Codex's ``generate: false`` (always in full, as
+        Codex sends it first on a socket); the socket then holds its input for
+        the next turn's delta. None means the same: it cannot go on a socket.
 
         Raises ``TransportError`` (``"websocket"`` mode) like ``transport.post``.
         """
@@ -518,7 +530,8 @@ class CodexSockets:
                                              read_timeout)
                 except websocket.Refused as refused:
                     if self.mode == "auto":
-                        self.fallback.mark(account.id)
+                        if refused.status not in ACCOUNT_REFUSALS:
+                            self.fallback.mark(account.id)
                         return None
                     return refusal(refused)
                 except TransportError:
@@ -529,7 +542,7 @@ class CodexSockets:
                 conv = Conversation(sock, pkey)
             try:
                 return self._exchange(conv, fresh, profile, body, headers, items, prints,
-                                      read_timeout)
+                                      read_timeout, prewarm)
             except _Stale:
                 conv.socket.abort()
                 conv = None
@@ -550,9 +563,13 @@ class CodexSockets:
         return True
 
     def _exchange(self, conv: Conversation, fresh: bool, profile, body: dict, headers: dict,
-                  items: list, prints: list, read_timeout: float) -> Answer:
-        start = split(conv.sent, conv.output, prints) if conv.response_id else None
+                  items: list, prints: list, read_timeout: float,
+                  prewarm: bool = False) -> Answer:
+        start = split(conv.sent, conv.output, prints) if conv.response_id and not prewarm \
+            else None
         frame = {"type": "response.create", **body}
+        if prewarm:
+            frame["generate"] = False
         meta = {k.lower(): v for k, v in headers.items()
                 if isinstance(v, str) and profile.forwards(k)}
         if isinstance(body.get("client_metadata"), dict):

@@ -6,11 +6,18 @@ answer says, and the Responses SSE event sequence (normal and faulty).
 Prompt caching is modelled deterministically so tests can assert on
 ``cached_tokens``: the prompt is the canonical string ``S =
 json.dumps(instructions) + json.dumps(tools, sort_keys=True) +
-"".join(json.dumps(item, sort_keys=True) for item in input)`` and counts
-``ceil(len(S) / 4)`` input tokens; a request is credited the character prefix
-it shares with the previous ``S`` stored under its cache key (in tokens,
-floored) when that is at least 1024 tokens, rounded down to a multiple of 128
-and kept below its input tokens.
+"".join(render_item(item) for item in input)`` and counts ``ceil(len(S) / 4)``
+input tokens; a request is credited the character prefix it shares with the
+previous ``S`` stored under its cache key (in tokens, floored) when that is at
+least 1024 tokens, rounded down to a multiple of 128 and kept below its input
+tokens.
+
+An item is rendered as the model sees it (:func:`render_item`), not as JSON:
+like the real backend, which tokenizes roles, text, tool calls and their
+outputs, never field names, item ids, ``status`` or ``annotations``. So a
+client that sends an answer back in its own shape (a Chat or Messages client's
+assistant message) costs the same tokens, and hits the same cache, as the
+backend's own stored item: what the model sees is the same.
 """
 from __future__ import annotations
 
@@ -34,7 +41,56 @@ def prompt_text(body: dict) -> str:
     """The canonical prefix string S that cache hits are measured on."""
     return (json.dumps(body.get("instructions"))
             + json.dumps(body.get("tools"), sort_keys=True)
-            + "".join(json.dumps(item, sort_keys=True) for item in body["input"]))
+            + "".join(render_item(item) for item in body["input"]))
+
+
+# Fields the model never sees: identities and bookkeeping of an item or a part.
+_UNSEEN = frozenset({"id", "status", "annotations", "logprobs", "call_id"})
+_TEXT_PARTS = frozenset({"input_text", "output_text", "text", "summary_text", "refusal"})
+
+
+def _seen(value) -> str:
+    """Anything without a rendering of its own: its JSON, unseen fields left out."""
+    if isinstance(value, dict):
+        value = {k: v for k, v in value.items() if k not in _UNSEEN}
+    return json.dumps(value, sort_keys=True)
+
+
+def _parts_text(content) -> str:
+    """A message's content as the model reads it: the text of text parts (whatever
+    their type is called), any other part (an image, a file) as itself."""
+    if isinstance(content, str):
+        return content
+    if not isinstance(content, list):
+        return _seen(content)
+    out = []
+    for part in content:
+        if isinstance(part, dict) and part.get("type") in _TEXT_PARTS \
+                and isinstance(part.get("text", part.get("refusal")), str):
+            out.append(part.get("text", part.get("refusal")))
+        else:
+            out.append(_seen(part))
+    return "".join(out)
+
+
+def render_item(item) -> str:
+    """One input item as the model sees it: role or kind, then its text, a call's
+    name and arguments, a tool's output. Ids, ``status``, ``annotations`` and
+    the JSON around them are not part of it."""
+    if not isinstance(item, dict):
+        return _seen(item)
+    kind = item.get("type")
+    if kind == "message" or (kind is None and "role" in item):
+        return f"<|{item.get('role')}|>{_parts_text(item.get('content'))}<|end|>"
+    if kind in ("function_call", "custom_tool_call"):
+        args = item.get("arguments", item.get("input"))
+        return f"<|call|>{item.get('name')}({args if isinstance(args, str) else _seen(args)})<|end|>"
+    if kind in ("function_call_output", "custom_tool_call_output"):
+        out = item.get("output")
+        return f"<|output|>{out if isinstance(out, str) else _parts_text(out)}<|end|>"
+    if kind in ("reasoning", "compaction"):
+        return f"<|{kind}|>{item.get('encrypted_content') or item.get('id')}<|end|>"
+    return f"<|{kind}|>{_seen(item)}<|end|>"
 
 
 def count_tokens(text: str) -> int:

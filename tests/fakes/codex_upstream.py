@@ -21,12 +21,20 @@ text frame, and connection-scoped memory of the last completed response, so a
 frame may send ``previous_response_id`` plus the new items only. It is strict
 like the real one: an id the connection does not hold is the error frame
 ``previous_response_not_found``, ``store`` must be false, every HTTP check and
-fault applies (an HTTP fault is an error frame with its status). Its records
-have ``transport: "websocket"``, the request as the backend understood it in
-``body`` (the full input) and what arrived in ``wire``. Otherwise (the default)
+fault applies (an HTTP fault is an error frame with its status). A prewarm
+(``generate: false``, Codex's first frame) generates nothing: ``response.created``,
+``response.in_progress``, then ``response.completed`` with empty ``output`` and
+zero usage (it costs nothing); its prompt is cached and the connection remembers
+it, so the next frame may continue from its id. Prewarms take no queued fault.
+Its records have ``transport: "websocket"``, ``prewarm`` (true for a
+``generate: false``), the request as the backend understood it in ``body`` (the
+full input) and what arrived in ``wire``. Otherwise (the default)
 the upgrade is refused with the status in ``websocket`` (426), so the gateway's
 ``auto`` transport falls back to HTTP; every upgrade is recorded in
-``handshakes``.
+``handshakes``. An HTTP fault queued with ``at="upgrade"`` (``inject("usage_limit",
+at="upgrade")``) refuses the next accepted upgrade with that fault's status,
+body and headers instead (an expired login, a usage limit), and is never taken
+by a request.
 
 Run standalone with ``python -m tests.fakes.codex_upstream --port 18001 [--fast]
 [--websocket]``.
@@ -233,7 +241,7 @@ class FakeCodexUpstream(FakeServer):
     @property
     def handshakes(self) -> list[dict]:
         """Every WebSocket upgrade asked for, oldest first:
-        ``{id, account, status, headers, at}`` (101 when accepted)."""
+        ``{id, account, status, headers, at, fault}`` (101 when accepted)."""
         with self.lock:
             return copy.deepcopy(self._handshakes)
 
@@ -278,6 +286,9 @@ class FakeCodexUpstream(FakeServer):
         """Queue fault *name* for the next *count* requests (of *account*, if given)."""
         if name not in FAULTS:
             raise ValueError(f"unknown fault {name!r}; known: {sorted(FAULTS)}")
+        if params.get("at") not in (None, "upgrade") or (
+                params.get("at") == "upgrade" and name not in HTTP_FAULTS):
+            raise ValueError(f"at='upgrade' takes an HTTP fault: {sorted(HTTP_FAULTS)}")
         if int(count) < 1:
             raise ValueError("count must be >= 1")
         fault = Fault(name, int(count), account, params)
@@ -327,9 +338,13 @@ class FakeCodexUpstream(FakeServer):
                 record["status"] = status
             record.update(finished_at=time.time(), client_closed_at=req.client_closed_at)
 
-    def _take_fault(self, account: str | None) -> Fault | None:
+    def _take_fault(self, account: str | None, upgrade: bool = False) -> Fault | None:
+        """The next queued fault for *account*: of an upgrade (``at="upgrade"``) or
+        of a request, as *upgrade* says."""
         with self.lock:
             for fault in self._faults:
+                if (fault.params.get("at") == "upgrade") != upgrade:
+                    continue
                 if fault.account is None or fault.account == account:
                     fault.count -= 1
                     if fault.count <= 0:
@@ -509,7 +524,7 @@ class FakeCodexUpstream(FakeServer):
             mode = self._config["websocket"]
             shake = {"id": len(self._handshakes) + 1, "status": None,
                      "account": req.headers.get("chatgpt-account-id"),
-                     "headers": dict(req.headers.items()), "at": time.time()}
+                     "headers": dict(req.headers.items()), "at": time.time(), "fault": None}
             self._handshakes.append(shake)
 
         def refuse(status: int, body: dict, headers: dict | None = None):
@@ -527,6 +542,12 @@ class FakeCodexUpstream(FakeServer):
             if not req.headers.get("chatgpt-account-id"):
                 raise UpstreamError(400, {"detail": "Missing chatgpt-account-id header"})
         except UpstreamError as err:
+            return refuse(err.status, err.body, err.headers)
+        fault = self._take_fault(req.headers.get("chatgpt-account-id"), upgrade=True)
+        if fault:
+            with self.lock:
+                shake["fault"] = fault.name
+            err = http_fault(fault.name, fault.params)
             return refuse(err.status, err.body, err.headers)
         with self.lock:
             shake["status"] = 101
@@ -571,7 +592,7 @@ class FakeCodexUpstream(FakeServer):
                       "cache_key": None, "cached_tokens": None, "input_tokens": None,
                       "status": None, "started_at": time.time(), "finished_at": None,
                       "client_closed_at": None, "fault": None, "transport": "websocket",
-                      "wire_bytes": len(raw.encode()), "wire": wire}
+                      "wire_bytes": len(raw.encode()), "wire": wire, "prewarm": False}
             self._records.append(record)
 
         def fail(status: int, body: dict, extra: dict | None = None) -> bool:
@@ -618,16 +639,8 @@ class FakeCodexUpstream(FakeServer):
             cached = cached_tokens(self._cache.get(key), prompt, input_tokens)
             record.update(account=account, cache_key=list(key), input_tokens=input_tokens,
                           cached_tokens=cached)
-        if frame.get("generate") is False:  # a prewarm: no answer, the prompt is warmed
-            response = {"id": f"resp_fake{record['id']:04d}", "object": "response",
-                        "status": "completed", "model": body["model"], "output": [],
-                        "usage": None}
-            memory["last"] = {"id": response["id"], "input": body["input"], "output": []}
-            self._finish(record, req, 200, (key, prompt))
-            return (ws.send(json.dumps({"type": "response.created", "sequence_number": 0,
-                                        "response": {**response, "status": "in_progress"}}))
-                    and ws.send(json.dumps({"type": "response.completed", "sequence_number": 1,
-                                            "response": response})))
+        if frame.get("generate") is False:
+            return self._ws_prewarm(req, ws, record, body, memory, (key, prompt))
         fault = self._take_fault(account)
         if fault:
             with self.lock:
@@ -675,6 +688,26 @@ class FakeCodexUpstream(FakeServer):
         else:  # truncated, or stalled: the socket ends without a terminal event
             ws.close(1011)
         return False
+
+    def _ws_prewarm(self, req, ws, record: dict, body: dict, memory: dict, store) -> bool:
+        """A prewarm (``generate: false``): nothing generated and nothing billed,
+        but the prompt is cached and the connection holds the response, so the
+        next frame may be its id plus the new items."""
+        response = {"id": f"resp_fake{record['id']:04d}", "object": "response",
+                    "created_at": int(time.time()), "status": "in_progress",
+                    "model": body["model"], "error": None, "incomplete_details": None,
+                    "output": [], "usage": None}
+        usage = {"input_tokens": 0, "input_tokens_details": {"cached_tokens": 0},
+                 "output_tokens": 0, "output_tokens_details": {"reasoning_tokens": 0},
+                 "total_tokens": 0}
+        with self.lock:
+            record["prewarm"] = True
+        memory["last"] = {"id": response["id"], "input": body["input"], "output": []}
+        self._finish(record, req, 200, store)
+        events = [("response.created", response), ("response.in_progress", response),
+                  ("response.completed", {**response, "status": "completed", "usage": usage})]
+        return all(ws.send(json.dumps({"type": kind, "sequence_number": i, "response": r}))
+                   for i, (kind, r) in enumerate(events))
 
     def _models(self, req, flavour: str):
         record = self._record(req, flavour)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from pathlib import Path
 
 import pytest
 
@@ -87,6 +88,8 @@ def accounting(records) -> list[tuple]:
 
 
 TURNS = ["[[say:one]]", "[[say:two]]", "[[say:three]]", "[[say:four]]"]
+# Long enough answers that the cached prefix crosses several 128-token steps.
+LONG_TURNS = [f"[[say:answer {i} {'word ' * 60 * i}]]" for i in range(8)]
 
 
 @pytest.mark.parametrize("converse", [responses_turns, chat_turns, messages_turns],
@@ -111,26 +114,25 @@ def test_after_the_first_turn_only_the_new_items_are_uploaded(make_client, upstr
                          ids=["responses", "chat", "messages"])
 def test_answers_and_cache_accounting_match_the_http_transport(make_client, upstream,
                                                                converse):
-    over_ws = converse(make_client(), TURNS)
+    turns = LONG_TURNS
+    over_ws = converse(make_client(), turns)
     ws_records = upstream.requests
     upstream.reset()
-    over_http = converse(make_client(upstream_codex_transport="http"), TURNS)
+    over_http = converse(make_client(upstream_codex_transport="http"), turns)
     http_records = upstream.requests
-    assert [r["transport"] for r in http_records] == ["http"] * 4
+    assert [r["transport"] for r in ws_records] == ["websocket"] * len(turns)
+    assert [r["transport"] for r in http_records] == ["http"] * len(turns)
     assert over_ws == over_http
     assert ws_records[0]["cached_tokens"] == 0 and ws_records[1]["cached_tokens"] > 1000
+    # Every turn: the same prompt tokens and the same cached tokens, exactly. A Chat
+    # or Messages client re-renders the answers in its own shape while over the
+    # socket the backend continues from its own items; what the model sees is
+    # the same, and that is what the backend counts.
+    assert accounting(ws_records) == accounting(http_records)
+    assert len({r["cached_tokens"] for r in ws_records[1:]}) > 1  # the cache grew
     if converse is responses_turns:  # the client sends the backend's own items back
-        assert accounting(ws_records) == accounting(http_records)
         assert [r["body"]["input"] for r in ws_records] == [
             r["body"]["input"] for r in http_records]
-    else:
-        # The client re-renders the answers in its own shape; over the socket the
-        # backend continues from its own items, so the prompts differ by the
-        # answers' ids and status: the cached prefix is the same turn after turn.
-        assert [r["cache_key"] for r in ws_records] == [r["cache_key"] for r in http_records]
-        for ws, http in zip(ws_records, http_records):
-            assert abs(ws["cached_tokens"] - http["cached_tokens"]) <= 128
-            assert abs(ws["input_tokens"] - http["input_tokens"]) <= 64
 
 
 def test_streamed_answers_are_the_same_bytes_as_over_http(make_client, upstream):
@@ -213,6 +215,74 @@ def test_a_refused_upgrade_falls_back_to_http_once_per_account(make_client, upst
     assert [s["status"] for s in shakes] == [status] * len(shakes)
     assert sorted(s["account"] for s in shakes) == sorted(
         {r["account"] for r in upstream.requests})  # one per account that served
+
+
+def _marked(gw) -> dict:
+    """The accounts the shared fallback file keeps on HTTP (empty: none)."""
+    from gateway.upstream.sockets import FALLBACK_FILE
+    path = Path(gw.config.state_dir).expanduser() / FALLBACK_FILE
+    return json.loads(path.read_text()) if path.exists() else {}
+
+
+@pytest.mark.parametrize("status", [401, 403, 429])
+def test_a_refusal_about_the_account_is_served_over_http_without_the_mark(
+        make_client, upstream, status):
+    """A login or a limit is the account's, not the transport's: that request goes
+    over HTTP, and the next one tries the socket again."""
+    upstream.configure(websocket=status)
+    gw = make_client()
+    for key in ("k1", "k2", "k3"):
+        assert responses_turns(gw, TURNS[:1], key=key) == ["one"]
+    assert [s["status"] for s in upstream.handshakes] == [status] * 3  # one per request
+    assert [r["transport"] for r in upstream.requests] == ["http"] * 3
+    assert _marked(gw) == {}
+    upstream.configure(websocket="accept")
+    assert responses_turns(gw, TURNS[:1], key="k4") == ["one"]
+    assert upstream.requests[-1]["transport"] == "websocket"
+
+
+def test_an_upgrade_refused_for_an_expired_login_refreshes_it_then_uses_the_socket(
+        make_client, upstream, tmp_path):
+    from gateway.accounts.store import Store, codex_record
+    from tests.fakes.oauth_issuer import FakeOAuthIssuer
+    from tests.support import register_secret
+    with FakeOAuthIssuer() as issuer:
+        toks = issuer.add_account("acct-r")
+        for name in ("access_token", "refresh_token", "id_token"):
+            register_secret(toks[name])
+        Store(tmp_path / "state").save(codex_record(toks))
+        gw = make_client(accounts=(), oauth_issuer=issuer.base_url,
+                         oauth_token_url=issuer.token_url, accounts_auth_file="")
+        upstream.inject("http_401", at="upgrade")  # the login expired: refused at once...
+        upstream.inject("http_401")                # ...and over HTTP
+        assert responses_turns(gw, TURNS[:2]) == ["one", "two"]
+        refreshes = [c for c in issuer.calls if c["grant_type"] == "refresh_token"]
+    assert len(refreshes) == 1
+    shakes = upstream.handshakes
+    assert [(s["status"], s["fault"]) for s in shakes] == [(401, "http_401"), (101, None)]
+    new_token = shakes[1]["headers"]["Authorization"]
+    register_secret(new_token.split()[-1])
+    assert new_token != shakes[0]["headers"]["Authorization"]
+    refused, served, second = upstream.requests
+    assert (refused["transport"], refused["status"]) == ("http", 401)
+    # Refreshed, the same request went on the socket; the next turn continued on it.
+    assert (served["transport"], served["status"]) == ("websocket", 200)
+    assert second["wire"]["previous_response_id"] == f"resp_fake{served['id']:04d}"
+    assert _marked(gw) == {}
+
+
+def test_an_upgrade_refused_for_a_usage_limit_cools_the_account_and_fails_over(
+        make_client, upstream):
+    gw = make_client(accounts=("acct-a", "acct-b"))
+    upstream.inject("usage_limit", at="upgrade", resets_in=300)
+    upstream.inject("usage_limit", resets_in=300)
+    assert responses_turns(gw, TURNS[:1]) == ["one"]
+    limited, served = upstream.requests
+    assert (limited["transport"], limited["status"], limited["fault"]) == (
+        "http", 429, "usage_limit")
+    assert served["transport"] == "websocket" and served["account"] != limited["account"]
+    assert [s["status"] for s in upstream.handshakes] == [429, 101]
+    assert _marked(gw) == {}  # the limited account is cooling, not on HTTP
 
 
 def test_after_the_fallback_period_the_upgrade_is_tried_again(make_client, upstream):

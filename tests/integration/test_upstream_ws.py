@@ -5,15 +5,18 @@ one refused upgrade per account per fallback period, whichever worker asks."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 import requests
 from websockets.sync.client import connect
 
+from tests.fakes.codex_answers import render_item
 from tests.fakes.codex_upstream import FakeCodexUpstream
 from tests.support import LONG_SYSTEM, accounts_env, auth_headers, gateway_env
 
 MODEL = "gpt-5-codex"
+CAPTURE = Path(__file__).resolve().parent.parent / "fixtures" / "codex-0.171-websocket-tool-turn.json"
 TEXTS = [f"[[say:answer {i}]]" for i in range(5)]
 
 
@@ -42,6 +45,11 @@ def chat_conversation(gw, session, texts=TEXTS, http=None):
     return answers
 
 
+def seen(record) -> list[str]:
+    """The request's input as the model sees it."""
+    return [render_item(i) for i in record["body"]["input"]]
+
+
 def by_turn(records):
     return [(r["cached_tokens"], r["input_tokens"], r["cache_key"]) for r in records]
 
@@ -66,8 +74,9 @@ def test_http_clients_upload_only_new_items_on_a_kept_alive_connection(
     http_recs = upstream.requests
     assert {r["transport"] for r in http_recs} == {"http"}
     assert [r["cache_key"][2:] for r in ws_recs] == [r["cache_key"][2:] for r in http_recs]
-    for ws, http in zip(ws_recs, http_recs):
-        assert abs(ws["cached_tokens"] - http["cached_tokens"]) <= 128
+    # Exactly the same prompt and cached tokens each turn: the backend counts what
+    # the model sees, and the client's re-rendered answers are that.
+    assert [r[:2] for r in by_turn(ws_recs)] == [r[:2] for r in by_turn(http_recs)]
     assert sum(r["wire_bytes"] for r in ws_recs) < sum(r["wire_bytes"] for r in http_recs) / 2
 
 
@@ -125,21 +134,89 @@ def test_codex_over_websocket_maps_onto_one_upstream_socket(gateway_factory, ups
     gw = start(gateway_factory, upstream, tmp_path)
     assert codex_session(gw) == [f"turn {i}" for i in range(4)]
     recs = upstream.requests
-    assert [r["transport"] for r in recs] == ["websocket"] * 4
-    # The prewarm is answered by the gateway; the first turn is the full input, each
-    # later one only the new user message.
-    assert [r["wire"]["input_items"] for r in recs] == [2, 1, 1, 1]
+    assert [r["transport"] for r in recs] == ["websocket"] * 5
+    # The prewarm reaches the backend (generate: false) and holds the base prompt;
+    # every turn, the first included, is then only the new user message.
+    prewarm, *ws_recs = recs
+    assert prewarm["prewarm"] and prewarm["wire"]["generate"] is False
+    assert [r["wire"]["input_items"] for r in recs] == [1, 1, 1, 1, 1]
+    assert [r["wire"]["previous_response_id"] for r in ws_recs] == [
+        f"resp_fake{r['id']:04d}" for r in recs[:-1]]
     assert len(upstream.handshakes) == 1
-    ws_recs = recs
     upstream.reset()
     gw_http = start(gateway_factory, upstream, tmp_path,
                     CODEX_GATEWAY_UPSTREAM_CODEX_TRANSPORT="http")
     assert codex_session(gw_http) == [f"turn {i}" for i in range(4)]
     http_recs = upstream.requests
-    # Codex sends the backend's own items back: identical prompts, identical accounting.
-    assert [r["body"]["input"] for r in ws_recs] == [r["body"]["input"] for r in http_recs]
-    assert by_turn(ws_recs) == by_turn(http_recs)
-    assert ws_recs[0]["cached_tokens"] == 0 and ws_recs[1]["cached_tokens"] > 1000
+    # Over HTTP there is no prewarm upstream (it would be a billed request): the
+    # gateway answers it, and no socket is opened.
+    assert len(http_recs) == 4 and upstream.handshakes == []
+    # Codex sends the backend's own items back: identical prompts (the answers' ids
+    # are numbered one up over the socket: the prewarm was a request), identical
+    # accounting, except that over the socket the prewarm already cached the base prompt.
+    assert [seen(r) for r in ws_recs] == [seen(r) for r in http_recs]
+    assert by_turn(ws_recs[1:]) == by_turn(http_recs[1:])
+    assert http_recs[0]["cached_tokens"] == 0 and ws_recs[0]["cached_tokens"] > 1000
+    assert ws_recs[1]["cached_tokens"] > 1000
+
+
+def test_captured_codex_prewarm_warms_the_backend_and_the_turn_continues_from_it(
+        gateway_factory, upstream, tmp_path):
+    """Codex 0.171's frames (prewarm, turn, tool follow-up, as captured) over a client
+    WebSocket: the prewarm reaches the backend's socket with generate: false, the
+    turn goes as previous_response_id = the prewarm's response + only its new items."""
+    capture = json.loads(CAPTURE.read_text())
+    upgrade = capture[0]["headers"]
+    frames = [e["frame"] for e in capture if e["kind"] == "client_frame"]
+    captured_ids = [e["response_id"] for e in capture if e["kind"] == "server_answer"]
+    keep = ("user-agent", "originator", "openai-beta", "x-codex-turn-metadata",
+            "x-codex-beta-features", "x-client-request-id", "session-id", "thread-id",
+            "x-codex-window-id")
+    headers = {k: v for k, v in upgrade.items() if k in keep}
+    gw = start(gateway_factory, upstream, tmp_path)
+    url = gw.url.replace("http://", "ws://") + "/v1/responses"
+    ids, answers = {}, []
+    with connect(url, additional_headers=auth_headers(**headers), open_timeout=10) as ws:
+        for frame, captured in zip(frames, captured_ids):
+            frame = dict(frame)
+            if "previous_response_id" in frame:
+                frame["previous_response_id"] = ids[frame["previous_response_id"]]
+            ws.send(json.dumps(frame))
+            answers.append(ws_answer(ws))
+            assert answers[-1][-1]["type"] == "response.completed", answers[-1][-1]
+            ids[captured] = answers[-1][-1]["response"]["id"]
+    prewarm, turn, follow_up = upstream.requests
+    assert {r["transport"] for r in (prewarm, turn, follow_up)} == {"websocket"}
+    assert len(upstream.handshakes) == 1
+    # The prewarm: on the backend's socket, generate: false, its input as Codex sent it.
+    assert prewarm["prewarm"] and prewarm["wire"]["generate"] is False
+    assert prewarm["body"]["input"] == frames[0]["input"]
+    assert [f["type"] for f in answers[0]] == ["response.created", "response.in_progress",
+                                               "response.completed"]
+    done = answers[0][-1]["response"]
+    assert done["id"] == f"resp_fake{prewarm['id']:04d}" and done["output"] == []
+    assert done["usage"]["input_tokens"] == done["usage"]["output_tokens"] == 0
+    # The turn continues from the prewarm's response with only its new items, under
+    # the prompt-cache identity the prewarm warmed (the capture's prompts are below
+    # the cache's 1024-token minimum; codex_session's show the cached tokens).
+    assert turn["wire"]["previous_response_id"] == done["id"]
+    assert turn["wire"]["input_items"] == len(frames[1]["input"])
+    assert turn["body"]["input"] == frames[0]["input"] + frames[1]["input"]
+    assert turn["cache_key"] == prewarm["cache_key"]
+    # The tool follow-up: only the tool output, after the turn's response.
+    assert follow_up["wire"]["previous_response_id"] == f"resp_fake{turn['id']:04d}"
+    assert follow_up["wire"]["input_items"] == 1
+    assert follow_up["body"]["input"][-1] == frames[2]["input"][0]
+
+
+def test_a_prewarm_whose_upgrade_is_refused_is_answered_by_the_gateway(
+        gateway_factory, upstream, tmp_path):
+    upstream.inject("http_500", at="upgrade")
+    gw = start(gateway_factory, upstream, tmp_path, workers=1)
+    assert codex_session(gw, turns=2) == ["turn 0", "turn 1"]
+    assert [s["status"] for s in upstream.handshakes] == [500]  # then HTTP for the period
+    assert [r["transport"] for r in upstream.requests] == ["http", "http"]
+    assert upstream.requests[0]["body"]["input"][0]["role"] == "developer"
 
 
 def test_a_refusing_backend_is_used_over_http_one_refusal_per_account_per_period(

@@ -77,6 +77,9 @@ def test_prewarm_is_answered_without_an_upstream_request(gw, upstream):
         prewarm(ws)
         prewarm(ws)  # twice on one connection: still nothing upstream
     assert upstream.requests == []
+    # The backend refuses WebSockets: one upgrade was tried for the prewarm, then the
+    # account is on HTTP (which has no prewarm) and the gateway answers it.
+    assert [s["status"] for s in upstream.handshakes] == [426]
 
 
 @pytest.mark.parametrize("path", ["/v1/responses", "/backend-api/codex/responses"])

@@ -127,6 +127,57 @@ def test_a_delta_always_rebuilds_the_full_input(sent, output, new_input):
         assert [hold(i) for i in rebuilt] == [hold(i) for i in new_input]
 
 
+
+# The delta rule and the backend must agree on what the model sees: two items the
+# rule holds equal must be the same to the backend (the fake renders an item as
+# the model sees it), or a delta would change the prompt and its cache.
+def _variants(text, flags):
+    """An assistant message with *text*, in one of the shapes clients send it back."""
+    with_id, with_status, annotated, output_part, as_string = flags
+    part = {"type": "output_text" if output_part else "input_text", "text": text}
+    if annotated:
+        part["annotations"] = []
+    item = {"type": "message", "role": "assistant",
+            "content": text if as_string else [part]}
+    if with_id:
+        item["id"] = "msg_x"
+    if with_status:
+        item["status"] = "completed"
+    return item
+
+
+VARIANT = st.builds(_variants, st.sampled_from(["hi", "hi!", ""]),
+                    st.tuples(*[st.booleans()] * 5))
+CALL_VARIANT = st.builds(lambda name, args, extra: {**({"id": "fc_9", "status": "completed"}
+                                                       if extra else {}),
+                                                    "type": "function_call", "call_id": "c1",
+                                                    "name": name, "arguments": args},
+                         st.sampled_from(["shell", "read"]),
+                         st.sampled_from(['{"cmd":"ls"}', '{"cmd": "ls"}']), st.booleans())
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.one_of(st.tuples(VARIANT, VARIANT), st.tuples(CALL_VARIANT, CALL_VARIANT)))
+def test_items_the_delta_rule_holds_equal_are_the_same_to_the_model(pair):
+    from tests.fakes.codex_answers import render_item
+    a, b = pair
+    if hold(a) == hold(b):
+        assert render_item(a) == render_item(b)
+
+
+@pytest.mark.parametrize("case,sent,output,new,expected", CASES, ids=[c[0] for c in CASES])
+def test_a_delta_never_changes_what_the_model_sees(case, sent, output, new, expected):
+    """The backend's context after a delta (what it holds + the new items) renders
+    as the client's full input would over HTTP; only reasoning the client could
+    not send back may be extra (the backend kept it)."""
+    from tests.fakes.codex_answers import render_item
+    got = delta(sent, output, new)
+    if got is None:
+        return
+    rebuilt = [i for i in sent + output + got
+               if i.get("type") != "reasoning" or any(hold(i) == hold(n) for n in new)]
+    assert [render_item(i) for i in rebuilt] == [render_item(i) for i in new]
+
 # -- the pool ----------------------------------------------------------------------------
 
 class FakeSocket:

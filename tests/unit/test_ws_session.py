@@ -51,6 +51,11 @@ class Stream:
 
     def close(self, outcome=None):
         self.closed_at = time.monotonic()
+        self.outcome = outcome
+
+    def discard(self):
+        self.closed_at = time.monotonic()
+        self.outcome = "discarded"
 
 
 class Upstream:
@@ -159,6 +164,94 @@ def test_prewarm_then_deltas_reach_the_upstream_as_full_inputs(pair):
     assert body["input"] == [BASE, user("go"), call, result]
     assert headers["x-codex-turn-state"] == "ts-1"
     assert session.responses == 2 and session.prewarms == 1 and session.expanded == 2
+
+
+# -- a prewarm forwarded to an upstream socket ------------------------------------------------
+
+def upstream_prewarm(rid="resp_up0"):
+    """What the backend's socket answers a generate:false: no output, no cost."""
+    response = {"id": rid, "status": "in_progress", "output": []}
+    usage = {"input_tokens": 0, "output_tokens": 0, "total_tokens": 0}
+    return [{"type": "response.created", "response": response},
+            {"type": "response.in_progress", "response": response},
+            {"type": "response.completed",
+             "response": {**response, "status": "completed", "usage": usage}}]
+
+
+@pytest.fixture
+def forwarding():
+    """(client, upstream, prewarms, session): a session whose prewarms may be forwarded."""
+    server_sock, client_sock = socket.socketpair()
+    upstream, prewarms = Upstream(), Upstream()
+    stopping = threading.Event()
+    session = Session(WebSocket(server_sock, 1 << 20), upstream, normalise,
+                      Headers({"session-id": "s-1"}), keepalive=0, stopping=stopping.is_set,
+                      tick=0.1, prewarm_upstream=prewarms)
+    thread = threading.Thread(target=session.run, daemon=True)
+    thread.start()
+    yield Client(client_sock), upstream, prewarms, session
+    stopping.set()
+    client_sock.close()
+    thread.join(5)
+    server_sock.close()
+
+
+def test_a_forwarded_prewarm_relays_the_upstreams_answer_and_is_continued(forwarding):
+    client, upstream, prewarms, session = forwarding
+    stream = Stream(upstream_prewarm())
+    prewarms.scripts.append(stream)
+    client.send({**FRAME, "generate": False, "input": [BASE]})
+    frames = client.until_done()
+    assert frames == upstream_prewarm()  # the backend's own answer, its id included
+    body, headers = prewarms.calls[0]
+    assert body["input"] == [BASE] and "generate" not in body and headers["session-id"] == "s-1"
+    assert stream.outcome == "prewarm" and upstream.calls == []
+    # The connection continues from the backend's prewarm as from any response.
+    upstream.scripts.append(Stream(answer(1, [user("hi")])))
+    client.send({**FRAME, "previous_response_id": "resp_up0", "input": [user("go")]})
+    assert client.until_done()[-1]["type"] == "response.completed"
+    assert upstream.calls[0][0]["input"] == [BASE, user("go")]
+    assert session.prewarms == 1 and session.responses == 1
+
+
+@pytest.mark.parametrize("script", [
+    None,                                                   # the upstream is reached over HTTP
+    GatewayError(503, "no account", code="no_upstream_account"),
+    [{"type": "error", "error": {"code": "upstream_connection_lost", "message": "gone"}}],
+    [{"type": "response.created", "response": {"id": "r"}},
+     {"type": "response.failed", "response": {"id": "r", "error": {"code": "server_error"}}}],
+], ids=["not-forwarded", "gateway-error", "broken", "failed"])
+def test_a_prewarm_that_cannot_be_forwarded_is_answered_here(forwarding, script):
+    client, upstream, prewarms, _ = forwarding
+    stream = Stream(script) if isinstance(script, list) else script
+    prewarms.scripts.append(stream)
+    client.send({**FRAME, "generate": False, "input": [BASE]})
+    frames = client.until_done()
+    assert [f["type"] for f in frames] == ["response.created", "response.in_progress",
+                                           "response.completed"]
+    rid = frames[-1]["response"]["id"]
+    assert rid.startswith("resp_gw") and frames[-1]["response"]["output"] == []
+    if isinstance(stream, Stream):
+        assert stream.outcome == "discarded"  # a failure nobody saw: no record of it
+    upstream.scripts.append(Stream(answer(1, [user("hi")])))
+    client.send({**FRAME, "previous_response_id": rid, "input": [user("go")]})
+    client.until_done()
+    assert upstream.calls[0][0]["input"] == [BASE, user("go")]
+
+
+def test_a_prewarm_the_upstream_does_not_answer_in_time_is_answered_here(
+        forwarding, monkeypatch):
+    from gateway import ws_session
+    monkeypatch.setattr(ws_session, "PREWARM_WAIT", 0.3)
+    client, _, prewarms, _ = forwarding
+    stream = Stream([upstream_prewarm()[0]] + [None] * 20)
+    prewarms.scripts.append(stream)
+    started = time.monotonic()
+    client.send({**FRAME, "generate": False, "input": [BASE]})
+    frames = client.until_done()
+    assert time.monotonic() - started < 2
+    assert frames[-1]["response"]["id"].startswith("resp_gw")
+    assert stream.outcome == "discarded"
 
 
 def test_bad_frames_get_error_frames_and_the_connection_stays_usable(pair):
