@@ -28,6 +28,7 @@ from collections.abc import Callable, Mapping
 from .dialects.responses import ws_frames
 from .dialects.responses.ws_memory import ConnectionMemory
 from .errors import GatewayError
+from .jsonio import dumps_text
 from .record import Outcome
 from .wsio import GOING_AWAY, INTERNAL_ERROR, Closed, WebSocket
 
@@ -178,19 +179,23 @@ class Session:
         try:
             self.turn_state.observe(turn, stream.client_headers().get(ws_frames.TURN_STATE))
             polled = time.monotonic()
-            for event in stream.events():
-                if event is None:  # the upstream is silent: is the client still there?
+            wants = collector.WANTS
+            for batch in stream.batches():
+                if batch is None:  # the upstream is silent: is the client still there?
                     self.ws.poll()
                     self._keepalive()
                     polled = time.monotonic()
                     continue
-                kind = event.type
-                if kind == "error":
-                    self.ws.send_json(ws_frames.error_event_frame(event.data))
-                else:
-                    self.ws.send_text(event.data_text)
-                if kind in collector.WANTS:
-                    collector.observe(kind, event.data)
+                texts = []
+                for event in batch:  # one frame per event, one write per upstream read
+                    kind = event.type
+                    if kind == "error":
+                        texts.append(dumps_text(ws_frames.error_event_frame(event.data)))
+                    else:
+                        texts.append(event.data_text)
+                    if kind in wants:
+                        collector.observe(kind, event.data)
+                self.ws.send_texts(texts)
                 now = time.monotonic()
                 if now - polled >= self.tick:
                     self.ws.poll()

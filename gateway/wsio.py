@@ -89,6 +89,13 @@ class WebSocket:
             raise Closed(1006, "not open")
         self._write(self.conn.send(TextMessage(data=text)))
 
+    def send_texts(self, texts: list[str]) -> None:
+        """Several text messages in one write (what the upstream sent together)."""
+        if self.conn.state is not ConnectionState.OPEN:
+            raise Closed(1006, "not open")
+        send = self.conn.send
+        self._write(b"".join([send(TextMessage(data=text)) for text in texts]))
+
     def send_json(self, value) -> None:
         self.send_text(dumps_text(value))
 

@@ -51,14 +51,19 @@ def frames(stream, translator: Translator):
     sequence), the upstream is not read further and the outcome says so.
     """
     outcome = None
+    feed = translator.feed
     try:
-        for event in stream.events():
-            if event is None:
+        for batch in stream.batches():
+            if batch is None:
                 tick = translator.tick()
                 if tick:
                     yield tick
                 continue
-            out = translator.feed(event)
+            out = []
+            for event in batch:  # what was read together is written together
+                out += feed(event)
+                if translator.done:
+                    break
             if out:
                 yield b"".join(out)
             if translator.done:

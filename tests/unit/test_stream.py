@@ -53,3 +53,26 @@ def test_an_untimed_answer_silent_for_the_read_timeout_ends_with_an_error_event(
                             timed=False, headers={})
     failure = stream.prime(1.0)
     assert failure is not None and failure.code == "upstream_timeout"
+
+
+def _stream(reads, **kw):
+    return UpstreamStream(Scripted(reads), RequestRecord("responses"), read_timeout=5,
+                          keepalive=1, timed=True, headers={}, **kw)
+
+
+def test_what_is_read_together_is_written_together():
+    """One upstream read, one write to the client, in both renderers."""
+    from gateway.dialects import translator
+    from gateway.dialects.chat.events import ChatStreamTranslator
+    from gateway.dialects.responses import events
+
+    deltas = [frame("response.output_text.delta", delta=t, output_index=0, content_index=0)
+              for t in ("a", "b", "c")]
+    reads = [frame("response.created", response={"id": "r1"}), b"".join(deltas), COMPLETED]
+    out = list(events.frames(_stream(reads)))
+    assert out == reads
+
+    chat = list(translator.frames(_stream(reads),
+                                  ChatStreamTranslator("gpt-5-codex", include_usage=False)))
+    assert len(chat) <= len(reads) + 1  # a write per read at most, and the closing [DONE]
+    assert all(b'"content":"%s"' % t in b"".join(chat) for t in (b"a", b"b", b"c"))

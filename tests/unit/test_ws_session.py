@@ -49,6 +49,10 @@ class Stream:
             else:
                 yield make_event(item)
 
+    def batches(self):  # one event per read, as a model streams
+        for event in self.events():
+            yield None if event is None else [event]
+
     def close(self, outcome=None):
         self.closed_at = time.monotonic()
         self.outcome = outcome

@@ -9,9 +9,15 @@ from ...sse import KEEPALIVE
 
 
 def frames(stream):
-    """SSE frames for an open stream; closes it whatever happens."""
+    """SSE frames for an open stream, one write per upstream read; closes it
+    whatever happens."""
     try:
-        for event in stream.events():
-            yield KEEPALIVE if event is None else event.raw
+        for batch in stream.batches():
+            if batch is None:
+                yield KEEPALIVE
+            elif len(batch) == 1:
+                yield batch[0].raw
+            else:
+                yield b"".join([event.raw for event in batch])
     finally:
         stream.close()
