@@ -7,7 +7,7 @@ import os
 import pytest
 import requests
 
-from tests.support import ERROR_BODIES, Gateway, audit_secrets, reset_logs
+from tests.support import ERROR_BODIES, Gateway, audit_secrets, audit_tracebacks, reset_logs
 
 
 def pytest_sessionstart(session):
@@ -55,6 +55,11 @@ def pytest_sessionfinish(session, exitstatus):
     if leaks:
         if reporter:
             reporter.write_line(f"SECRET AUDIT FAILED: {len(leaks)} leak(s): {leaks[:5]}")
+        session.exitstatus = 1
+    broken = audit_tracebacks()
+    if broken:
+        if reporter:
+            reporter.write_line(f"TRACEBACK AUDIT FAILED: a traceback in {broken[:5]}")
         session.exitstatus = 1
     if os.environ.get("CI") != "true":
         return

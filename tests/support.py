@@ -68,6 +68,14 @@ def audit_secrets(log_dir: Path = LOG_DIR) -> list[str]:
     return leaks
 
 
+def audit_tracebacks(log_dir: Path = LOG_DIR) -> list[str]:
+    """Logs of real processes (gunicorn, nginx, fakes) that hold a Python traceback:
+    bad input gets a clear error and a background thread never dies, so none may."""
+    return sorted(f.name for f in log_dir.iterdir()
+                  if f.is_file() and f.suffix == ".log"
+                  and "Traceback (most recent call last)" in f.read_text(errors="replace"))
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -124,13 +124,30 @@ class Link:
                      self.where, time.time() - since)
 
     def _claim_marker(self) -> bool:
-        """True when this process is the first of its instance to see the outage."""
+        """True when this process is the first of its instance to see the outage.
+
+        The marker appears with its owner already in it (written to a file of this
+        process, then hard-linked into place, which fails if the marker exists): a
+        sibling that saw the outage in the same millisecond once read an empty
+        marker, took it for a stale one, and logged the outage a second time."""
         if self.marker is None:
             return True
         owner = str(os.getppid()).encode()
+        mine = self.marker.with_name(f"{self.marker.name}.{os.getpid()}")
         for _ in range(2):
             try:
-                fd = os.open(self.marker, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+                fd = os.open(mine, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+                with os.fdopen(fd, "wb") as fh:
+                    fh.write(owner)
+            except OSError:  # no state dir: log from every worker rather than never
+                try:
+                    private_dir(self.marker.parent)
+                except OSError:
+                    return True
+                continue
+            try:
+                os.link(mine, self.marker)
+                return True
             except FileExistsError:
                 try:
                     if self.marker.read_bytes() == owner:
@@ -138,16 +155,13 @@ class Link:
                     self.marker.unlink()  # left by an earlier run of the instance
                 except OSError:
                     return False
-                continue
-            except OSError:  # no state dir: log from every worker rather than never
+            except OSError:
+                return True
+            finally:
                 try:
-                    private_dir(self.marker.parent)
+                    mine.unlink()
                 except OSError:
-                    return True
-                continue
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(owner)
-            return True
+                    pass
         return False
 
     def _release_marker(self) -> bool:

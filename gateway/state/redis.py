@@ -221,12 +221,23 @@ class RedisStore:
                             "(%g s); its lock had expired", account_id, self.lock_ttl)
 
 
+# Claim the quota poll of ARGV[1] at ARGV[2] unless someone did after ARGV[3].
+CLAIM_POLL = """
+local t = redis.call('HGET', KEYS[1], ARGV[1])
+if t and tonumber(t) > tonumber(ARGV[3]) then return 0 end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+return 1
+"""
+
+
 class RedisHealth:
     """:class:`gateway.accounts.health.HealthStore` on one Redis hash."""
 
     def __init__(self, link: Link, prefix: str):
         self.link = link
         self.key = prefix + "health"
+        self.poll_key = prefix + "quota_poll"
+        self._claim_poll = link.client.register_script(CLAIM_POLL)
         self._snap = _Snapshot(link, self.key, rows.normalise)
         self._pending: list[tuple[str, str, dict, float]] = []
         self._mutex = threading.Lock()
@@ -260,8 +271,18 @@ class RedisHealth:
     def mark_needs_login(self, account_id: str, reason: str, credential: str = "") -> None:
         self._change(account_id, "mark_needs_login", reason=reason, credential=credential)
 
-    def record_rate_limits(self, account_id: str, limits: dict) -> None:
-        self._change(account_id, "record_rate_limits", limits=limits)
+    def record_rate_limits(self, account_id: str, limits: dict, used: bool = True) -> None:
+        self._change(account_id, "record_rate_limits", limits=limits, used=used)
+
+    def claim_quota_poll(self, account_id: str, older_than: float) -> bool:
+        """One caller across workers and instances asks the usage endpoint for
+        *account_id* per interval (atomic in Redis). While Redis is unreachable
+        nobody polls: the windows are for display, a poll per worker is not."""
+        try:
+            return bool(self.link.run(lambda r: self._claim_poll(
+                keys=[self.poll_key], args=[account_id, time.time(), older_than], client=r)))
+        except StateUnavailable:
+            return False
 
     def record_used(self, account_id: str) -> None:
         self._change(account_id, "record_used")
@@ -271,6 +292,10 @@ class RedisHealth:
 
     def forget(self, account_id: str) -> None:
         self._change(account_id, "forget")
+        try:
+            self.link.run(lambda r: r.hdel(self.poll_key, account_id))
+        except StateUnavailable:
+            pass
 
     # -- plumbing ------------------------------------------------------------
     def _change(self, account_id: str, op: str, now: float | None = None, **args) -> bool:

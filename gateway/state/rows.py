@@ -67,7 +67,9 @@ def apply(row: dict | None, op: str, args: dict, now: float) -> tuple[dict | Non
         row.update(needs_login=True, login_reason=args["reason"],
                    login_credential=args.get("credential", ""))
     elif op == "record_rate_limits":
-        row.update(rate_limits=dict(args["limits"]), last_used=now)
+        row["rate_limits"] = dict(args["limits"])
+        if args.get("used", True):  # False: windows read from the usage endpoint
+            row["last_used"] = now
     elif op == "record_used":
         row["last_used"] = now
     elif op == "record_refresh":

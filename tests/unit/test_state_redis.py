@@ -141,7 +141,9 @@ CHANGES = st.one_of(
     st.tuples(st.just("mark_needs_login"),
               st.fixed_dictionaries({"reason": st.just("r"), "credential": st.just("fp")})),
     st.tuples(st.just("record_rate_limits"),
-              st.fixed_dictionaries({"limits": st.just({"primary": {"used_percent": 1.5}})})),
+              st.fixed_dictionaries({"limits": st.just({"primary": {"used_percent": 1.5}}),
+                                     "used": st.booleans()})),
+    st.tuples(st.just("claim_quota_poll"), st.fixed_dictionaries({"older_than": TIMES})),
     st.tuples(st.sampled_from(["record_used", "record_refresh", "forget"]), st.just({})),
 )
 
@@ -422,3 +424,37 @@ def test_usage_rows_are_shared_through_redis(redis_srv, tmp_path, prefix):
     assert [r.key_id for r in a.recent_errors(now - 86400)] == ["k2"]
     assert a.prune(now - 86400) == 1
     assert sum(g.requests for g in a.query(0, "total")) == 3
+
+
+def test_both_health_stores_have_the_whole_interface():
+    """The quota poll once existed only in SQLite: with Redis its thread died."""
+    import inspect
+
+    from gateway.accounts.health import HealthStore
+    from gateway.state.redis import RedisHealth
+    for name, member in vars(HealthStore).items():
+        if callable(member) and not name.startswith("_"):
+            for impl in (SQLiteHealth, RedisHealth):
+                assert inspect.signature(getattr(impl, name)) == inspect.signature(member), \
+                    (impl.__name__, name)
+
+
+def _claim(marker, barrier, results):
+    from gateway.state.link import Link
+    link = Link("redis://127.0.0.1:9/0", 0.1, marker=marker)
+    barrier.wait()
+    results.put(link._claim_marker())
+
+
+def test_workers_seeing_an_outage_at_once_log_it_once(tmp_path):
+    """Siblings (same parent) race for the outage marker: exactly one wins, every time."""
+    ctx = multiprocessing.get_context("fork")
+    for round_ in range(10):
+        marker = tmp_path / f"outage-{round_}"
+        barrier, results = ctx.Barrier(6), ctx.Queue()
+        procs = [ctx.Process(target=_claim, args=(marker, barrier, results)) for _ in range(6)]
+        for p in procs:
+            p.start()
+        for p in procs:
+            p.join(10)
+        assert sorted(results.get(timeout=5) for _ in procs) == [False] * 5 + [True]
