@@ -8,7 +8,7 @@ import json
 
 import pytest
 
-from tests.support import CLIENT_KEY
+from tests.support import CLIENT_KEY, Gateway, gateway_env
 
 from .clients import (CODEX_TURNS, CODEX_VERSIONS, HELLO, Home, codex_binary, envelope,
                       guide_file, run, run_full)
@@ -212,3 +212,30 @@ def test_codex_remote_compaction_passes_through(stack, fresh, tmp_path, version,
     later = [r for r in records if r["id"] > trigger["id"]]
     assert later and item in later[0]["body"]["input"], shape(later[0])
     assert len({envelope(r) for r in records}) == 1
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+def test_codex_over_websocket_to_a_websocket_backend_sends_only_new_items(fresh, tmp_path,
+                                                                          version):
+    """The real Codex CLI on a client WebSocket, the backend reached over its own: the
+    prewarm warms the backend, the turn and the tool follow-up go up as
+    previous_response_id plus their new items only, and the answer is right."""
+    fresh.configure(websocket="accept")
+    try:
+        with Gateway(gateway_env(fresh, tmp_path), workers=2, name="clients-upws") as gw:
+            home, env = codex_home(tmp_path, "builtin", gw.url + "/v1")
+            [out] = session(codex_binary(version), home, env, [TOOL_TURN])
+            logs = gw.logs()
+    finally:
+        fresh.configure(websocket=426)
+    assert "Tool result was:" in out and "gateway-tool-output" in out, out
+    prewarm, call, follow_up = fresh.requests
+    assert [r["transport"] for r in (prewarm, call, follow_up)] == ["websocket"] * 3
+    assert prewarm["prewarm"] and prewarm["wire"]["generate"] is False
+    assert call["wire"]["previous_response_id"] == f"resp_fake{prewarm['id']:04d}"
+    assert follow_up["wire"]["previous_response_id"] == f"resp_fake{call['id']:04d}"
+    assert follow_up["wire"]["input_items"] == 1  # only the function_call_output
+    assert call["wire"]["input_items"] < len(call["body"]["input"])
+    assert envelope(call) == envelope(follow_up)
+    assert follow_up["cached_tokens"] > 0
+    assert len(fresh.handshakes) == 1 and "upstream=websocket" in logs
