@@ -61,9 +61,9 @@ def upgrade():
         client_headers.remove(name)
     sock.sendall(wsio.handshake_response(key))
     ws = wsio.WebSocket(sock, st.config.server.max_body_bytes)
-    session = Session(ws, _open_upstream(st, g.principal), _normalise, client_headers,
-                      keepalive=st.keepalive, stopping=wsio.stopping,
-                      prewarm_upstream=_prewarm_upstream(st, g.principal))
+    session = Session(ws, _upstream(st, g.principal, st.executor.open), _normalise,
+                      client_headers, keepalive=st.keepalive, stopping=wsio.stopping,
+                      prewarm_upstream=_upstream(st, g.principal, st.executor.prewarm))
     session.run()  # until the socket ends; never raises
     return _Hijacked()
 
@@ -72,27 +72,18 @@ def _normalise(body: dict) -> dict:
     return translate_request(body).responses
 
 
-def _open_upstream(st, principal):
-    """The one place the WebSocket path calls the executor: one request record per
+def _upstream(st, principal, open_call):
+    """The one way the WebSocket path calls the executor: one request record per
     ``response.create`` frame, events ticking every ``TICK`` seconds so the session
-    notices a client that left or a worker shutting down."""
-    def open_upstream(body: dict, headers) -> object:
+    notices a client that left or a worker shutting down. *open_call* is
+    ``executor.open`` for a turn, ``executor.prewarm`` for a prewarm (forwarded on
+    the conversation's upstream socket when it is reached over WebSocket, else None:
+    answered locally)."""
+    def call(body: dict, headers) -> object:
         record = st.executor.record_for("responses", principal, "websocket", body.get("model"))
-        return st.executor.open(Call(body=body, headers=headers, principal=principal,
-                                     endpoint="responses", record=record, stream=True,
-                                     keepalive=TICK))
-    return open_upstream
-
-
-def _prewarm_upstream(st, principal):
-    """A prewarm frame to the executor: forwarded on the conversation's upstream
-    socket when it is reached over WebSocket, else None (answered locally)."""
-    def prewarm_upstream(body: dict, headers) -> object:
-        record = st.executor.record_for("responses", principal, "websocket", body.get("model"))
-        return st.executor.prewarm(Call(body=body, headers=headers, principal=principal,
-                                        endpoint="responses", record=record, stream=True,
-                                        keepalive=TICK))
-    return prewarm_upstream
+        return open_call(Call(body=body, headers=headers, principal=principal,
+                              endpoint="responses", record=record, stream=True, keepalive=TICK))
+    return call
 
 
 for _path in ("/v1/responses", "/backend-api/codex/responses"):
