@@ -67,17 +67,39 @@ def post(url: str, body: dict, headers: dict, timeout: tuple[float, float],
     must not have (a cookie jar shared by every account, redirects followed with
     the account's token, environment proxies) at about a quarter of the
     per-request cost (``bench.run``). Header values are still validated.
+
+    Connections are reused (see :class:`Reader`), so an upstream may close one
+    while it idles in the pool, just as it is taken: a request that finds its
+    connection closed before any answer byte is sent once more, on a new one.
     """
     prepared = _prepared(url).copy()
     prepared.prepare_headers(headers)
     prepared.prepare_body(jsonio.dumps(body), None)
-    try:
-        resp = session(pool_maxsize).get_adapter(url).send(prepared, stream=True,
-                                                           timeout=timeout)
-    except BaseException as exc:  # noqa: BLE001 - translated, or re-raised as is
-        raise translate(exc) from None
+    adapter = session(pool_maxsize).get_adapter(url)
+    for attempt in (1, 2):
+        try:
+            resp = adapter.send(prepared, stream=True, timeout=timeout)
+            break
+        except requests.exceptions.ConnectionError as exc:
+            if attempt == 1 and _closed_before_answer(exc):
+                continue
+            raise translate(exc) from None
+        except BaseException as exc:  # noqa: BLE001 - translated, or re-raised as is
+            raise translate(exc) from None
     prepared.body = None  # sent: an open stream need not keep the conversation
     return resp
+
+
+def _closed_before_answer(exc: requests.exceptions.ConnectionError) -> bool:
+    """urllib3's "Connection aborted": the peer closed or reset an established
+    connection before the status line (a new connection that fails is refused or
+    unreachable instead, and is not retried here: failover decides)."""
+    cause = exc.args[0] if exc.args else None
+    if not isinstance(cause, urllib3.exceptions.ProtocolError):
+        return False
+    inner = cause.args[1] if len(cause.args) > 1 else None
+    return isinstance(inner, (ConnectionResetError, BrokenPipeError)) or \
+        type(inner).__name__ == "RemoteDisconnected"
 
 
 def read_body(resp: requests.Response) -> bytes:

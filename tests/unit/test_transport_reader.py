@@ -16,9 +16,14 @@ class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
 
     peers: list = []
+    drop_second = False  # close a kept-alive connection when its second request comes
 
     def do_POST(self):
         self.rfile.read(int(self.headers["Content-Length"]))
+        if _Handler.drop_second and self.client_address in _Handler.peers:
+            self.close_connection = True  # the upstream's idle close, met just in time
+            self.connection.shutdown(2)
+            return
         _Handler.peers.append(self.client_address)
         self.send_response(200)
         if self.path == "/length":
@@ -92,3 +97,16 @@ def test_a_body_left_unread_closes_its_connection(server):
     reader.close()
     drain(transport.Reader(transport.post(server + "/length", {}, {}, (3, 3))), 5)
     assert len(set(_Handler.peers)) == 2
+
+
+def test_a_pooled_connection_closed_by_the_upstream_is_retried_once_on_a_new_one(server):
+    _Handler.peers.clear()
+    _Handler.drop_second = True
+    try:
+        for _ in range(3):
+            reader = transport.Reader(transport.post(server + "/length", {}, {}, (3, 3)))
+            assert b"".join(c for c in drain(reader, 5) if isinstance(c, bytes)) == FRAME * 3
+            reader.close()
+    finally:
+        _Handler.drop_second = False
+    assert len(set(_Handler.peers)) == 3  # each reuse met a closed connection: a new one
