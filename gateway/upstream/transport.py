@@ -36,6 +36,7 @@ _local = threading.local()
 _shared: dict = {}
 _shared_lock = threading.Lock()
 CHUNK = 65536
+RECV = 8192  # per recv: what http.client buffered; a larger one cost RSS per stream (bench)
 EOF = object()  # what ``Reader.next`` returns at the end of the body
 
 
@@ -231,6 +232,8 @@ class Reader:
         try:
             sock.settimeout(0)
             self._ready = self._decoder.feed(_take_buffered(fp))
+            if not getattr(body, "will_close", True):
+                body.fp = None  # http.client's 8 KB buffer is not needed any more
         except (OSError, framing.FramingError) as exc:
             self._chunks = _raising(exc)  # said at the first read, where errors are expected
             return
@@ -258,7 +261,7 @@ class Reader:
                 except (OSError, ValueError):
                     pass  # the socket is gone: the read says how
             try:
-                data = sock.recv(CHUNK)
+                data = sock.recv(RECV)
             except (BlockingIOError, InterruptedError, ssl.SSLWantReadError):
                 # Woken without a whole TLS record (or spuriously): wait again.
                 if deadline is None:
