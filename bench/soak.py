@@ -53,11 +53,13 @@ EXPECTED = {
     "stall": {"upstream_timeout"},
     "truncate": {"stream_truncated"},
     "response_failed": {"server_error", "response_failed"},
-    "error_event": {"rate_limit_exceeded"},
+    "error_event": {"rate_limit_exceeded", "all_accounts_cooling_down"},  # as http_429
 }
 COOLDOWN_WINDOW = 65.0  # longest cooldown an injected fault can cause (60 s cap + slack)
-# faults that put an account in cooldown (an in-stream rate limit does too)
-COOLING_FAULTS = {"http_500", "http_429", "error_event"}
+# faults that put an account in cooldown: every one of them may end an attempt before
+# the answer starts (in-stream failover, README "Accounts": 5xx and timeouts 5-60 s,
+# 429s for their Retry-After), and then the account cools, not only after HTTP errors
+COOLING_FAULTS = set(EXPECTED)
 
 
 # -- the client process ----------------------------------------------------------
@@ -269,7 +271,7 @@ def classify(records: list[dict], upstream: list[dict]) -> dict:
             if r.get("code") == "all_accounts_cooling_down" and not att:
                 recent = [a for a, times in http_faults.items()
                           if any(0 <= r["t0"] - t <= COOLDOWN_WINDOW for t in times)]
-                cause = "every account cooling after injected 5xx/429/rate-limit faults"
+                cause = "every account cooling after faults injected into its attempts"
                 ok = len(recent) >= len(ACCOUNT_IDS)
             else:
                 cause = last or "no fault"
