@@ -14,7 +14,7 @@ import pytest
 import requests
 
 from gateway.config import ServerConfig, UpstreamConfig
-from tests.support import auth_headers, stream_events
+from tests.support import CLIENT_KEY, auth_headers, stream_events
 
 from .harness import start_stack
 from .nginx import SHIPPED, Nginx, directive, seconds, size
@@ -194,16 +194,39 @@ def test_body_above_the_limit_is_an_openai_shaped_413(stack, upstream):
     assert upstream.requests == []  # never reached the gateway's upstream
 
 
-def test_gateway_down_is_an_openai_shaped_502(upstream):
+def test_body_above_the_limit_on_messages_is_an_anthropic_shaped_413(stack, upstream):
+    """Claude Code and the Anthropic SDKs read {"type":"error","error":{type, message}}."""
+    limit = size(directive(SHIPPED_TEXT, "client_max_body_size")[0])
+    data = b'{"model":"claude-opus-5-5","max_tokens":10,"messages":[{"role":"user","content":"' \
+        + b"x" * limit + b'"}]}'
+    resp = requests.post(stack.url + "/v1/messages", data=data, timeout=60,
+                         headers={"x-api-key": CLIENT_KEY, "Content-Type": "application/json",
+                                  "anthropic-version": "2023-06-01"})
+    assert resp.status_code == 413 and resp.headers["Content-Type"] == "application/json"
+    body = resp.json()
+    assert body["type"] == "error" and body["error"]["type"] == "request_too_large"
+    assert "32 MiB" in body["error"]["message"] and "code" not in body["error"]
+    assert upstream.requests == []
+
+
+def test_gateway_down_is_a_502_in_the_dialect_of_the_path(upstream):
     dead = socket.socket()
     dead.bind(("127.0.0.1", 0))  # bound, never listening: connection refused
     try:
         with Nginx(dead.getsockname()[1]) as nginx:
             resp = post(nginx.url, dict(BODY, stream=False))
+            messages = requests.post(nginx.url + "/v1/messages", timeout=30,
+                                     json={"model": "claude-opus-5-5", "max_tokens": 10,
+                                           "messages": [{"role": "user", "content": "hi"}]},
+                                     headers={"x-api-key": CLIENT_KEY})
     finally:
         dead.close()
     assert resp.status_code == 502 and resp.headers["Content-Type"] == "application/json"
     assert resp.json()["error"]["code"] == "gateway_unavailable"
+    assert messages.status_code == 502
+    assert messages.json() == {"type": "error", "error": {"type": "api_error", "message":
+                               messages.json()["error"]["message"]}}
+    assert "journalctl -u codex-gateway" in messages.json()["error"]["message"]
 
 
 # -- headers ---------------------------------------------------------------------------
