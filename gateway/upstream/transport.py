@@ -206,7 +206,6 @@ class Reader:
     __slots__ = ("_resp", "_sock", "_poll", "_body", "_decoder", "_ready", "_saved",
                  "_tls", "_chunks", "_released", "_eof")
 
-
     def __init__(self, resp: requests.Response):
         self._resp = resp
         self._released = self._eof = False
