@@ -76,6 +76,18 @@ def audit_tracebacks(log_dir: Path = LOG_DIR) -> list[str]:
                   and "Traceback (most recent call last)" in f.read_text(errors="replace"))
 
 
+def self_signed_cert(directory: Path, san: str | None = "IP:127.0.0.1") -> tuple[Path, Path]:
+    """A throwaway certificate for 127.0.0.1 (and its key), made with the openssl CLI;
+    *san* None leaves out the subjectAltName, so a verifying client refuses it."""
+    cert, key = directory / "cert.pem", directory / "key.pem"
+    extra = ["-addext", f"subjectAltName={san}"] if san else []
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                    "ec_paramgen_curve:prime256v1", "-nodes", "-days", "1", "-subj",
+                    "/CN=127.0.0.1", *extra, "-keyout", str(key), "-out", str(cert)],
+                   check=True, capture_output=True)
+    return cert, key
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -110,3 +110,67 @@ def test_a_pooled_connection_closed_by_the_upstream_is_retried_once_on_a_new_one
     finally:
         _Handler.drop_second = False
     assert len(set(_Handler.peers)) == 3  # each reuse met a closed connection: a new one
+
+
+# -- over TLS, as the real backend is reached -------------------------------------------
+# Two whole TLS records (16 KB) and a third of ~12 KB: more than one 8 KB read, so its
+# tail waits decrypted inside TLS, where poll cannot see it.
+BIG = b"event: big\ndata: " + b"y" * (2 * 16384 + 12000) + b"\n\n"
+
+
+class _TLSHandler(_Handler):
+    def do_POST(self):
+        self.rfile.read(int(self.headers["Content-Length"]))
+        _TLSHandler.peers.append(self.client_address)
+        self.send_response(200)
+        self.send_header("Transfer-Encoding", "chunked")
+        self.end_headers()
+        for frame in (FRAME, BIG, FRAME):
+            self.wfile.write(b"%x\r\n%s\r\n" % (len(frame), frame))
+            self.wfile.flush()
+            time.sleep(0.3)
+        self.wfile.write(b"0\r\n\r\n")
+
+
+@pytest.fixture(scope="module")
+def tls_server(tmp_path_factory):
+    import ssl
+
+    from tests.support import self_signed_cert
+    cert, key = self_signed_cert(tmp_path_factory.mktemp("tls"))
+    srv = ThreadingHTTPServer(("127.0.0.1", 0), _TLSHandler)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    srv.socket = context.wrap_socket(srv.socket, server_side=True)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    yield f"https://127.0.0.1:{srv.server_port}", str(cert)
+    srv.shutdown()
+
+
+def test_over_tls_every_byte_arrives_silence_ticks_and_the_connection_is_reused(tls_server):
+    """The reader's TLS path: decrypted bytes that poll cannot see (pending), records
+    split over reads, silence between chunks, the connection back to the pool."""
+    import requests
+
+    url, cert = tls_server
+    _TLSHandler.peers = []
+    with requests.Session() as session:
+        for _ in range(2):
+            resp = session.post(url, json={}, stream=True, verify=cert, timeout=(3, 3))
+            reader = transport.Reader(resp)
+            got = drain(reader, 0.1)
+            reader.close()
+            assert b"".join(c for c in got if isinstance(c, bytes)) == FRAME + BIG + FRAME
+            assert None in got  # the waits between chunks timed out: keep-alive ticks
+            # BIG came whole before any tick: decrypted bytes left in TLS were read at
+            # once, not after the next packet woke poll 0.3 s later.
+            seen, start = 0, None
+            for i, item in enumerate(got):
+                if isinstance(item, bytes):
+                    seen += len(item)
+                    if start is None and seen > len(FRAME):
+                        start = i
+                    if seen >= len(FRAME) + len(BIG):
+                        assert None not in got[start:i], got[start:i]
+                        break
+    assert len(_TLSHandler.peers) == 2 and len(set(_TLSHandler.peers)) == 1

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import socket
 import ssl
-import subprocess
 import threading
 
 import pytest
@@ -15,6 +14,7 @@ from wsproto.events import (AcceptConnection, CloseConnection, Ping, RejectConne
 
 from gateway.errors import UpstreamBroken, UpstreamUnreachable
 from gateway.upstream import websocket
+from tests.support import self_signed_cert
 
 
 class Backend:
@@ -151,11 +151,7 @@ def test_a_close_frame_from_the_backend_ends_the_socket():
 
 
 def test_wss_goes_through_tls(tmp_path):
-    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
-                    "ec_paramgen_curve:prime256v1", "-nodes", "-days", "1", "-subj",
-                    "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
-                    "-keyout", str(key), "-out", str(cert)], check=True, capture_output=True)
+    cert, key = self_signed_cert(tmp_path)
     server = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     server.load_cert_chain(cert, key)
     backend = Backend(tls=server)
@@ -172,11 +168,7 @@ def test_wss_goes_through_tls(tmp_path):
 
 
 def test_an_untrusted_certificate_is_refused(tmp_path):
-    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
-                    "ec_paramgen_curve:prime256v1", "-nodes", "-days", "1", "-subj",
-                    "/CN=127.0.0.1", "-keyout", str(key), "-out", str(cert)],
-                   check=True, capture_output=True)
+    cert, key = self_signed_cert(tmp_path, san=None)
     server = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     server.load_cert_chain(cert, key)
     backend = Backend(tls=server)
