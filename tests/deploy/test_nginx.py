@@ -209,6 +209,20 @@ def test_body_above_the_limit_on_messages_is_an_anthropic_shaped_413(stack, upst
     assert upstream.requests == []
 
 
+@pytest.mark.parametrize("path", ["/v1/responses", "/v1/messages"])
+def test_a_header_too_large_for_nginx_is_a_json_400(stack, upstream, path):
+    """nginx's 494 (a header over large_client_header_buffers) is JSON too, not HTML."""
+    resp = requests.post(stack.url + path, json={}, timeout=30,
+                         headers=auth_headers(**{"X-Huge": "h" * 20000}))
+    assert resp.status_code == 400 and resp.headers["Content-Type"] == "application/json"
+    body = resp.json()
+    if path == "/v1/messages":
+        assert body["type"] == "error" and body["error"]["type"] == "invalid_request_error"
+    else:
+        assert body["error"]["code"] == "bad_request"
+    assert "<html" not in resp.text and upstream.requests == []
+
+
 def test_gateway_down_is_a_502_in_the_dialect_of_the_path(upstream):
     dead = socket.socket()
     dead.bind(("127.0.0.1", 0))  # bound, never listening: connection refused
