@@ -90,3 +90,31 @@ def test_records_are_finished_once_with_the_outcome(make_client, upstream, caplo
     assert "dialect=responses transport=http status=200 outcome=completed" in lines[0]
     assert "input_tokens=" in lines[0] and "account=codex-acct-a" in lines[0]
     assert "status=400 outcome=rejected code=invalid_request" in lines[1]
+
+
+def test_a_connection_that_breaks_before_the_answer_is_retried_on_the_same_account(
+        make_client, upstream):
+    """A network blip is not the account's: the conversation keeps its account (and its
+    prompt cache), and the account does not cool."""
+    gw = make_client(accounts=("acct-a", "acct-b"), upstream_codex_transport="http")
+    upstream.inject("reset_after_created")
+    resp = gw.post("/v1/responses", dict(BODY, stream=True, prompt_cache_key="conv-blip"))
+    types = sse_types(resp)
+    assert types.count("response.created") == 1 and types[-1] == "response.completed"
+    broken, served = upstream.requests
+    assert broken["fault"] == "reset_after_created" and served.get("fault") is None
+    assert broken["account"] == served["account"]
+    again = gw.post("/v1/responses", dict(BODY, prompt_cache_key="conv-blip"))
+    assert again.status_code == 200
+    assert upstream.requests[-1]["account"] == served["account"]  # not cooling
+
+
+def test_a_connection_that_breaks_twice_fails_over_and_cools(make_client, upstream):
+    gw = make_client(accounts=("acct-a", "acct-b"), upstream_codex_transport="http")
+    upstream.inject("reset_after_created", count=2)
+    resp = gw.post("/v1/responses", dict(BODY, prompt_cache_key="conv-blip"))
+    assert resp.status_code == 200
+    first, retry, other = upstream.requests
+    assert first["account"] == retry["account"] != other["account"]
+    assert [r.get("fault") for r in (first, retry, other)] == \
+        ["reset_after_created", "reset_after_created", None]
