@@ -433,8 +433,9 @@ class FakeCodexUpstream(FakeServer):
             self._finish(record, req, err.status)
             req.send_json(err.status, err.body, {**headers, **err.headers})
 
-    def _answer(self, req, record, flavour, account, body, config, headers):
-        """Answer a valid request: stream (or JSON), honouring a queued fault."""
+    def _account_prompt(self, req, record, flavour, account, body):
+        """The prompt cache this request meets (per account + key + session, on both
+        transports): its key, prompt text, input tokens and cached tokens, recorded."""
         session = None
         if flavour == "codex":
             session = req.headers.get("session_id") or req.headers.get("session-id")
@@ -445,6 +446,12 @@ class FakeCodexUpstream(FakeServer):
             cached = cached_tokens(self._cache.get(key), text, input_tokens)
             record.update(account=account, cache_key=list(key), input_tokens=input_tokens,
                           cached_tokens=cached)
+        return key, text, input_tokens, cached
+
+    def _answer(self, req, record, flavour, account, body, config, headers):
+        """Answer a valid request: stream (or JSON), honouring a queued fault."""
+        key, text, input_tokens, cached = self._account_prompt(req, record, flavour, account,
+                                                               body)
         fault = self._take_fault(account)
         if fault:
             with self.lock:
@@ -631,14 +638,8 @@ class FakeCodexUpstream(FakeServer):
             account = self._validate(req, "codex", body)
         except UpstreamError as err:
             return fail(err.status, err.body, err.headers)
-        session = req.headers.get("session_id") or req.headers.get("session-id")
-        key = ("codex", account, body.get("prompt_cache_key"), session)
-        prompt = prompt_text(body)
-        input_tokens = count_tokens(prompt)
-        with self.lock:
-            cached = cached_tokens(self._cache.get(key), prompt, input_tokens)
-            record.update(account=account, cache_key=list(key), input_tokens=input_tokens,
-                          cached_tokens=cached)
+        key, prompt, input_tokens, cached = self._account_prompt(req, record, "codex", account,
+                                                                 body)
         if frame.get("generate") is False:
             return self._ws_prewarm(req, ws, record, body, memory, (key, prompt))
         fault = self._take_fault(account)
