@@ -33,11 +33,6 @@ NO_ACCOUNT_MESSAGE = (
     "`codex-gateway login` or `codex-gateway accounts add-key` on the gateway host."
 )
 TRANSPORT_COOLDOWN = 5.0  # seconds an unreachable account is skipped
-# A connection that broke before the answer started (reset, cut short) is a network blip,
-# not the account's: the same account is tried once more on a new connection before the
-# account cools and the request fails over. The conversation keeps its account and so its
-# prompt cache. Timeouts are not retried (they already waited), nor refused connections.
-BROKEN_CODES = frozenset({"upstream_connection_lost", "stream_truncated"})
 # How long a streaming client may wait for the answer to start while the executor
 # can still fail over on an early failure event (keep-alives take over after it).
 FIRST_EVENT_WAIT = 1.0
@@ -219,6 +214,10 @@ class Executor:
         cont = continuity.bind_account(base_cont, account.id, call.principal, cfg.continuity)
         rec.continuity_hash = cont.short_hash
         timeout = (cfg.upstream.connect_timeout, cfg.upstream.read_timeout)
+        # retried_broken: a connection that broke before the answer started is a network
+        # blip, not the account's: tried once more on a new connection before the account
+        # cools and the request fails over, so the conversation keeps its account and its
+        # prompt cache. Timeouts (they already waited) and refused connections are not.
         refreshed = retried_param = retried_broken = False
         while True:
             body, dropped = profile.prepare(call.body, cont)
@@ -231,7 +230,7 @@ class Executor:
                                   timeout)
             except TransportError as exc:
                 failure = failures.transport_failure(exc)
-                if failure.code in BROKEN_CODES and not retried_broken:
+                if failure.code in failures.BROKEN_CODES and not retried_broken:
                     retried_broken = True
                     continue  # a connection that broke: once more, same account, new connection
                 self.pool.record_failure(account, failure.status, failure.code,
@@ -248,7 +247,7 @@ class Executor:
                     stream.discard()
                     if self.sockets.falls_back(resp, account, failure):
                         continue  # the socket broke before the answer started: HTTP serves it
-                    if failure.code in BROKEN_CODES and not retried_broken:
+                    if failure.code in failures.BROKEN_CODES and not retried_broken:
                         retried_broken = True
                         continue  # broke before the answer started: once more, same account
                     raise self._classify(account, failure)

@@ -43,6 +43,10 @@ STATUS_BY_CODE = {
     "upstream_timeout": 504,
 }
 USAGE_LIMIT_CODES = frozenset({"usage_limit_reached", "usage_not_included"})
+# A connection that broke (reset, body cut short): about the path to the upstream, not
+# the account. Before the answer starts the executor tries such an attempt once more on
+# the same account; a broken upstream WebSocket falls back to HTTP (upstream/sockets.py).
+BROKEN_CODES = frozenset({"upstream_connection_lost", "stream_truncated"})
 DEFAULT_RATE_LIMIT_WAIT = 30.0
 
 _UNSUPPORTED = re.compile(r"(?:Unsupported|Unknown|Unrecognized) parameter:?\s*'?\"?([A-Za-z0-9_.\[\]]+)")

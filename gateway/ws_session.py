@@ -128,8 +128,7 @@ class Session:
         forwarded = self._forward_prewarm(body, headers)
         if forwarded is not None:
             texts, response_id = forwarded
-            for text in texts:
-                self.ws.send_text(text)
+            self.ws.send_texts(texts)
         else:
             response_id = ws_frames.new_response_id()
             for event in ws_frames.prewarm_events(response_id, body.get("model", "")):

@@ -66,7 +66,7 @@ from pathlib import Path
 import orjson
 from requests.structures import CaseInsensitiveDict
 
-from .. import jsonio
+from .. import failures, jsonio
 from ..errors import TransportError, UpstreamBroken, UpstreamTimeout
 from ..statefiles import atomic_write, private_dir
 from . import transport, websocket
@@ -78,8 +78,6 @@ FALLBACK_FILE = "upstream-websocket-fallback.json"
 PROBE_AFTER = 30.0
 PROBE_WAIT = 2.0
 REAP_EVERY = 15.0
-# In-stream codes that mean the socket broke before the answer started (HTTP serves it).
-BROKEN_CODES = frozenset({"upstream_connection_lost", "stream_truncated"})
 TERMINAL = frozenset({"response.completed", "response.incomplete", "response.failed", "error"})
 # Refused upgrades that are about the account (its login, its limit), not about
 # WebSockets: HTTP serves that request, and the account is not kept on HTTP.
@@ -557,7 +555,7 @@ class CodexSockets:
         """After a failure before the answer started: should HTTP serve it instead?"""
         if self.mode != "auto" or getattr(resp, "transport", None) != "websocket":
             return False
-        if failure.code not in BROKEN_CODES:
+        if failure.code not in failures.BROKEN_CODES:  # broke before the answer: HTTP
             return False
         self.fallback.mark(account.id)
         return True
