@@ -24,10 +24,10 @@ import hashlib
 import logging
 import threading
 import time
-import weakref
 from dataclasses import dataclass, field
 
 from .. import state as state_mod
+from ..background import weak_loop
 from ..errors import GatewayError
 from ..state import StateUnavailable
 from . import oauth, ranking, tokens
@@ -344,19 +344,11 @@ def _watch(pool: AccountPool) -> None:
     even while it serves no request: an outage is served from that copy, so a
     worker idle since an account was imported must still know it. One GET of
     each change counter per interval; the thread ends with its pool."""
-    ref = weakref.ref(pool)
+    def tick(current: AccountPool) -> None:
+        current.records()
+        current.health.snapshot()
 
-    def run() -> None:
-        while True:
-            time.sleep(WATCH_INTERVAL)
-            current = ref()
-            if current is None:
-                return
-            current.records()
-            current.health.snapshot()
-            del current
-
-    threading.Thread(target=run, name="state-watch", daemon=True).start()
+    weak_loop(pool, WATCH_INTERVAL, tick, "state-watch").start()
 
 
 def _notify(hooks, *args) -> None:

@@ -67,6 +67,7 @@ import orjson
 from requests.structures import CaseInsensitiveDict
 
 from .. import failures, jsonio
+from ..background import weak_loop
 from ..errors import TransportError, UpstreamBroken, UpstreamTimeout
 from ..statefiles import atomic_write, private_dir
 from . import transport, websocket
@@ -291,24 +292,18 @@ class SocketPool:
             c.socket.close(1001)
 
     def _start_reaper(self) -> None:
-        ref = weakref.ref(self)
         period = max(0.05, min(REAP_EVERY, self.idle_seconds / 2))
 
-        def reap():
-            while True:
-                time.sleep(period)
-                pool = ref()
-                if pool is None:
-                    return
-                pool.sweep()
-                pool.keepalive()
-                with pool._lock:
-                    if not pool._idle:
-                        pool._reaper = None
-                        return
-                del pool
+        def reap(pool: SocketPool) -> bool:
+            pool.sweep()
+            pool.keepalive()
+            with pool._lock:
+                if not pool._idle:
+                    pool._reaper = None
+                    return False  # nothing left to reap: the next checkin starts one
+            return True
 
-        thread = threading.Thread(target=reap, name="upstream-ws-reaper", daemon=True)
+        thread = weak_loop(self, period, reap, "upstream-ws-reaper")
         with self._lock:
             if self._reaper is not None and self._reaper.is_alive():
                 return
