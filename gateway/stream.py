@@ -25,6 +25,9 @@ from .record import Outcome, RequestRecord
 from .sse import Event, SSEParser
 from .upstream import transport
 
+# A relayed stream's reader has nothing yet: the loop waits on the socket (gateway.relay).
+WAITING = transport.WAITING
+
 # Events that only announce a response; anything else means the answer started.
 LIFECYCLE = frozenset({"response.created", "response.in_progress", "response.queued"})
 FAILURE_TYPES = frozenset({"response.failed", "error"})
@@ -70,8 +73,8 @@ class UpstreamStream:
         """The next chunk's events; None when nothing arrived in *timeout*."""
         try:
             chunk = self._reader.next(timeout if timeout is not None else self.read_timeout)
-            if chunk is None:
-                return None
+            if chunk is None or chunk is WAITING:
+                return chunk
         except TransportError as exc:
             return self._end(failures.error_event(exc.code, exc.message), Outcome.UPSTREAM_ERROR)
         if chunk is transport.EOF:
@@ -165,9 +168,12 @@ class UpstreamStream:
             self.record.mark_first_byte()
             yield pending
         silent = 0.0
-        wait = self.keepalive if self.keepalive > 0 else self.read_timeout
+        wait = self.tick_seconds
         while not self._eof:
             events = self._read(wait)
+            if events is WAITING:  # relayed: nothing yet, the loop calls again
+                yield WAITING
+                continue
             if events is None:
                 silent += wait
                 if silent >= self.read_timeout:
@@ -179,6 +185,28 @@ class UpstreamStream:
             if events:
                 self.record.mark_first_byte()
                 yield events
+
+    @property
+    def tick_seconds(self) -> float:
+        """How long a silence lasts before a keep-alive tick (or counts toward the
+        read timeout)."""
+        return self.keepalive if self.keepalive > 0 else self.read_timeout
+
+    def relay(self) -> int | None:
+        """Hand the rest of this answer's reading to a loop: the socket to wait on,
+        after which :meth:`batches` yields ``WAITING`` instead of waiting; None (and
+        nothing changes) when the answer cannot be relayed (it is over, or it is an
+        upstream WebSocket's answer)."""
+        reader = self._reader
+        fd = reader.relay_fd() if isinstance(reader, transport.Reader) else None
+        if fd is not None and not self._eof:
+            reader.relay()
+            return fd
+        return None
+
+    def tick(self) -> None:
+        """Relayed: a keep-alive interval passed in silence (the loop's clock)."""
+        self._reader.tick()
 
     def events(self) -> Iterator[Event | None]:
         """Every event in order, one at a time (None: a keep-alive tick)."""

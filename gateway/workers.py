@@ -86,6 +86,8 @@ _TABLE: tuple = (
     ((h.ParseException,), 400, "Bad Request", "invalid_request",
      "The request is not valid HTTP/1.1.", True),
 )
+RELAY_KEY = "codex_gateway.relay"  # gateway.relay.ENVIRON_KEY (not imported: see gateway_error)
+
 _INTERNAL = Rejection(500, "Internal Server Error", "internal_error", "Internal gateway error.",
                       False)
 
@@ -160,10 +162,14 @@ class GuardedInput:
             raise gateway_error(rejection_for(exc)) from None
 
 
-def guard_input(app):
-    """WSGI middleware: the application reads the body through :class:`GuardedInput`."""
+def guard_input(app, relay_ok: bool = False):
+    """WSGI middleware: the application reads the body through :class:`GuardedInput`;
+    *relay_ok*: the client socket is plain HTTP that :mod:`gateway.relay` may
+    write to (said in the environ)."""
     def guarded(environ, start_response):
         environ["wsgi.input"] = GuardedInput(environ["wsgi.input"])
+        if relay_ok:
+            environ[RELAY_KEY] = True
         return app(environ, start_response)
     return guarded
 
@@ -173,7 +179,9 @@ class ThreadWorker(gthread.ThreadWorker):
 
     def load_wsgi(self):
         super().load_wsgi()
-        self.wsgi = guard_input(self.wsgi)
+        cfg = self.cfg
+        plain = not cfg.is_ssl and getattr(cfg, "protocol", "http") == "http"
+        self.wsgi = guard_input(self.wsgi, relay_ok=plain)
 
     def handle_error(self, req, client, addr, exc):
         started = datetime.now()

@@ -44,4 +44,4 @@ def create():
         return common.json_response(completion, headers=headers)
     translator = ChatStreamTranslator(model, include_usage=req.include_usage,
                                       tool_names=req.tool_names, stop=req.stop)
-    return common.sse_response(frames(upstream, translator), headers)
+    return common.sse_response(frames(upstream, translator), headers, upstream)

@@ -11,6 +11,7 @@ from flask import g
 from flask import request
 
 from .. import jsonio
+from .. import relay
 from ..errors import bad_request
 from ..record import RequestRecord
 
@@ -68,10 +69,31 @@ def json_response(payload: dict, status: int = 200, headers: dict | None = None)
                     headers=headers or {}, mimetype="application/json")
 
 
-def sse_response(frames, headers: dict) -> Response:
+def sse_response(frames, headers: dict, stream=None) -> Response:
     """*frames* yields bytes only, so gunicorn iterates it as it is: no werkzeug
-    encoding and closing wrappers, two Python frames per write fewer."""
+    encoding and closing wrappers, two Python frames per write fewer. With the
+    open upstream *stream*, under the gateway's gunicorn worker, the answer after
+    its first frames is carried by the worker's relay (:mod:`gateway.relay`)."""
     merged = dict(SSE_HEADERS)
     merged.update(headers)
+    if stream is not None:
+        frames = relayed(frames, stream)
     return Response(frames, headers=merged, mimetype="text/event-stream",
                     direct_passthrough=True)
+
+
+def relayed(frames, stream):
+    """*frames* as a relayed body where this connection allows it: plain HTTP/1.1
+    under :class:`gateway.workers.ThreadWorker` (which marks such requests), and
+    ``server.relay`` on. Anything else (TLS in gunicorn, HTTP/1.0, HEAD, gevent,
+    Flask's test client) keeps a thread per stream."""
+    environ = request.environ
+    if (not state().config.server.relay or not environ.get(relay.ENVIRON_KEY)
+            or environ.get("SERVER_PROTOCOL") != "HTTP/1.1"
+            or environ.get("REQUEST_METHOD") == "HEAD"):
+        return frames
+    loop = relay.shared()
+    client = environ.get("gunicorn.socket")
+    if loop is None or client is None:
+        return frames
+    return relay.Body(frames, stream, loop, client)

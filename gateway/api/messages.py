@@ -48,7 +48,7 @@ def create():
     translator = MessagesStreamTranslator(req.model, thinking=req.thinking,
                                           tool_names=req.tool_names, stop=req.stop,
                                           input_tokens=estimate_input_tokens(req.responses))
-    return common.sse_response(frames(upstream, translator), headers)
+    return common.sse_response(frames(upstream, translator), headers, upstream)
 
 
 @bp.post("/v1/messages/count_tokens")

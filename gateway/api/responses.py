@@ -37,4 +37,4 @@ def create():
     headers = upstream.client_headers()
     if not req.stream:
         return common.json_response(st.executor.collect(upstream), headers=headers)
-    return common.sse_response(events.frames(upstream), headers)
+    return common.sse_response(events.frames(upstream), headers, upstream)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from ..record import Outcome
 from ..sse import KEEPALIVE, Event
+from ..stream import WAITING
 
 
 class Translator:
@@ -54,6 +55,9 @@ def frames(stream, translator: Translator):
     feed = translator.feed
     try:
         for batch in stream.batches():
+            if batch is WAITING:  # relayed: nothing yet (gateway.relay calls again)
+                yield WAITING
+                continue
             if batch is None:
                 tick = translator.tick()
                 if tick:

@@ -38,6 +38,7 @@ _shared_lock = threading.Lock()
 CHUNK = 65536
 RECV = 8192  # per recv: what http.client buffered; a larger one cost RSS per stream (bench)
 EOF = object()  # what ``Reader.next`` returns at the end of the body
+WAITING = object()  # what a relayed reader returns when the socket has nothing yet
 
 
 def session(pool_maxsize: int = 16) -> requests.Session:
@@ -204,11 +205,11 @@ class Reader:
     """
 
     __slots__ = ("_resp", "_sock", "_poll", "_body", "_decoder", "_ready", "_saved",
-                 "_tls", "_chunks", "_released", "_eof")
+                 "_tls", "_chunks", "_released", "_eof", "_relayed", "_tick", "_drained")
 
     def __init__(self, resp: requests.Response):
         self._resp = resp
-        self._released = self._eof = False
+        self._released = self._eof = self._relayed = self._tick = self._drained = False
         self._ready = b""
         self._poll = self._decoder = None
         self._chunks = None
@@ -249,6 +250,8 @@ class Reader:
             return next(self._chunks, EOF)
         if self._eof:
             return EOF
+        if self._relayed:
+            return self._next_relayed()
         sock, poll = self._sock, self._poll
         deadline = None
         while True:
@@ -268,25 +271,74 @@ class Reader:
                 continue
             except OSError as exc:
                 raise translate(exc) from None
-            decoder = self._decoder
-            if not data:
-                self._eof = True
-                try:
-                    decoder.at_eof()
-                except framing.FramingError as exc:
-                    raise UpstreamBroken(str(exc)) from None
-                return EOF
-            try:
-                out = decoder.feed(data)
-            except framing.FramingError as exc:
-                raise UpstreamBroken(str(exc)) from None
-            if decoder.done:
-                self._release()
-                return out or EOF
+            out = self._decode(data)
             if out:
                 return out
             if deadline is None:  # only framing bytes came: keep waiting, same deadline
                 deadline = time.monotonic() + timeout
+
+    # -- relayed: a loop waits on the socket for this reader (gateway.relay) --------
+    def relay_fd(self) -> int | None:
+        """The socket a loop may wait on for the rest of the body; None when this
+        reader cannot be relayed (the body is over, or read the slow way)."""
+        if self._chunks is not None or self._eof or self._poll is None:
+            return None
+        try:
+            return self._sock.fileno()
+        except OSError:
+            return None
+
+    def relay(self) -> None:
+        """From now on ``next`` never waits: ``WAITING`` when the socket has
+        nothing, ``None`` once after :meth:`tick` (a keep-alive interval passed)."""
+        self._relayed = True
+
+    def tick(self) -> None:
+        self._tick = True
+
+    def _next_relayed(self):
+        if self._tick:
+            self._tick = False
+            return None
+        if self._drained:  # the last recv emptied the socket: no EAGAIN to provoke
+            self._drained = False
+            return WAITING
+        sock = self._sock
+        while True:
+            try:
+                data = sock.recv(RECV)
+            except (BlockingIOError, InterruptedError, ssl.SSLWantReadError):
+                return WAITING
+            except OSError as exc:
+                raise translate(exc) from None
+            out = self._decode(data)
+            # A short read took all the kernel had (TLS: and nothing is left decrypted);
+            # asking again would only raise EAGAIN, whose exception costs ~2 µs.
+            drained = len(data) < RECV and not (self._tls and sock.pending())
+            if out:
+                self._drained = drained
+                return out
+            if drained:
+                return WAITING
+
+    def _decode(self, data: bytes):
+        """The body bytes in *data* (``b""``: framing only), ``EOF`` at the end."""
+        decoder = self._decoder
+        if not data:
+            self._eof = True
+            try:
+                decoder.at_eof()
+            except framing.FramingError as exc:
+                raise UpstreamBroken(str(exc)) from None
+            return EOF
+        try:
+            out = decoder.feed(data)
+        except framing.FramingError as exc:
+            raise UpstreamBroken(str(exc)) from None
+        if decoder.done:
+            self._release()
+            return out or EOF
+        return out
 
     def _release(self) -> None:
         """The body ended as framed: the connection goes back to the pool."""

@@ -6,14 +6,17 @@ Responses events -> the client's SSE: the exact bytes the upstream sent
 from __future__ import annotations
 
 from ...sse import KEEPALIVE
+from ...stream import WAITING
 
 
 def frames(stream):
     """SSE frames for an open stream, one write per upstream read; closes it
-    whatever happens."""
+    whatever happens. ``WAITING`` passes through (a relayed stream has nothing yet)."""
     try:
         for batch in stream.batches():
-            if batch is None:
+            if batch is WAITING:
+                yield WAITING
+            elif batch is None:
                 yield KEEPALIVE
             elif len(batch) == 1:
                 yield batch[0].raw
