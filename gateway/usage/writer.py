@@ -142,27 +142,27 @@ class UsageWriter:
         try:
             self.store.add(batch)
         except Exception as exc:  # noqa: BLE001 - sqlite3.Error, OSError, a Redis error later
-            self._drop("store_error", len(batch))
-            self._lost_in_outage += len(batch)
             close = getattr(self.store, "close", None)
             if close is not None:
                 close()  # reopen on the next batch: the disk may come back
+            # Said before counted: whoever sees the count sees the log line too.
             if not self._store_down:
                 self._store_down = True
-                if getattr(exc, "shared_outage", False):
-                    return False  # the state store logs its outage once per instance
-                log.error("usage store %s cannot be written (%s): usage rows are dropped and "
-                          "counted (codex_gateway_usage_rows_dropped_total); requests are "
-                          "still served", self.where, _reason(exc))
+                if not getattr(exc, "shared_outage", False):  # else its store logs it
+                    log.error("usage store %s cannot be written (%s): usage rows are dropped "
+                              "and counted (codex_gateway_usage_rows_dropped_total); requests "
+                              "are still served", self.where, _reason(exc))
+            self._lost_in_outage += len(batch)
+            self._drop("store_error", len(batch))
             return False
-        self.written += len(batch)
-        if self.on_written is not None:
-            self.on_written(len(batch))
         if self._store_down:
             self._store_down = False
             log.warning("usage store %s is writable again; %d usage rows were lost",
                         self.where, self._lost_in_outage)
             self._lost_in_outage = 0
+        self.written += len(batch)
+        if self.on_written is not None:
+            self.on_written(len(batch))
         return True
 
     def _maintain(self) -> None:
