@@ -210,6 +210,28 @@ def test_client_disconnect_closes_upstream_within_a_second(gw, upstream):
     assert rec["client_closed_at"] - closed_at < 1.0
 
 
+def test_a_client_leaving_while_the_upstream_is_silent_closes_it_at_once(gw, upstream):
+    """The worker's relay watches the client socket (EPOLLRDHUP): the upstream is closed
+    when the client leaves, not at the next keep-alive write (1 s here) or the one after
+    it, which is when a write first fails."""
+    upstream.configure(silence=4)
+    resp = post(gw, "/v1/responses", BODY, stream=True)
+    seen = b""
+    it = resp.iter_content(chunk_size=None)
+    while b"response.in_progress" not in seen:
+        seen += next(it)
+    closed_at = time.time()
+    resp.raw._fp.fp.raw._sock.close()
+    resp.close()
+    rec = upstream.requests[-1]
+    deadline = closed_at + 5
+    while time.time() < deadline and not rec.get("client_closed_at"):
+        time.sleep(0.02)
+        rec = upstream.requests[-1]
+    assert rec.get("client_closed_at"), rec
+    assert rec["client_closed_at"] - closed_at < 0.5
+
+
 def test_keepalive_comments_during_silence(gw, upstream):
     upstream.configure(silence=2.5)
     resp = post(gw, "/v1/responses", BODY, stream=True)
