@@ -295,6 +295,10 @@ class Relay:
             flow.frames.close()  # runs the renderer's finally: the upstream answer closes
         except Exception:  # noqa: BLE001
             log.exception("relay: closing a stream failed")
+        # Its timer entry stays in the heap until due (up to a keep-alive interval):
+        # it must not keep the answer's buffers alive that long.
+        flow.frames = flow.stream = flow.client = None
+        flow.out = b""
         flow.done.set()
 
 
