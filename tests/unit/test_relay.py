@@ -41,9 +41,10 @@ class Upstream:
     """One chunked answer per connection, written as the test says: bytes (one
     chunk each), ``"end"`` (the last chunk) or ``"close"`` (cut the connection)."""
 
-    def __init__(self):
+    def __init__(self, tls=None):
         self.srv = socket.create_server(("127.0.0.1", 0))
-        self.url = f"http://127.0.0.1:{self.srv.getsockname()[1]}"
+        self.tls = tls  # a server-side SSLContext, or None
+        self.url = f"{'https' if tls else 'http'}://127.0.0.1:{self.srv.getsockname()[1]}"
         self.script: queue.Queue = queue.Queue()
         self.closed = threading.Event()  # the gateway closed its side
         threading.Thread(target=self._serve, daemon=True).start()
@@ -57,6 +58,8 @@ class Upstream:
             threading.Thread(target=self._answer, args=(conn,), daemon=True).start()
 
     def _answer(self, conn):
+        if self.tls is not None:
+            conn = self.tls.wrap_socket(conn, server_side=True)
         data = b""
         while b"\r\n\r\n" not in data:
             data += conn.recv(65536)
@@ -123,8 +126,13 @@ class Client:
         return self.got
 
 
-def open_stream(upstream, *, keepalive=5.0, read_timeout=30.0, settle=0.0):
-    resp = transport.post(upstream.url + "/x", {}, {}, (3, 3))
+def open_stream(upstream, *, keepalive=5.0, read_timeout=30.0, settle=0.0, verify=None):
+    if verify:
+        import requests
+        resp = requests.post(upstream.url + "/x", json={}, stream=True, verify=verify,
+                             timeout=(3, 3))
+    else:
+        resp = transport.post(upstream.url + "/x", {}, {}, (3, 3))
     time.sleep(settle)  # let what the upstream already sent arrive before the reader starts
     record = RequestRecord("responses")
     stream = UpstreamStream(resp, record, read_timeout=read_timeout, keepalive=keepalive,
@@ -304,3 +312,40 @@ def test_an_answer_that_ended_in_its_first_read_is_not_relayed(loop, upstream):
 def test_the_worker_marks_relayable_requests_with_the_relay_s_key():
     from gateway import workers
     assert workers.RELAY_KEY == relay.ENVIRON_KEY
+
+
+def test_over_tls_a_record_larger_than_a_read_arrives_whole_at_once(tmp_path, loop):
+    """Decrypted bytes TLS holds past one read are invisible to epoll: the relayed
+    reader reads on while ``pending()`` says so, or the rest would wait for the
+    upstream's next packet (here 1 s later)."""
+    import ssl
+
+    from tests.support import self_signed_cert
+    cert, key = self_signed_cert(tmp_path)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    upstream = Upstream(tls=context)
+    try:
+        client = Client()
+        upstream.send(CREATED, delta(0))
+        stream, record = open_stream(upstream, verify=str(cert))
+        assert stream.prime(2.0) is None
+        body = relay.Body(events.frames(stream), stream, loop, client.gateway)
+        client.gateway.sendall(next(body))
+        ended = []
+        thread = threading.Thread(target=lambda: ended.append(list(body)), daemon=True)
+        thread.start()
+        # One chunk of 2 full TLS records and a third of 12,000 bytes: the last record
+        # is larger than a read, and nothing is left in the kernel once it is taken in.
+        size = 2 * 16384 + 12000 - 8  # less the chunk's size line and CRLF
+        base = frame("response.output_text.delta", delta="")
+        big = frame("response.output_text.delta", delta="z" * (size - len(base) - 6) + "BIGEND")
+        assert len(b"%x\r\n%s\r\n" % (len(big), big)) == 2 * 16384 + 12000
+        upstream.send(big, 1.0, COMPLETED, "end")
+        client.read_until(b"BIGEND", timeout=0.6)  # raises a timeout if the tail waited
+        thread.join(5)
+        assert ended == [[]]
+        assert chunks(client.read_until(END)[len(CREATED + delta(0)):]) == big + COMPLETED
+        assert record.outcome is Outcome.COMPLETED
+    finally:
+        upstream.srv.close()
