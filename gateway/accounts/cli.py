@@ -63,6 +63,11 @@ def register(subparsers) -> None:
     lst = sub.add_parser("list", help="accounts and their health (never tokens)")
     lst.add_argument("--json", action="store_true")
     lst.set_defaults(func=_guard(cmd_list))
+    clr = sub.add_parser("clear", help="end an account's cooldown now (after a limit that "
+                                       "reset, or a fault that is fixed)")
+    clr.add_argument("id", nargs="?", help="the account (see `accounts list`)")
+    clr.add_argument("--all", action="store_true", help="every cooling account")
+    clr.set_defaults(func=_guard(cmd_clear))
     rm = sub.add_parser("remove", help="delete an account")
     rm.add_argument("id")
     rm.set_defaults(func=_guard(cmd_remove))
@@ -212,6 +217,34 @@ def cmd_remove(cfg, args) -> int:
         return 1
     pool.health.forget(args.id)
     print(f"Removed {args.id}.")
+    return 0
+
+
+def cmd_clear(cfg, args) -> int:
+    """End cooldowns in the shared health store: every worker (and every instance
+    on one Redis) sends to the account again on its next request. A needs-login
+    mark stays: only a new login lifts it."""
+    pool = _pool(cfg)
+    rows = {r["id"]: r for r in account_rows(cfg, pool)}
+    if args.all == bool(args.id):
+        print("codex-gateway: name one account, or --all", file=sys.stderr)
+        return 2
+    if args.id and args.id not in rows:
+        print(f"codex-gateway: no account {args.id} (see `codex-gateway accounts list`)",
+              file=sys.stderr)
+        return 1
+    targets = [args.id] if args.id else [i for i, r in rows.items() if r["state"] == "cooling"]
+    for account_id in targets:
+        was = rows[account_id]
+        pool.health.clear(account_id)
+        if was["state"] == "cooling":
+            print(f"Cleared {account_id} (was cooling: {was['reason'] or 'no reason recorded'}).")
+        elif was["state"] == "needs_login":
+            print(f"{account_id} is not cooling; it needs a login (`codex-gateway login`).")
+        else:
+            print(f"{account_id} was not cooling.")
+    if not targets:
+        print("No account is cooling.")
     return 0
 
 

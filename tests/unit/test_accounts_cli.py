@@ -129,6 +129,35 @@ def test_add_key_from_env_and_remove(tmp_path, capsys, monkeypatch):
     assert "accounts.openai_api_key" in capsys.readouterr().err
 
 
+def test_clear_ends_a_cooldown_for_every_worker_and_keeps_needs_login(tmp_path, monkeypatch,
+                                                                       capsys):
+    cfg = _cfg(tmp_path)
+    for label in ("a", "b", "c"):
+        monkeypatch.setattr("sys.stdin", io.StringIO(f"sk-{label}\n"))
+        assert run(cfg, "accounts", "add-key", "--label", label) == 0
+    worker = AccountPool(cfg)  # another process's view of the same health store
+    a, b, c = sorted(worker.accounts(), key=lambda acc: acc.id)
+    worker.record_failure(a, 429, "usage_limit_reached", time.time() + 3600)
+    worker.record_failure(b, 500, "server_error", None)
+    worker.health.mark_needs_login(c.id, "refresh_token_reused")
+    assert worker.ranked("k", "gpt-5") and worker.health.state(a.id)["cooldown_until"]
+    capsys.readouterr()
+    assert run(cfg, "accounts", "clear", a.id) == 0
+    assert "Cleared openai-a (was cooling: usage_limit_reached)" in capsys.readouterr().out
+    assert not worker.health.state(a.id)["cooldown_until"]  # seen by the other pool at once
+    assert run(cfg, "accounts", "clear", "--all") == 0
+    out = capsys.readouterr().out
+    assert "Cleared openai-b (was cooling: server_error)" in out and "openai-a" not in out
+    assert not worker.health.state(b.id)["cooldown_until"]
+    assert run(cfg, "accounts", "clear", c.id) == 0
+    assert "needs a login" in capsys.readouterr().out
+    assert worker.health.state(c.id)["needs_login"]  # only a login lifts it
+    assert run(cfg, "accounts", "clear", "--all") == 0
+    assert "No account is cooling." in capsys.readouterr().out
+    assert run(cfg, "accounts", "clear", "openai-zzz") == 1
+    assert run(cfg, "accounts", "clear") == 2
+
+
 def test_add_key_from_stdin(tmp_path, monkeypatch, capsys):
     cfg = _cfg(tmp_path)
     monkeypatch.setattr("sys.stdin", io.StringIO("sk-piped\n"))
