@@ -214,11 +214,13 @@ class Executor:
         cont = continuity.bind_account(base_cont, account.id, call.principal, cfg.continuity)
         rec.continuity_hash = cont.short_hash
         timeout = (cfg.upstream.connect_timeout, cfg.upstream.read_timeout)
-        # retried_broken: a connection that broke before the answer started is a network
-        # blip, not the account's: tried once more on a new connection before the account
-        # cools and the request fails over, so the conversation keeps its account and its
-        # prompt cache. Timeouts (they already waited) and refused connections are not.
-        refreshed = retried_param = retried_broken = False
+        # retried_same: a connection that broke before the answer started, or a server
+        # error (HTTP 500/502/503, an early response.failed server_error), says this
+        # attempt was unlucky, not that the account is bad: it is tried once more on the
+        # same account (a new connection) before the account cools and the request fails
+        # over, so the conversation keeps its account and its prompt cache
+        # (failures.UpstreamFailure.retried_on_same_account says which).
+        refreshed = retried_param = retried_same = False
         while True:
             body, dropped = profile.prepare(call.body, cont)
             creds = self.pool.credentials(account)
@@ -230,8 +232,8 @@ class Executor:
                                   timeout)
             except TransportError as exc:
                 failure = failures.transport_failure(exc)
-                if failure.code in failures.BROKEN_CODES and not retried_broken:
-                    retried_broken = True
+                if failure.retried_on_same_account and not retried_same:
+                    retried_same = True
                     continue  # a connection that broke: once more, same account, new connection
                 self.pool.record_failure(account, failure.status, failure.code,
                                          time.time() + TRANSPORT_COOLDOWN)
@@ -247,9 +249,9 @@ class Executor:
                     stream.discard()
                     if self.sockets.falls_back(resp, account, failure):
                         continue  # the socket broke before the answer started: HTTP serves it
-                    if failure.code in failures.BROKEN_CODES and not retried_broken:
-                        retried_broken = True
-                        continue  # broke before the answer started: once more, same account
+                    if failure.retried_on_same_account and not retried_same:
+                        retried_same = True
+                        continue  # failed before the answer started: once more, same account
                     raise self._classify(account, failure)
                 self.pool.record_success(account, profile.rate_limits(resp.headers), sent_at)
                 rec.account, rec.model_sent = account.id, body.get("model")
@@ -267,6 +269,9 @@ class Executor:
                 retried_param = True
                 profile.learn_unsupported(failure.unsupported_param)
                 continue
+            if failure.retried_on_same_account and not retried_same:
+                retried_same = True
+                continue  # a server error: once more on the same account before it cools
             raise self._classify(account, failure)
 
     def _post(self, account, profile, conversation: tuple, body: dict, headers: dict, timeout):

@@ -47,6 +47,13 @@ USAGE_LIMIT_CODES = frozenset({"usage_limit_reached", "usage_not_included"})
 # the account. Before the answer starts the executor tries such an attempt once more on
 # the same account; a broken upstream WebSocket falls back to HTTP (upstream/sockets.py).
 BROKEN_CODES = frozenset({"upstream_connection_lost", "stream_truncated"})
+# Server errors that say this attempt was unlucky, not that the account is bad: the
+# executor sends it once more to the same account before cooling it. Not: a timeout
+# (it already waited), nothing listening (unreachable), an overload (529: a retry adds
+# load) or an answer that names its own wait (Retry-After).
+RETRIED_STATUSES = frozenset({500, 502, 503})
+NOT_RETRIED_CODES = frozenset({"upstream_unreachable", "upstream_timeout",
+                               "upstream_connect_timeout"})
 DEFAULT_RATE_LIMIT_WAIT = 30.0
 
 _UNSUPPORTED = re.compile(r"(?:Unsupported|Unknown|Unrecognized) parameter:?\s*'?\"?([A-Za-z0-9_.\[\]]+)")
@@ -69,6 +76,15 @@ class UpstreamFailure:
     def fails_over(self) -> bool:
         """Another account may succeed: a limit, a server error, a refused login."""
         return self.status in (401, 403, 408, 429) or self.status >= 500
+
+    @property
+    def retried_on_same_account(self) -> bool:
+        """Worth one more try on the same account before it cools (and its
+        conversations lose their prompt cache by moving)."""
+        if self.code in BROKEN_CODES:
+            return True
+        return (self.status in RETRIED_STATUSES and self.code not in NOT_RETRIED_CODES
+                and (self.retry_at is None or self.retry_at <= time.time() + 1))
 
     @property
     def cool_until(self) -> float | None:

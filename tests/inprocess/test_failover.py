@@ -58,19 +58,50 @@ def test_in_stream_rate_limit_before_output_fails_over(make_client, upstream):
 
 def test_in_stream_failure_cools_the_account_at_most_once_per_request(make_client, upstream):
     gw = make_client(accounts=("acct-a", "acct-b"))
-    upstream.inject("response_failed", count=2)
+    upstream.inject("response_failed", count=4)
     resp = gw.post("/v1/responses", BODY)
     assert resp.status_code == 502 and resp.get_json()["error"]["code"] == "server_error"
-    assert len(upstream.requests) == 2  # one attempt per account, then the client is told
+    # each account: the attempt and its one retry, then the client is told
+    assert [r["account"] for r in upstream.requests] == ["acct-a"] * 2 + ["acct-b"] * 2 or \
+        [r["account"] for r in upstream.requests] == ["acct-b"] * 2 + ["acct-a"] * 2
 
 
-def test_http_500_fails_over_to_the_next_account(make_client, upstream):
+def test_one_server_error_is_retried_on_the_same_account_which_does_not_cool(make_client,
+                                                                             upstream):
+    """A single 500 (or an early response.failed server_error) is an unlucky attempt,
+    not a bad account: the conversation keeps its account and its prompt cache."""
     gw = make_client(accounts=("acct-a", "acct-b"))
-    upstream.inject("http_500")
+    chat = {"model": "gpt-5-codex", "messages": [{"role": "user", "content": "hi"}]}
+    for fault in ("http_500", "response_failed"):
+        seen = len(upstream.requests)
+        upstream.inject(fault)
+        resp = gw.post("/v1/chat/completions", chat)
+        assert resp.status_code == 200 and resp.get_json()["object"] == "chat.completion"
+        first, retry = upstream.requests[seen:]
+        assert first["account"] == retry["account"]
+        assert first["fault"] == fault and retry["fault"] is None
+        resp = gw.post("/v1/chat/completions", chat)  # the next turn: same account, not cooling
+        assert resp.status_code == 200 and upstream.requests[-1]["account"] == first["account"]
+
+
+def test_http_500_twice_fails_over_to_the_next_account(make_client, upstream):
+    gw = make_client(accounts=("acct-a", "acct-b"))
+    upstream.inject("http_500", count=2)
     resp = gw.post("/v1/chat/completions",
                    {"model": "gpt-5-codex", "messages": [{"role": "user", "content": "hi"}]})
     assert resp.status_code == 200 and resp.get_json()["object"] == "chat.completion"
-    assert len({r["account"] for r in upstream.requests}) == 2
+    accounts = [r["account"] for r in upstream.requests]
+    assert accounts[0] == accounts[1] != accounts[2] and len(accounts) == 3
+
+
+def test_a_503_that_names_its_wait_is_not_retried_at_once(make_client, upstream):
+    from gateway.failures import UpstreamFailure
+    assert not UpstreamFailure(503, "busy", retry_at=__import__("time").time() + 30) \
+        .retried_on_same_account
+    assert UpstreamFailure(503, "busy").retried_on_same_account
+    assert not UpstreamFailure(529, "overloaded", "overloaded").retried_on_same_account
+    assert not UpstreamFailure(504, "slow", "upstream_timeout").retried_on_same_account
+    assert not UpstreamFailure(502, "refused", "upstream_unreachable").retried_on_same_account
 
 
 def test_unreachable_upstream_is_502_in_each_dialect(make_client, upstream):

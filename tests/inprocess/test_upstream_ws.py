@@ -373,7 +373,7 @@ def test_a_usage_limit_frame_is_the_upstreams_own_429(make_client, upstream):
 
 def test_a_server_error_frame_fails_over(make_client, upstream):
     gw = make_client(accounts=("acct-a", "acct-b"))
-    upstream.inject("http_500")
+    upstream.inject("http_500", count=2)  # the first is retried on the same account
     resp = gw.post("/v1/chat/completions",
                    {"model": MODEL, "messages": [{"role": "user", "content": "hi"}]})
     assert resp.status_code == 200

@@ -57,7 +57,7 @@ def test_every_request_gives_one_row_and_one_count(make_client, upstream):
         gw.post("/v1/responses", BODY, key="wrong-key"),                       # 401
         gw.post("/v1/responses", {"model": "gpt-5-codex", "input": 7}),       # 400
     ]
-    upstream.inject("http_500")  # fails over, still one request
+    upstream.inject("http_500", count=2)  # retried once, then fails over: still one request
     answers.append(gw.post("/v1/responses", BODY))
     statuses = [r.status_code for r in answers]
     for r in answers:

@@ -118,10 +118,14 @@ def test_no_account_is_a_clear_503(gateway_factory, upstream, tmp_path):
 
 # -- faults injected by the upstream ---------------------------------------------
 
-def test_upstream_500_is_a_502(gw, upstream):
+def test_upstream_500_is_retried_once_then_a_502(gw, upstream):
     upstream.inject("http_500")
     resp = post(gw, "/v1/responses", BODY, stream=True)
+    assert resp.status_code == 200  # one 500 is an unlucky attempt: retried, answered
+    upstream.inject("http_500", count=2)
+    resp = post(gw, "/v1/responses", BODY, stream=True)
     assert resp.status_code == 502 and resp.json()["error"]["code"] == "upstream_error"
+    assert [r["status"] for r in upstream.requests] == [500, 200, 500, 500]
 
 
 def test_upstream_401_without_refresh_is_503_naming_login(gw, upstream):
@@ -156,14 +160,14 @@ def test_mid_stream_failures_end_with_an_error_event(gw, upstream, fault, code):
 def test_response_failed_before_output_is_an_account_failure(gw, upstream):
     """A server error announced in the stream before any output is handled like an
     HTTP 5xx of that account: with one account the client gets a 502, not a stream."""
-    upstream.inject("response_failed")
+    upstream.inject("response_failed", count=2)  # the attempt and its one retry
     resp = post(gw, "/v1/responses", BODY, stream=True)
     assert resp.status_code == 502 and resp.json()["error"]["code"] == "server_error"
     # The account now backs off; the only account cooling after an error is a 503.
     resp = post(gw, "/v1/responses", dict(BODY, stream=False))
     assert resp.status_code == 503 and resp.json()["error"]["code"] == "account_cooling_down"
     assert int(resp.headers["Retry-After"]) >= 1
-    assert len(upstream.requests) == 1
+    assert len(upstream.requests) == 2
 
 
 def test_response_failed_for_the_request_itself_passes_through(gw, upstream):

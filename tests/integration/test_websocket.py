@@ -183,13 +183,13 @@ def test_upstream_failure_before_output_fails_over_to_the_next_account(
         gateway_factory, upstream, tmp_path):
     env = accounts_env(upstream, tmp_path, ("acct-a", "acct-b"))
     gw = gateway_factory(env, workers=2)
-    upstream.inject("http_500")
+    upstream.inject("http_500", count=2)  # the first is retried on the same account
     with open_ws(gw) as ws:
         send(ws, {**FRAME, "input": [user("hi")]})
         assert answer(ws)[-1]["type"] == "response.completed"
-    failed, served = upstream.requests
-    assert failed["status"] == 500 and served["status"] == 200
-    assert failed["account"] != served["account"]
+    failed, retried, served = upstream.requests
+    assert failed["status"] == retried["status"] == 500 and served["status"] == 200
+    assert failed["account"] == retried["account"] != served["account"]
 
 
 # -- the upgrade ------------------------------------------------------------------------
