@@ -73,9 +73,17 @@ def test_refresh_is_single_flight_across_processes(tmp_path, issuer):
              for _ in range(4)]
     for p in procs:
         p.start()
-    seen = [token for _ in procs for token in queue.get(timeout=30)]
-    for p in procs:
-        p.join(timeout=10)
+    try:
+        seen = [token for _ in procs for token in queue.get(timeout=30)]
+    except Exception as exc:  # a rare local timeout: say what each child and the issuer did
+        raise AssertionError(
+            f"{type(exc).__name__}: children {[(p.pid, p.is_alive(), p.exitcode) for p in procs]}, "
+            f"issuer calls {len(_refresh_calls(issuer))}") from exc
+    finally:
+        for p in procs:
+            p.join(timeout=10)
+            if p.is_alive():
+                p.kill()
     assert len(_refresh_calls(issuer)) == 1
     stored = json.loads((tmp_path / "state" / "accounts" / "codex-acct-1.json").read_text())
     assert len(seen) == 16 and set(seen) == {stored["access_token"]} != {toks["access_token"]}
