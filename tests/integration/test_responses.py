@@ -1,6 +1,7 @@
 """/v1/responses end to end: real gunicorn (2 workers) → fake Codex upstream."""
 from __future__ import annotations
 
+import json
 import socket
 import time
 
@@ -234,6 +235,34 @@ def test_a_client_leaving_while_the_upstream_is_silent_closes_it_at_once(gw, ups
         rec = upstream.requests[-1]
     assert rec.get("client_closed_at"), rec
     assert rec["client_closed_at"] - closed_at < 0.5
+
+
+@pytest.mark.parametrize("version", ["1.0", "1.1"])
+def test_a_stream_arrives_whole_over_http_1_0_and_1_1(gw, upstream, version):
+    """HTTP/1.1 answers are relayed (chunked, the connection kept); an HTTP/1.0 client
+    is not relayed: its answer is delimited by the connection's end, as gunicorn does."""
+    body = json.dumps(BODY).encode()
+    with socket.create_connection(("127.0.0.1", gw.port), timeout=10) as sock:
+        sock.sendall(f"POST /v1/responses HTTP/{version}\r\nHost: x\r\n".encode()
+                     + b"Authorization: " + auth_headers()["Authorization"].encode()
+                     + b"\r\nContent-Type: application/json\r\nContent-Length: "
+                     + str(len(body)).encode() + b"\r\n\r\n" + body)
+        raw = b""
+        while b"response.completed" not in raw or (version == "1.1"
+                                                   and not raw.endswith(b"0\r\n\r\n")):
+            data = sock.recv(65536)
+            if not data:
+                break
+            raw += data
+        head, _, rest = raw.partition(b"\r\n\r\n")
+        assert head.startswith(f"HTTP/{version} 200".encode())
+        if version == "1.1":
+            assert b"Transfer-Encoding: chunked" in head and rest.endswith(b"0\r\n\r\n")
+            sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")  # still alive
+            assert sock.recv(65536).startswith(b"HTTP/1.1 200")
+        else:
+            assert b"chunked" not in head and sock.recv(65536) == b""  # closed: the end
+        assert b"event: response.completed" in rest
 
 
 def test_keepalive_comments_during_silence(gw, upstream):
