@@ -195,10 +195,11 @@ class UpstreamStream:
     def relay(self) -> int | None:
         """Hand the rest of this answer's reading to a loop: the socket to wait on,
         after which :meth:`batches` yields ``WAITING`` instead of waiting; None (and
-        nothing changes) when the answer cannot be relayed (it is over, or it is an
-        upstream WebSocket's answer)."""
+        nothing changes) when the answer cannot be relayed (it is over, or its
+        reader cannot say which socket to wait on)."""
         reader = self._reader
-        fd = reader.relay_fd() if isinstance(reader, transport.Reader) else None
+        relay_fd = getattr(reader, "relay_fd", None)  # HTTP and upstream WebSocket readers
+        fd = relay_fd() if relay_fd is not None else None
         if fd is not None and not self._eof:
             reader.relay()
             return fd

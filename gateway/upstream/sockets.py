@@ -399,7 +399,8 @@ class Reader:
     this response when it completed; closed before that (the client left, a
     timeout, a failover) it is closed, which stops the backend at once."""
 
-    __slots__ = ("_pool", "_conv", "_first", "_prints", "_items", "_done")
+    __slots__ = ("_pool", "_conv", "_first", "_prints", "_items", "_done", "_relayed",
+                 "_tick", "_drained")
 
     def __init__(self, pool: SocketPool, conv: Conversation, first: str, prints: list):
         self._pool = pool
@@ -407,11 +408,55 @@ class Reader:
         self._first = first
         self._prints = prints
         self._items: dict[int, dict] = {}
-        self._done = False
+        self._done = self._relayed = self._tick = self._drained = False
+
+    # -- relayed: a loop waits on the socket for this reader (gateway.relay) --------
+    def relay_fd(self) -> int | None:
+        if self._done or self._first is not None:
+            return None
+        try:
+            return self._conv.socket.sock.fileno()
+        except (OSError, AttributeError):
+            return None
+
+    def relay(self) -> None:
+        """From now on ``next`` never waits: ``transport.WAITING`` when nothing
+        whole has arrived, ``None`` once after :meth:`tick`."""
+        self._relayed = True
+
+    def tick(self) -> None:
+        self._tick = True
+
+    def _next_relayed(self):
+        if self._tick:
+            self._tick = False
+            return None
+        if self._drained:  # the last read emptied the socket: no EAGAIN to provoke
+            self._drained = False
+            return transport.WAITING
+        try:
+            texts = self._conv.socket.receive_ready()
+        except TransportError:
+            self._done = True
+            raise
+        if texts is None:
+            return transport.WAITING
+        frames = []
+        for text in texts:  # what one wake brought leaves in one write
+            kind, frame = sse_frame(text)
+            frames.append(frame)
+            if kind == "response.output_item.done" or kind in TERMINAL:
+                self._observe(kind, text)
+                if self._done:
+                    break  # the socket is back in the pool: what follows is not this answer's
+        self._drained = True  # receive_ready reads until the socket is empty
+        return b"".join(frames)
 
     def next(self, timeout: float):
         if self._done:
             return transport.EOF
+        if self._relayed:
+            return self._next_relayed()
         text, self._first = self._first, None
         if text is None:
             try:

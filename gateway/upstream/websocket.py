@@ -176,6 +176,7 @@ class Socket:
         self._parts: list[str] = []
         self._messages: list[str] = []
         self._pong = False
+        self._short_read = True
         self.closed = False
 
     # -- sending -----------------------------------------------------------
@@ -212,18 +213,38 @@ class Socket:
                 return None
         return self._messages.pop(0)
 
+    def receive_ready(self) -> list[str] | None:
+        """Every whole message that has arrived, without waiting; None when there
+        is none yet (a loop waits on :attr:`sock` for more: gateway.relay). Reads
+        until the socket is empty, TLS records included (``epoll`` cannot see
+        decrypted bytes that TLS holds)."""
+        while True:
+            if not self._fill(0):
+                break
+            if self._short_read and not (hasattr(self.sock, "pending")
+                                         and self.sock.pending()):
+                break  # a short read took all the kernel had: no EAGAIN to provoke
+        if not self._messages:
+            return None
+        ready, self._messages = self._messages, []
+        return ready
+
     def _fill(self, timeout: float) -> bool:
         """Read once (waiting at most *timeout*); False when nothing came in time."""
         if self.closed:
             raise UpstreamBroken("the upstream websocket is closed")
         try:
-            self.sock.settimeout(max(timeout, 0.0) if timeout > 0 else 0.0)
+            wait = max(timeout, 0.0) if timeout > 0 else 0.0
+            if self.sock.gettimeout() != wait:  # a system call saved on every relayed read
+                self.sock.settimeout(wait)
             data = self.sock.recv(READ_SIZE)
         except (socket.timeout, BlockingIOError, ssl.SSLWantReadError):
+            self._short_read = True
             return False
         except (OSError, ValueError) as exc:
             self.abort()
             raise UpstreamBroken(f"websocket read: {exc}") from None
+        self._short_read = len(data) < READ_SIZE
         if not data:
             self.abort()
             raise UpstreamBroken("the upstream closed the websocket")

@@ -75,7 +75,7 @@ STREAM_FAULTS = frozenset({"stall", "reset_mid_stream", "response_failed", "erro
                            "truncate", "reset_at_once", "reset_after_created"})
 FAULTS = HTTP_FAULTS | STREAM_FAULTS
 CONFIG_KEYS = ("reply", "event_delay", "silence", "fast", "strict_tokens", "unsupported_params",
-               "websocket")
+               "websocket", "deltas")
 WS_IDLE = 600.0  # seconds a fake socket waits for its next frame
 
 
@@ -84,7 +84,8 @@ def _plan(n: int, body: dict, config: dict, input_tokens: int, cached: int, faul
     how long a stall lasts: the same for the HTTP stream and the WebSocket."""
     answer = plan_answer(body, config["reply"])
     usage = usage_for(input_tokens, cached, answer, bool(body.get("reasoning")))
-    events = build_events(n, body, answer, usage, 1 if config["fast"] else 4)
+    events = build_events(n, body, answer, usage,
+                          1 if config["fast"] else config.get("deltas") or 4)
     if not fault:
         return events, "complete", 0.0
     events, ending = stream_fault(fault.name, events, fault.params)
@@ -155,14 +156,15 @@ class FakeCodexUpstream(FakeServer):
     def __init__(self, port: int = 0, host: str = "127.0.0.1", *, event_delay: float = 0.0,
                  silence: float = 0.0, fast: bool = False, reply: str | None = None,
                  strict_tokens=None, unsupported_params=DEFAULT_UNSUPPORTED,
-                 models=DEFAULT_MODELS, websocket="refuse"):
+                 models=DEFAULT_MODELS, websocket="refuse", deltas: int = 4):
         super().__init__(port, host)
         self.models = list(models)
         self._config = {"reply": None, "event_delay": 0.0, "silence": 0.0, "fast": False,
-                        "strict_tokens": None, "unsupported_params": set(), "websocket": 426}
+                        "strict_tokens": None, "unsupported_params": set(), "websocket": 426,
+                        "deltas": 4}  # text deltas per answer part
         self.configure(reply=reply, event_delay=event_delay, silence=silence, fast=fast,
                        strict_tokens=strict_tokens, unsupported_params=unsupported_params,
-                       websocket=websocket)
+                       websocket=websocket, deltas=deltas)
         self._reset_state()
         self.routes.update({
             ("POST", CODEX_PATH): lambda req: self._responses(req, "codex"),
@@ -736,6 +738,7 @@ class FakeCodexUpstream(FakeServer):
         parser.add_argument("--event-delay", type=float, default=0.0)
         parser.add_argument("--silence", type=float, default=0.0)
         parser.add_argument("--reply", default=None)
+        parser.add_argument("--deltas", type=int, default=4, help="text deltas per answer part")
         parser.add_argument("--strict-token", action="append", dest="strict_tokens",
                             help="accept only these bearer tokens (repeatable)")
         parser.add_argument("--websocket", action="store_true",
@@ -746,7 +749,7 @@ class FakeCodexUpstream(FakeServer):
         return cls(port=args.port, host=args.host, event_delay=args.event_delay,
                    silence=args.silence, fast=args.fast, reply=args.reply,
                    strict_tokens=args.strict_tokens,
-                   websocket="accept" if args.websocket else "refuse")
+                   websocket="accept" if args.websocket else "refuse", deltas=args.deltas)
 
 
 if __name__ == "__main__":

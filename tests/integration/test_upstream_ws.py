@@ -5,6 +5,7 @@ one refused upgrade per account per fallback period, whichever worker asks."""
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import pytest
@@ -236,3 +237,37 @@ def test_a_refusing_backend_is_used_over_http_one_refusal_per_account_per_period
     shakes = upstream.handshakes
     assert sorted(s["account"] for s in shakes) == ["acct-a", "acct-b"]
     assert {s["status"] for s in shakes} == {426}
+
+
+def test_a_long_answer_over_the_backend_socket_is_relayed_whole_and_a_leaving_client_closes_it(
+        gateway_factory, upstream, tmp_path):
+    """SSE answers read from the backend's WebSocket go through the worker's relay too:
+    every delta arrives in order, and a client that leaves while the backend is silent
+    has the backend socket closed at once (not at the next keep-alive write)."""
+    gw = start(gateway_factory, upstream, tmp_path, CODEX_GATEWAY_SERVER_KEEPALIVE_SECONDS=1,
+               CODEX_GATEWAY_UPSTREAM_CODEX_TRANSPORT="websocket")
+    text = " ".join(f"w{i}" for i in range(600))
+    upstream.configure(deltas=300, event_delay=0.001, reply=text)
+    resp = requests.post(gw.url + "/v1/responses", json={"model": MODEL, "input": "hi",
+                         "stream": True}, headers=auth_headers(), stream=True, timeout=30)
+    deltas = [json.loads(line[6:])["delta"] for line in resp.iter_lines()
+              if line.startswith(b"data: ") and b'"response.output_text.delta"' in line]
+    assert len(deltas) > 250 and "".join(deltas) == text  # every delta, in order
+    assert upstream.requests[-1]["transport"] == "websocket"
+
+    upstream.configure(deltas=4, event_delay=0.0, reply=None, silence=4)
+    resp = requests.post(gw.url + "/v1/responses", json={"model": MODEL, "input": "again",
+                         "stream": True}, headers=auth_headers(), stream=True, timeout=30)
+    seen, it = b"", resp.iter_content(chunk_size=None)
+    while b"response.in_progress" not in seen:
+        seen += next(it)
+    closed_at = time.time()
+    resp.raw._fp.fp.raw._sock.close()
+    resp.close()
+    rec = upstream.requests[-1]
+    deadline = closed_at + 5
+    while time.time() < deadline and not rec.get("client_closed_at"):
+        time.sleep(0.02)
+        rec = upstream.requests[-1]
+    assert rec["transport"] == "websocket" and rec.get("client_closed_at"), rec
+    assert rec["client_closed_at"] - closed_at < 0.5
