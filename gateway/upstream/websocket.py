@@ -33,6 +33,7 @@ from wsproto.events import (AcceptConnection, BytesMessage, CloseConnection, Pin
 from wsproto.utilities import LocalProtocolError, RemoteProtocolError
 
 from ..errors import UpstreamBroken, UpstreamConnectTimeout, UpstreamTimeout, UpstreamUnreachable
+from . import wsfast
 
 BETA = "responses_websockets=2026-02-06"
 READ_SIZE = 65536
@@ -122,16 +123,20 @@ def connect(url: str, headers: dict, connect_timeout: float, read_timeout: float
 def _handshake(sock, conn: WSConnection, read_timeout: float) -> "Socket":
     deadline = time.monotonic() + read_timeout
     status, head, body = 0, None, b""
+    received = b""
     while True:
         remaining = deadline - time.monotonic()
         if remaining <= 0:
             raise UpstreamTimeout("waiting for the websocket upgrade")
         sock.settimeout(remaining)
         data = sock.recv(READ_SIZE)
+        received += data
         conn.receive_data(data or None)
         for event in conn.events():
             if isinstance(event, AcceptConnection):
-                return Socket(sock, conn, _headers(event.extra_headers))
+                end = received.find(b"\r\n\r\n")
+                after = received[end + 4:] if end >= 0 else b""
+                return Socket(sock, conn, _headers(event.extra_headers), after)
             if isinstance(event, RejectConnection):
                 status, head = event.status_code, _headers(event.headers)
                 if not event.has_body:
@@ -166,9 +171,10 @@ class Socket:
     frame, EOF, a reset) raises ``UpstreamBroken``.
     """
 
-    def __init__(self, sock, conn: WSConnection, headers):
+    def __init__(self, sock, conn: WSConnection, headers, after_handshake: bytes = b""):
         self.sock = sock
         self.conn = conn
+        self._splitter = wsfast.Splitter(after_handshake)
         self.headers = headers  # the 101 answer's headers
         self.opened = time.monotonic()
         self.last_used = self.opened   # the last turn (the pool's idle clock)
@@ -249,6 +255,10 @@ class Socket:
             self.abort()
             raise UpstreamBroken("the upstream closed the websocket")
         self.last_heard = time.monotonic()
+        messages = self._splitter.feed(data)
+        if messages is not None:  # whole text frames only: the usual event packet
+            self._messages += messages
+            return True
         try:
             self.conn.receive_data(data)
             events = list(self.conn.events())
