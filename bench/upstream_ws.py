@@ -231,7 +231,50 @@ def run(args) -> dict:
                 fake.control("GET", "/_fake/requests"))
         results["warm"] = {label: {"share": share, "follow_ups": n}
                            for label, (share, n) in warm.items()}
+        fake.control("POST", "/_fake/reset")
+        results["cpu_event"] = cpu_per_event(work, fake, args.repeats)
     return results
+
+
+CPU_STREAMS = 8      # SSE streams at once
+CPU_DELTAS = 1000    # text deltas per answer: ~1,000 events, one per backend message
+
+
+def cpu_per_event(work: Path, fake, repeats: int) -> dict:
+    """Gateway CPU per streamed event (µs, median of *repeats*) for SSE clients whose
+    answers come from the backend over HTTP and over its WebSocket, 1 ms apart, one
+    event per packet. The fake is Python too; only the gateway's workers are counted."""
+    from . import load
+    text = " ".join(f"w{i}" for i in range(3 * CPU_DELTAS))
+    fake.control("POST", "/_fake/config", {"fast": False, "event_delay": 0.001,
+                                            "deltas": CPU_DELTAS, "reply": text})
+    out = {}
+    try:
+        for transport in ("http", "websocket"):
+            with Gateway(work, fake.url, name=f"gw-cpu-{transport}", extra_env={
+                    "CODEX_GATEWAY_UPSTREAM_CODEX_TRANSPORT": transport}) as gw:
+                def one(i: int) -> int:
+                    resp = requests.post(gw.url + "/v1/responses", json={
+                        "model": MODEL, "input": "hi", "stream": True,
+                        "prompt_cache_key": f"cpu-{i}"}, headers=client_headers(),
+                        stream=True, timeout=120)
+                    return sum(1 for line in resp.iter_lines() if line.startswith(b"event:"))
+
+                def streams() -> int:
+                    with ThreadPoolExecutor(CPU_STREAMS) as pool:
+                        return sum(pool.map(one, range(CPU_STREAMS)))
+
+                one(0)  # warm-up: sockets, pools, imports
+                runs = []
+                for _ in range(repeats):
+                    events, cpu = load.cpu_of(gw.workers(), streams)
+                    runs.append(cpu / events * 1e6)
+                out[transport] = {"us": statistics.median(runs),
+                                  "runs_us": [round(r, 1) for r in runs], "events": events}
+    finally:
+        fake.control("POST", "/_fake/config", {"fast": True, "deltas": 4, "reply": None,
+                                                "event_delay": 0.0})
+    return out
 
 
 def table(res: dict) -> str:
@@ -259,6 +302,11 @@ def table(res: dict) -> str:
         f"| time to first byte direct to the fake, median turns 2–{n} (ms) | "
         f"{res['direct_median_ms']:.1f} | | the baseline (median of {res['repeats']} sessions) |",
     ]
+    cpu = res.get("cpu_event")
+    if cpu:
+        rows.append(f"| gateway CPU per streamed event, {CPU_STREAMS} SSE streams, 1 ms apart "
+                    f"(µs) | {cpu['http']['us']:.1f} | {cpu['websocket']['us']:.1f} | "
+                    "relayed; one event per backend packet |")
     rows += ["", f"| how turns reach a worker ({res['conversations']} Chat conversations × {n} "
              "turns) | turns that found a warm socket |", "|---|---|"]
     for label, value in res["warm"].items():
