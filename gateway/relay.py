@@ -74,16 +74,20 @@ class Flow:
     """One relayed answer: who reads it, where it goes, and how it ended."""
 
     __slots__ = ("frames", "stream", "client", "chunked", "up_fd", "client_fd", "last",
-                 "out", "out_since", "ending", "outcome", "done")
+                 "out", "out_since", "ending", "outcome", "done", "on_readable", "watch")
 
     def __init__(self, frames: Iterator[bytes], stream, client: socket.socket, chunked: bool,
-                 up_fd: int):
+                 up_fd: int, on_readable=None):
         self.frames = frames
         self.stream = stream
         self.client = client
         self.chunked = chunked
         self.up_fd = up_fd
         self.client_fd = client.fileno()
+        # A client WebSocket's frames (pings, a close) are read while the answer
+        # streams; *on_readable* reads them (and may answer a ping on the socket).
+        self.on_readable = on_readable
+        self.watch = _WATCH_CLIENT | (_IN if on_readable is not None else 0)
         self.last = time.monotonic()  # the upstream's last sign of life
         self.out = b""                # what the client's socket did not take yet
         self.out_since = 0.0
@@ -109,10 +113,12 @@ class Relay:
 
     # -- request threads -----------------------------------------------------
     def carry(self, frames: Iterator[bytes], stream, client: socket.socket,
-              chunked: bool) -> str | None:
+              chunked: bool, on_readable=None) -> str | None:
         """Relay the rest of *stream* (rendered by *frames*) to *client* and wait
         for its end: ``DONE``, ``CLIENT_GONE`` or ``FAILED``. None when the stream
-        cannot be relayed (the caller goes on iterating *frames* itself)."""
+        cannot be relayed (the caller goes on iterating *frames* itself).
+        *on_readable*: called in the loop when the client sent something (it
+        raises when the client is gone); without it the client is not read."""
         try:
             client.fileno()
         except OSError:
@@ -120,7 +126,7 @@ class Relay:
         up_fd = stream.relay()
         if up_fd is None:
             return None
-        flow = Flow(frames, stream, client, chunked, up_fd)
+        flow = Flow(frames, stream, client, chunked, up_fd, on_readable)
         self._start()
         self._new.append(flow)
         os.eventfd_write(self._wake, 1)
@@ -161,6 +167,8 @@ class Relay:
                         self._gone(flow)
                     elif mask & _OUT:
                         self._drain(flow)
+                    elif mask & _IN:
+                        self._client_readable(flow)
                 except Exception:  # noqa: BLE001 - one stream's bug must not stop the others
                     log.exception("relay: stream failed")
                     self._finish(flow, FAILED)
@@ -177,7 +185,7 @@ class Relay:
             self.flows += 1
             try:
                 self._epoll.register(flow.up_fd, _IN)
-                self._epoll.register(flow.client_fd, _WATCH_CLIENT)
+                self._epoll.register(flow.client_fd, flow.watch)
             except OSError:
                 self._finish(flow, FAILED)
                 continue
@@ -228,8 +236,10 @@ class Relay:
         if sent < len(data):
             flow.out = data[sent:]
             flow.out_since = time.monotonic()
+            # Read neither side until the client took this (nor the client's own frames:
+            # an answer to its ping must not land in the middle of a frame).
             self._epoll.modify(flow.client_fd, _WATCH_CLIENT | _OUT)
-            self._epoll.modify(flow.up_fd, 0)  # read no more until the client took this
+            self._epoll.modify(flow.up_fd, 0)
 
     def _drain(self, flow: Flow) -> None:
         try:
@@ -246,8 +256,14 @@ class Relay:
         if flow.ending:
             self._finish(flow, DONE)
             return
-        self._epoll.modify(flow.client_fd, _WATCH_CLIENT)
+        self._epoll.modify(flow.client_fd, flow.watch)
         self._epoll.modify(flow.up_fd, _IN)
+
+    def _client_readable(self, flow: Flow) -> None:
+        try:
+            flow.on_readable()
+        except Exception:  # noqa: BLE001 - the client closed, went away or broke its protocol
+            self._gone(flow)
 
     def _expire(self) -> None:
         """Keep-alive ticks for silent upstreams, and clients that stopped reading."""

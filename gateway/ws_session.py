@@ -30,6 +30,8 @@ from .dialects.responses.ws_memory import ConnectionMemory
 from .errors import GatewayError
 from .jsonio import dumps_text
 from .record import Outcome
+from .relay import DONE
+from .stream import WAITING
 from .wsio import GOING_AWAY, INTERNAL_ERROR, Closed, WebSocket
 
 log = logging.getLogger("gateway.request")
@@ -57,8 +59,9 @@ class Session:
                  headers: Mapping, *, keepalive: float = 15.0,
                  stopping: Callable[[], bool] = lambda: False,
                  memory: ConnectionMemory | None = None, tick: float = TICK,
-                 prewarm_upstream: Callable | None = None):
+                 prewarm_upstream: Callable | None = None, relay=None):
         self.ws = ws
+        self.relay = relay  # the worker's gateway.relay.Relay, where it may write to the socket
         self.open_upstream = open_upstream
         self.prewarm_upstream = prewarm_upstream
         self.normalise = normalise
@@ -177,33 +180,82 @@ class Session:
         collector = ws_frames.Collector()
         try:
             self.turn_state.observe(turn, stream.client_headers().get(ws_frames.TURN_STATE))
+        except BaseException:
+            stream.close()
+            raise
+        if self.relay is None or not self._in_loop(stream, collector):
+            self._in_thread(stream, collector)
+        if collector.continuable:
+            self.memory.remember(collector.response_id, full_input, collector.output())
+
+    def _in_thread(self, stream, collector) -> None:
+        try:
             polled = time.monotonic()
-            wants = collector.WANTS
             for batch in stream.batches():
                 if batch is None:  # the upstream is silent: is the client still there?
                     self.ws.poll()
                     self._keepalive()
                     polled = time.monotonic()
                     continue
-                texts = []
-                for event in batch:  # one frame per event, one write per upstream read
-                    kind = event.type
-                    if kind == "error":
-                        texts.append(dumps_text(ws_frames.error_event_frame(event.data)))
-                    else:
-                        texts.append(event.data_text)
-                    if kind in wants:
-                        collector.observe(kind, event.data)
-                self.ws.send_texts(texts)
+                self.ws.send_texts(_texts(batch, collector))
                 now = time.monotonic()
                 if now - polled >= self.tick:
                     self.ws.poll()
                     polled = now
         finally:
             stream.close()
-        if collector.continuable:
-            self.memory.remember(collector.response_id, full_input, collector.output())
+
+    def _in_loop(self, stream, collector) -> bool:
+        """The turn carried by the worker's relay loop (one thread for every open
+        answer, not a wake-up of this thread per event); False when the stream
+        cannot be relayed (nothing was read: the caller relays it here). The loop
+        reads the client's frames meanwhile (pings answered, a close seen)."""
+        ws = self.ws
+        sock = ws.sock
+        saved = sock.gettimeout()
+        sock.settimeout(None)  # the loop writes with MSG_DONTWAIT; a timeout would wait
+        try:
+            outcome = self.relay.carry(self._loop_frames(stream, collector), stream, sock,
+                                       chunked=False, on_readable=ws.poll)
+        finally:
+            sock.settimeout(saved)
+        if outcome is None:
+            return False
+        if outcome != DONE:  # gone, or a failure the loop logged: this socket is over
+            raise Closed(1006, "the client went away")
+        return True
+
+    def _loop_frames(self, stream, collector):
+        ws = self.ws
+        try:
+            for batch in stream.batches():
+                if batch is WAITING:
+                    yield WAITING
+                    continue
+                if batch is None:  # the upstream is silent
+                    if self.keepalive > 0 and time.monotonic() - ws.last_sent >= self.keepalive:
+                        yield ws.encode_ping()
+                    continue
+                yield ws.encode_texts(_texts(batch, collector))
+        finally:
+            stream.close()
 
     def _keepalive(self) -> None:
         if self.keepalive > 0 and time.monotonic() - self.ws.last_sent >= self.keepalive:
             self.ws.ping()
+
+
+def _texts(batch, collector) -> list[str]:
+    """One client frame per event of *batch* (what one upstream read gave: one write),
+    the answer's items noted by *collector*."""
+    texts = []
+    wants = collector.WANTS
+    for event in batch:
+        kind = event.type
+        if kind == "error":
+            texts.append(dumps_text(ws_frames.error_event_frame(event.data)))
+        else:
+            texts.append(event.data_text)
+        if kind in wants:
+            collector.observe(kind, event.data)
+    return texts

@@ -96,6 +96,21 @@ class WebSocket:
         send = self.conn.send
         self._write(b"".join([send(TextMessage(data=text)) for text in texts]))
 
+    def encode_texts(self, texts: list[str]) -> bytes:
+        """The frames of several text messages, for a writer of its own
+        (gateway.relay); counted as sent now."""
+        if self.conn.state is not ConnectionState.OPEN:
+            raise Closed(1006, "not open")
+        send = self.conn.send
+        self.last_sent = time.monotonic()
+        return b"".join([send(TextMessage(data=text)) for text in texts])
+
+    def encode_ping(self) -> bytes:
+        if self.conn.state is not ConnectionState.OPEN:
+            raise Closed(1006, "not open")
+        self.last_sent = time.monotonic()
+        return self.conn.send(Ping(payload=b""))
+
     def send_json(self, value) -> None:
         self.send_text(dumps_text(value))
 

@@ -88,12 +88,17 @@ def relayed(frames, stream):
     ``server.relay`` on. Anything else (TLS in gunicorn, HTTP/1.0, HEAD, gevent,
     Flask's test client) keeps a thread per stream."""
     environ = request.environ
-    if (not state().config.server.relay or not environ.get(relay.ENVIRON_KEY)
-            or environ.get("SERVER_PROTOCOL") != "HTTP/1.1"
+    loop = relay_for(environ)
+    client = environ.get("gunicorn.socket")
+    if (loop is None or client is None or environ.get("SERVER_PROTOCOL") != "HTTP/1.1"
             or environ.get("REQUEST_METHOD") == "HEAD"):
         return frames
-    loop = relay.shared()
-    client = environ.get("gunicorn.socket")
-    if loop is None or client is None:
-        return frames
     return relay.Body(frames, stream, loop, client)
+
+
+def relay_for(environ) -> "relay.Relay | None":
+    """The worker's relay where this connection's socket may be written by it
+    (``server.relay`` on, and the worker marked the request), else None."""
+    if not state().config.server.relay or not environ.get(relay.ENVIRON_KEY):
+        return None
+    return relay.shared()

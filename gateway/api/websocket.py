@@ -63,7 +63,8 @@ def upgrade():
     ws = wsio.WebSocket(sock, st.config.server.max_body_bytes)
     session = Session(ws, _upstream(st, g.principal, st.executor.open), _normalise,
                       client_headers, keepalive=st.keepalive, stopping=wsio.stopping,
-                      prewarm_upstream=_upstream(st, g.principal, st.executor.prewarm))
+                      prewarm_upstream=_upstream(st, g.principal, st.executor.prewarm),
+                      relay=common.relay_for(request.environ))
     session.run()  # until the socket ends; never raises
     return _Hijacked()
 

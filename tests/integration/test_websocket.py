@@ -290,7 +290,24 @@ def test_client_gone_mid_response_closes_the_upstream_within_a_second(gw, upstre
         time.sleep(0.05)
     rec = upstream.requests[-1]
     assert rec["client_closed_at"], "the upstream never saw the client leave"
-    assert rec["client_closed_at"] - gone < 1.5
+    assert rec["client_closed_at"] - gone < 0.5  # the relay loop sees the socket end at once
+
+
+def test_a_ping_while_an_answer_streams_is_answered_at_once(gw, upstream):
+    """The relay loop reads the client's frames while it writes the answer."""
+    upstream.configure(event_delay=0.3)  # ~3 s of answer
+    with open_ws(gw) as ws:
+        send(ws, {**FRAME, "input": [user("a long answer")]})
+        assert json.loads(ws.recv(timeout=10))["type"] == "response.created"
+        pong = ws.ping()
+        started = time.monotonic()
+        assert pong.wait(2.0), "no pong while the answer streamed"
+        assert time.monotonic() - started < 1.0
+        frames = answer(ws)
+        assert frames[-1]["type"] == "response.completed"
+        assert time.monotonic() - started > 1.0  # the pong came mid-answer
+        send(ws, {**FRAME, "input": [user("again")]})  # the socket goes on as before
+        assert answer(ws)[-1]["type"] == "response.completed"
 
 
 def test_graceful_shutdown_finishes_the_response_then_closes_with_1001(
