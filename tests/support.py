@@ -312,3 +312,21 @@ def accounts_env(upstream, tmp_path, account_ids) -> dict:
     env = gateway_env(upstream, tmp_path)
     env["CODEX_GATEWAY_ACCOUNTS_AUTH_FILE"] = ""
     return env
+
+
+def leave_during_silence(resp, upstream) -> tuple[dict, float]:
+    """Read a streaming answer up to ``response.in_progress`` (the fake then stays
+    silent), close the connection under it, and wait for the fake to see it go:
+    the upstream's record and how long after the close it saw that (5 s at most)."""
+    seen, it = b"", resp.iter_content(chunk_size=None)
+    while b"response.in_progress" not in seen:
+        seen += next(it)
+    closed_at = time.time()
+    resp.raw._fp.fp.raw._sock.close()
+    resp.close()
+    rec = upstream.requests[-1]
+    while time.time() < closed_at + 5 and not rec.get("client_closed_at"):
+        time.sleep(0.02)
+        rec = upstream.requests[-1]
+    assert rec.get("client_closed_at"), rec
+    return rec, rec["client_closed_at"] - closed_at

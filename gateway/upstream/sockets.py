@@ -393,7 +393,7 @@ class Answer:
             self._reader.close()
 
 
-class Reader:
+class Reader(transport.Relayable):
     """The events of one response on a socket, as SSE bytes (``transport.Reader``'s
     interface). At the terminal event the socket goes back to the pool, holding
     this response when it completed; closed before that (the client left, a
@@ -419,21 +419,10 @@ class Reader:
         except (OSError, AttributeError):
             return None
 
-    def relay(self) -> None:
-        """From now on ``next`` never waits: ``transport.WAITING`` when nothing
-        whole has arrived, ``None`` once after :meth:`tick`."""
-        self._relayed = True
-
-    def tick(self) -> None:
-        self._tick = True
-
     def _next_relayed(self):
-        if self._tick:
-            self._tick = False
-            return None
-        if self._drained:  # the last read emptied the socket: no EAGAIN to provoke
-            self._drained = False
-            return transport.WAITING
+        early = self._relay_early()
+        if early is not transport.READ:
+            return early
         try:
             texts = self._conv.socket.receive_ready()
         except TransportError:

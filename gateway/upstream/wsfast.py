@@ -101,25 +101,15 @@ def _whole_text_frames(data: bytes) -> list[str] | None:
     out = []
     i, n = 0, len(data)
     while i < n:
-        if data[i] != _TEXT_FIN or n - i < 2 or data[i + 1] & 0x80:
+        if data[i] != _TEXT_FIN or n - i < 2 or data[i + 1] & 0x80:  # unmasked text, FIN
             return None
-        length = data[i + 1]
-        i += 2
-        if length == 126:
-            if n - i < 2:
-                return None
-            length = int.from_bytes(data[i:i + 2], "big")
-            i += 2
-        elif length == 127:
-            if n - i < 8:
-                return None
-            length = int.from_bytes(data[i:i + 8], "big")
-            i += 8
-        if n - i < length:
-            return None
+        parsed = _header(data, i)
+        if parsed is None or n - parsed[0] < parsed[1]:
+            return None  # the frame goes on in the next packet
+        start, length = parsed[0], parsed[1]
         try:
-            out.append(data[i:i + length].decode("utf-8"))
+            out.append(data[start:start + length].decode("utf-8"))
         except UnicodeDecodeError:
             return None  # wsproto says what is wrong with it
-        i += length
+        i = start + length
     return out or None

@@ -5,7 +5,6 @@ one refused upgrade per account per fallback period, whichever worker asks."""
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 
 import pytest
@@ -14,7 +13,8 @@ from websockets.sync.client import connect
 
 from tests.fakes.codex_answers import render_item
 from tests.fakes.codex_upstream import FakeCodexUpstream
-from tests.support import LONG_SYSTEM, accounts_env, auth_headers, gateway_env
+from tests.support import (LONG_SYSTEM, accounts_env, auth_headers, gateway_env,
+                           leave_during_silence)
 
 MODEL = "gpt-5-codex"
 CAPTURE = Path(__file__).resolve().parent.parent / "fixtures" / "codex-0.171-websocket-tool-turn.json"
@@ -258,16 +258,5 @@ def test_a_long_answer_over_the_backend_socket_is_relayed_whole_and_a_leaving_cl
     upstream.configure(deltas=4, event_delay=0.0, reply=None, silence=4)
     resp = requests.post(gw.url + "/v1/responses", json={"model": MODEL, "input": "again",
                          "stream": True}, headers=auth_headers(), stream=True, timeout=30)
-    seen, it = b"", resp.iter_content(chunk_size=None)
-    while b"response.in_progress" not in seen:
-        seen += next(it)
-    closed_at = time.time()
-    resp.raw._fp.fp.raw._sock.close()
-    resp.close()
-    rec = upstream.requests[-1]
-    deadline = closed_at + 5
-    while time.time() < deadline and not rec.get("client_closed_at"):
-        time.sleep(0.02)
-        rec = upstream.requests[-1]
-    assert rec["transport"] == "websocket" and rec.get("client_closed_at"), rec
-    assert rec["client_closed_at"] - closed_at < 0.5
+    rec, took = leave_during_silence(resp, upstream)
+    assert rec["transport"] == "websocket" and took < 0.5
