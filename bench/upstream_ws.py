@@ -265,16 +265,44 @@ def cpu_per_event(work: Path, fake, repeats: int) -> dict:
                         return sum(pool.map(one, range(CPU_STREAMS)))
 
                 one(0)  # warm-up: sockets, pools, imports
-                runs = []
-                for _ in range(repeats):
-                    events, cpu = load.cpu_of(gw.workers(), streams)
-                    runs.append(cpu / events * 1e6)
-                out[transport] = {"us": statistics.median(runs),
-                                  "runs_us": [round(r, 1) for r in runs], "events": events}
+                out[transport] = _cpu_runs(gw, streams, repeats)
+                if transport == "http":  # Codex CLI's shape: a client WebSocket per session
+                    def sockets() -> int:
+                        with ThreadPoolExecutor(CPU_STREAMS) as pool:
+                            return sum(pool.map(lambda i: ws_turn(gw.url, f"cpu-ws-{i}"),
+                                                range(CPU_STREAMS)))
+                    ws_turn(gw.url, "cpu-ws-warm")
+                    out["client_websocket"] = _cpu_runs(gw, sockets, repeats)
     finally:
         fake.control("POST", "/_fake/config", {"fast": True, "deltas": 4, "reply": None,
                                                 "event_delay": 0.0})
     return out
+
+
+def _cpu_runs(gw, fn, repeats: int) -> dict:
+    from . import load
+    runs = []
+    for _ in range(repeats):
+        events, cpu = load.cpu_of(gw.workers(), fn)
+        runs.append(cpu / events * 1e6)
+    return {"us": statistics.median(runs), "runs_us": [round(r, 1) for r in runs],
+            "events": events}
+
+
+def ws_turn(url: str, key: str) -> int:
+    """One turn over a client WebSocket, as Codex CLI sends it; the frames received."""
+    from websockets.sync.client import connect
+    headers = dict(client_headers(), **{"session-id": key})
+    with connect(url.replace("http://", "ws://") + "/v1/responses",
+                 additional_headers=headers, open_timeout=10) as ws:
+        ws.send(json.dumps({"type": "response.create", "model": MODEL, "input": [user("hi")],
+                            "prompt_cache_key": key}))
+        frames = 0
+        while True:
+            frames += 1
+            if json.loads(ws.recv(timeout=60))["type"] in ("response.completed",
+                                                           "response.failed", "error"):
+                return frames
 
 
 def table(res: dict) -> str:
@@ -307,6 +335,9 @@ def table(res: dict) -> str:
         rows.append(f"| gateway CPU per streamed event, {CPU_STREAMS} SSE streams, 1 ms apart "
                     f"(µs) | {cpu['http']['us']:.1f} | {cpu['websocket']['us']:.1f} | "
                     "relayed; one event per backend packet |")
+        if "client_websocket" in cpu:
+            rows.append(f"| same, {CPU_STREAMS} client WebSockets (Codex CLI's transport) (µs) | "
+                        f"{cpu['client_websocket']['us']:.1f} | | relayed |")
     rows += ["", f"| how turns reach a worker ({res['conversations']} Chat conversations × {n} "
              "turns) | turns that found a warm socket |", "|---|---|"]
     for label, value in res["warm"].items():
