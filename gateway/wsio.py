@@ -24,6 +24,7 @@ from wsproto.events import Message as _Message
 from wsproto.utilities import generate_accept_token
 
 from .jsonio import dumps_text
+from .upstream.wsfast import text_frame
 
 READ_SIZE = 65536
 GOING_AWAY = 1001
@@ -91,19 +92,15 @@ class WebSocket:
 
     def send_texts(self, texts: list[str]) -> None:
         """Several text messages in one write (what the upstream sent together)."""
-        if self.conn.state is not ConnectionState.OPEN:
-            raise Closed(1006, "not open")
-        send = self.conn.send
-        self._write(b"".join([send(TextMessage(data=text)) for text in texts]))
+        self._write(self.encode_texts(texts))
 
     def encode_texts(self, texts: list[str]) -> bytes:
         """The frames of several text messages, for a writer of its own
         (gateway.relay); counted as sent now."""
         if self.conn.state is not ConnectionState.OPEN:
             raise Closed(1006, "not open")
-        send = self.conn.send
         self.last_sent = time.monotonic()
-        return b"".join([send(TextMessage(data=text)) for text in texts])
+        return b"".join([text_frame(text) for text in texts])  # what wsproto would write
 
     def encode_ping(self) -> bytes:
         if self.conn.state is not ConnectionState.OPEN:

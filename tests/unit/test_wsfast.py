@@ -99,3 +99,10 @@ def test_a_header_split_over_packets_keeps_the_boundaries():
     splitter = Splitter()
     assert splitter.feed(a[:3]) is None and splitter.feed(a[3:]) is None
     assert splitter.feed(b) == ["b"]  # back on a boundary: read without wsproto
+
+
+@given(st.text(max_size=300) | st.builds(lambda n: "é" * n, st.integers(30000, 40000)))
+@settings(max_examples=60, deadline=None)
+def test_a_text_frame_is_what_wsproto_writes(text):
+    from gateway.upstream.wsfast import text_frame
+    assert text_frame(text) == _server.send(TextMessage(data=text))
