@@ -332,9 +332,11 @@ class Reader(Relayable):
             except OSError as exc:
                 raise translate(exc) from None
             out = self._decode(data)
-            # A short read took all the kernel had (TLS: and nothing is left decrypted);
-            # asking again would only raise EAGAIN, whose exception costs ~2 µs.
-            drained = len(data) < RECV and not (self._tls and sock.pending())
+            # A short read took all the kernel had; asking again would only raise EAGAIN,
+            # whose exception costs ~2 µs. Not over TLS: it may hold bytes of records it
+            # read ahead, which neither epoll nor pending() can see, so read on until it
+            # says it wants more.
+            drained = len(data) < RECV and not self._tls
             if out:
                 self._drained = drained
                 return out

@@ -224,12 +224,14 @@ class Socket:
         is none yet (a loop waits on :attr:`sock` for more: gateway.relay). Reads
         until the socket is empty, TLS records included (``epoll`` cannot see
         decrypted bytes that TLS holds)."""
+        tls = hasattr(self.sock, "pending")
         while True:
             if not self._fill(0):
                 break
-            if self._short_read and not (hasattr(self.sock, "pending")
-                                         and self.sock.pending()):
+            if self._short_read and not tls:
                 break  # a short read took all the kernel had: no EAGAIN to provoke
+            # TLS: read on until it says so; it may hold bytes of records it has read
+            # ahead that neither epoll nor pending() can see.
         if not self._messages:
             return None
         ready, self._messages = self._messages, []
