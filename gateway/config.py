@@ -41,8 +41,9 @@ class ServerConfig:
     graceful_timeout: int = 900
     log_level: str = "info"
     websockets: bool = True  # GET /v1/responses upgrades; off: 426, clients fall back to HTTP
-    # One loop thread per worker carries open SSE answers (gateway.relay); off: each
-    # answer is carried by its request thread (a wake-up and GIL hand-over per packet).
+    # One loop thread per worker carries open SSE answers and WebSocket turns
+    # (gateway.relay); off: each is carried by its request thread (a wake-up and a GIL
+    # hand-over per packet).
     relay: bool = True
 
 

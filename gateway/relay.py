@@ -1,7 +1,8 @@
 """gateway.relay
 ~~~~~~~~~~~~~~~~
-One thread per worker process carries every open SSE answer from its upstream
-socket to its client socket.
+One thread per worker process carries every open answer from its upstream
+socket to its client socket: SSE answers, and the turns of client WebSockets
+(whose frames the loop also reads meanwhile: :class:`Flow` ``on_readable``).
 
 Why: with a thread per stream, each upstream packet wakes that stream's thread,
 and the threads of a worker hand the GIL to each other: ``make bench`` counted

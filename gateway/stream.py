@@ -198,8 +198,7 @@ class UpstreamStream:
         nothing changes) when the answer cannot be relayed (it is over, or its
         reader cannot say which socket to wait on)."""
         reader = self._reader
-        relay_fd = getattr(reader, "relay_fd", None)  # HTTP and upstream WebSocket readers
-        fd = relay_fd() if relay_fd is not None else None
+        fd = reader.relay_fd() if isinstance(reader, transport.Relayable) else None
         if fd is not None and not self._eof:
             reader.relay()
             return fd

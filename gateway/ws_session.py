@@ -233,7 +233,7 @@ class Session:
                     yield WAITING
                     continue
                 if batch is None:  # the upstream is silent
-                    if self.keepalive > 0 and time.monotonic() - ws.last_sent >= self.keepalive:
+                    if self._ping_due():
                         yield ws.encode_ping()
                     continue
                 yield ws.encode_texts(_texts(batch, collector))
@@ -241,8 +241,12 @@ class Session:
             stream.close()
 
     def _keepalive(self) -> None:
-        if self.keepalive > 0 and time.monotonic() - self.ws.last_sent >= self.keepalive:
+        if self._ping_due():
             self.ws.ping()
+
+    def _ping_due(self) -> bool:
+        """Nothing was sent to the client for ``keepalive`` seconds."""
+        return self.keepalive > 0 and time.monotonic() - self.ws.last_sent >= self.keepalive
 
 
 def _texts(batch, collector) -> list[str]:

@@ -86,9 +86,7 @@ class WebSocket:
         self.last_sent = time.monotonic()
 
     def send_text(self, text: str) -> None:
-        if self.conn.state is not ConnectionState.OPEN:
-            raise Closed(1006, "not open")
-        self._write(self.conn.send(TextMessage(data=text)))
+        self._write(self.encode_texts([text]))
 
     def send_texts(self, texts: list[str]) -> None:
         """Several text messages in one write (what the upstream sent together)."""
@@ -113,7 +111,7 @@ class WebSocket:
 
     def ping(self) -> None:
         if self.conn.state is ConnectionState.OPEN:
-            self._write(self.conn.send(Ping(payload=b"")))
+            self._write(self.encode_ping())
 
     # -- receiving ------------------------------------------------------------------
 

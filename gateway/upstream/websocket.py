@@ -183,6 +183,7 @@ class Socket:
         self._messages: list[str] = []
         self._pong = False
         self._short_read = True
+        self._tls = hasattr(sock, "pending")
         self.closed = False
 
     # -- sending -----------------------------------------------------------
@@ -224,11 +225,10 @@ class Socket:
         is none yet (a loop waits on :attr:`sock` for more: gateway.relay). Reads
         until the socket is empty, TLS records included (``epoll`` cannot see
         decrypted bytes that TLS holds)."""
-        tls = hasattr(self.sock, "pending")
         while True:
             if not self._fill(0):
                 break
-            if self._short_read and not tls:
+            if self._short_read and not self._tls:
                 break  # a short read took all the kernel had: no EAGAIN to provoke
             # TLS: read on until it says so; it may hold bytes of records it has read
             # ahead that neither epoll nor pending() can see.
@@ -242,7 +242,7 @@ class Socket:
         if self.closed:
             raise UpstreamBroken("the upstream websocket is closed")
         try:
-            wait = max(timeout, 0.0) if timeout > 0 else 0.0
+            wait = max(timeout, 0.0)
             if self.sock.gettimeout() != wait:  # a system call saved on every relayed read
                 self.sock.settimeout(wait)
             data = self.sock.recv(READ_SIZE)
