@@ -16,6 +16,7 @@ from . import config as config_mod
 from .accounts.pool import AccountPool
 from .api import admin
 from .api import chat
+from .api import images
 from .api import common
 from .api import messages
 from .api import meta
@@ -81,6 +82,7 @@ def create_app(config: config_mod.Config | None = None, pool=None) -> Flask:
     app.register_blueprint(websocket.bp)
     app.register_blueprint(chat.bp)
     app.register_blueprint(messages.bp)
+    app.register_blueprint(images.bp)
     app.register_blueprint(meta.bp)
     app.register_blueprint(admin.bp)
     app.wsgi_app = usage.wrap(app.wsgi_app)  # open streams and WebSockets (gauges)

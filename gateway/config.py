@@ -178,6 +178,16 @@ class StateConfig:
 
 
 @dataclass(frozen=True)
+class ImagesConfig:
+    """``/v1/images/*``: each image is a Responses request with the image_generation tool."""
+
+    model: str = ""                # the Responses model that calls the tool; empty: models.main_model
+    concurrency: int = 4           # upstream requests at once for one call with n > 1
+    max_image_bytes: int = 20 * 1024 * 1024  # one uploaded image or mask (edits); over it: 413
+    url_format: str = "error"      # response_format=url: "error" (400) or "data_url"
+
+
+@dataclass(frozen=True)
 class Config:
     server: ServerConfig = field(default_factory=ServerConfig)
     auth: AuthConfig = field(default_factory=AuthConfig)
@@ -187,6 +197,7 @@ class Config:
     continuity: ContinuityConfig = field(default_factory=ContinuityConfig)
     state: StateConfig = field(default_factory=StateConfig)
     usage: UsageConfig = field(default_factory=UsageConfig)
+    images: ImagesConfig = field(default_factory=ImagesConfig)
     # The [models] table as written: gateway.models.Catalog reads and checks it.
     models: dict = field(default_factory=dict)
 
@@ -416,10 +427,12 @@ _MINIMUM = {
     "usage.retention_days": 1, "usage.queue_size": 1, "usage.batch_size": 1,
     "usage.flush_seconds": 0.01, "usage.quota_poll_seconds": 0,
     "usage.quota_stale_seconds": 0,
+    "images.concurrency": 1, "images.max_image_bytes": 1,
 }
 _CHOICES = {"server.log_level": ("debug", "info", "warning", "error", "critical"),
             "state.backend": ("sqlite", "redis"),
-            "upstream.codex_transport": ("auto", "websocket", "http")}
+            "upstream.codex_transport": ("auto", "websocket", "http"),
+            "images.url_format": ("error", "data_url")}
 
 
 def _check_range(value, label: str):

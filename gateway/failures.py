@@ -27,6 +27,7 @@ STATUS_BY_CODE = {
     "invalid_prompt": 400,
     "invalid_value": 400,
     "previous_response_not_found": 400,
+    "moderation_blocked": 400,
     "usage_not_included": 403,
     "model_not_found": 404,
     "rate_limit_exceeded": 429,

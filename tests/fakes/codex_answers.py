@@ -21,11 +21,14 @@ backend's own stored item: what the model sees is the same.
 """
 from __future__ import annotations
 
+import base64
 import json
 import math
 import os
 import re
+import struct
 import time
+import zlib
 from dataclasses import dataclass
 
 DEFAULT_REPLY = "Hello from the fake upstream."
@@ -33,6 +36,8 @@ MIN_CACHED_TOKENS = 1024
 CACHE_STEP = 128
 REASONING_TOKENS = 64
 REASONING_SUMMARY = "**Considering the request**\n\nWorking out a short answer."
+IMAGE_TOKENS = 1056
+MODERATION_MESSAGE = "Your request was rejected by the safety system."
 
 
 # -- prompt-cache model -------------------------------------------------------
@@ -119,6 +124,8 @@ class Answer:
     text: str = ""
     call: tuple[str, str] | None = None
     compaction: bool = False
+    image: dict | None = None      # the image_generation tool's options
+    refused: bool = False          # a moderation refusal (response.failed)
 
 
 def _content_text(content) -> str:
@@ -181,6 +188,11 @@ def plan_answer(body: dict, reply: str | None) -> Answer:
     last = items[-1] if items else None
     if isinstance(last, dict) and last.get("type") == "compaction_trigger":
         return Answer(compaction=True)
+    image_tool = next((t for t in body.get("tools") or () if isinstance(t, dict)
+                       and t.get("type") == "image_generation"), None)
+    if image_tool is not None and (body.get("tool_choice") == {"type": "image_generation"}
+                                   or "[[image]]" in _last_user_text(items)):
+        return Answer(image=image_tool, refused="[[moderation]]" in _last_user_text(items))
     if isinstance(last, dict) and last.get("type") == "function_call_output":
         output = last.get("output")
         if not isinstance(output, str):
@@ -267,10 +279,54 @@ def _compaction_events(n: int, index: int, body: dict) -> tuple[list, dict]:
     return events, item
 
 
+def fake_png(seed: int, size: int = 16) -> bytes:
+    """A valid *size* x *size* RGB PNG of one colour chosen by *seed*."""
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return (struct.pack(">I", len(data)) + kind + data
+                + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF))
+    colour = bytes(((seed * 67) % 256, (seed * 131) % 256, (seed * 29 + 90) % 256))
+    rows = b"".join(b"\x00" + colour * size for _ in range(size))
+    header = struct.pack(">IIBBBBB", size, size, 8, 2, 0, 0, 0)
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(rows))
+            + chunk(b"IEND", b""))
+
+
+def _image_events(n: int, index: int, tool: dict, body: dict) -> tuple[list, dict]:
+    """The image_generation tool's events: partial images (as many as the tool asks),
+    then the item with the final PNG; the revised prompt says what the fake was given
+    (input images, a mask) so a test can check the upstream request."""
+    item_id = f"ig_fake{n:04d}"
+    where = {"item_id": item_id, "output_index": index}
+    content = next((i.get("content") for i in reversed(body["input"])
+                    if isinstance(i, dict) and i.get("role") == "user"), [])
+    images = sum(1 for p in content if isinstance(p, dict) and p.get("type") == "input_image") \
+        if isinstance(content, list) else 0
+    revised = _last_user_text(body["input"]) + (f" [{images} input images]" if images else "") \
+        + (" [masked]" if tool.get("input_image_mask") else "")
+    events = [("response.output_item.added", {"output_index": index, "item": {
+                  "id": item_id, "type": "image_generation_call", "status": "in_progress"}}),
+              ("response.image_generation_call.in_progress", where),
+              ("response.image_generation_call.generating", where)]
+    for i in range(int(tool.get("partial_images") or 0)):
+        events.append(("response.image_generation_call.partial_image", {
+            **where, "partial_image_index": i,
+            "partial_image_b64": base64.b64encode(fake_png(n * 10 + i)).decode()}))
+    item = {"id": item_id, "type": "image_generation_call", "status": "completed",
+            "result": base64.b64encode(fake_png(n * 10 + 9)).decode(), "revised_prompt": revised,
+            "output_format": tool.get("output_format", "png"),
+            "size": tool.get("size", "1024x1024"), "quality": tool.get("quality", "medium"),
+            "background": tool.get("background", "opaque")}
+    events += [("response.image_generation_call.completed", where),
+               ("response.output_item.done", {"output_index": index, "item": item})]
+    return events, item
+
+
 def usage_for(input_tokens: int, cached: int, answer: Answer, reasoning: bool) -> dict:
     visible = answer.text if answer.call is None else "".join(answer.call)
     reasoning_tokens = REASONING_TOKENS if reasoning else 0
     output_tokens = count_tokens(visible) + reasoning_tokens
+    if answer.image is not None:
+        output_tokens += IMAGE_TOKENS
     return {"input_tokens": input_tokens, "input_tokens_details": {"cached_tokens": cached},
             "output_tokens": output_tokens,
             "output_tokens_details": {"reasoning_tokens": reasoning_tokens},
@@ -289,7 +345,13 @@ def build_events(n: int, body: dict, answer: Answer, usage: dict, deltas: int) -
         more, item = _reasoning_events(n, len(output), deltas)
         events += more
         output.append(item)
-    if answer.compaction:
+    if answer.refused:
+        failed = {**response, "status": "failed", "error": {
+            "code": "moderation_blocked", "message": MODERATION_MESSAGE}}
+        return events + [("response.failed", {"response": failed})]
+    if answer.image is not None:
+        more, item = _image_events(n, len(output), answer.image, body)
+    elif answer.compaction:
         more, item = _compaction_events(n, len(output), body)
     elif answer.call:
         more, item = _call_events(n, len(output), *answer.call, deltas)

@@ -381,3 +381,18 @@ def test_codex_0171_item_kinds_and_metadata_pass_through_both_transports(gw, ups
         assert rec["body"]["input"] == items
         assert rec["body"]["client_metadata"] == meta
         assert rec["body"]["reasoning"] == {"effort": "low", "context": "all_turns"}
+
+
+def test_the_image_generation_tool_passes_through_with_partial_images(gw, upstream):
+    """What Codex CLI sends for its image tool: the tool and its partial-image events
+    pass through the client WebSocket unchanged."""
+    upstream.reset()
+    tool = {"type": "image_generation", "output_format": "png", "partial_images": 2}
+    with open_ws(gw) as ws:
+        send(ws, {**FRAME, "input": [BASE, user("[[image]] draw a cat")], "tools": [tool]})
+        frames = answer(ws)
+    kinds = [f["type"] for f in frames]
+    assert kinds.count("response.image_generation_call.partial_image") == 2
+    done = [f["item"] for f in frames if f["type"] == "response.output_item.done"]
+    assert done[-1]["type"] == "image_generation_call" and done[-1]["result"]
+    assert upstream.requests[-1]["body"]["tools"] == [tool]
