@@ -18,12 +18,14 @@ from .api import admin
 from .api import chat
 from .api import images
 from .api import common
+from .api import gemini
 from .api import messages
 from .api import meta
 from .api import responses
 from .api import websocket
 from .auth import AdminKeys, ClientKeys
 from .dialects.chat import errors as chat_errors
+from .dialects.gemini import errors as gemini_errors
 from .dialects.messages import errors as messages_errors
 from .dialects.responses import errors as responses_errors
 from .errors import GatewayError
@@ -36,6 +38,7 @@ ERROR_BODIES = {
     "responses": responses_errors.error_body,
     "chat": chat_errors.error_body,
     "messages": messages_errors.error_body,
+    "gemini": gemini_errors.error_body,
 }
 ERROR_STATUS = {"messages": messages_errors.error_status}
 
@@ -46,6 +49,8 @@ def dialect_of(path: str) -> str | None:
         return "messages"
     if path.startswith("/v1/chat/"):
         return "chat"
+    if path.startswith(("/v1beta/", "/v1/models/")):
+        return "gemini"
     return None
 
 log = logging.getLogger("gateway")
@@ -83,6 +88,7 @@ def create_app(config: config_mod.Config | None = None, pool=None) -> Flask:
     app.register_blueprint(chat.bp)
     app.register_blueprint(messages.bp)
     app.register_blueprint(images.bp)
+    app.register_blueprint(gemini.bp)
     app.register_blueprint(meta.bp)
     app.register_blueprint(admin.bp)
     app.wsgi_app = usage.wrap(app.wsgi_app)  # open streams and WebSockets (gauges)

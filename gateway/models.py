@@ -30,8 +30,8 @@ The ``[models]`` TOML table (:meth:`Catalog.from_config` takes it as a dict)::
     [models]
     builtin = true                # false: start from an empty catalog
     remove = []                   # built-in slugs to drop
-    main_model = "gpt-5.5"        # target of the built-in claude-* / opus / sonnet aliases
-    small_model = "gpt-5.4-mini"  # target of the built-in haiku alias
+    main_model = "gpt-5.5"        # target of the built-in claude-*, opus, sonnet, gemini-* aliases
+    small_model = "gpt-5.4-mini"  # target of the built-in haiku and gemini-*flash* aliases
     list_suffixed = false         # /v1/models also lists <model>-<effort> variants
     allow = []                    # globs forwarded unchanged though not in the catalog
     codex_entries = "instructed"  # which models Codex CLI's catalog describes (see below)
@@ -514,9 +514,11 @@ _BUILTIN: tuple[Model, ...] = (
 
 
 def builtin_aliases(main: str, small: str) -> tuple[tuple[str, str], ...]:
-    """Claude Code's own names by tier: opus/sonnet → main, haiku → small."""
+    """Claude Code's and Gemini CLI's own names by tier: opus/sonnet and Gemini's
+    pro (any other gemini-*) → main; haiku, Gemini's flash and flash-lite → small."""
     return (("claude-*haiku*", small), ("claude-*opus*", main),
-            ("claude-*sonnet*", main), ("claude-*", main))
+            ("claude-*sonnet*", main), ("claude-*", main),
+            ("gemini-*flash*", small), ("gemini-*", main))
 
 
 # -- config parsing ------------------------------------------------------------
@@ -558,8 +560,8 @@ def _from_config(sec: dict) -> Catalog:
                 "list it in models.remove to redirect it")
         _check_target(target, lookup, allow, f"models.aliases '{pattern}'")
         rules.append((key, target.strip().lower()))
-    # The Claude tiers follow main_model/small_model; with no main model in
-    # the catalog (builtin = false and none set) there are no Claude aliases.
+    # The Claude and Gemini tiers follow main_model/small_model; with no main model in
+    # the catalog (builtin = false and none set) there are no tier aliases.
     main = _tier(sec, "main_model", MAIN_MODEL, lookup, allow)
     small = _tier(sec, "small_model", SMALL_MODEL, lookup, allow) or main
     if main:

@@ -11,6 +11,7 @@ from .. import models
 from ..executor import NEEDS_LOGIN_MESSAGE
 from ..executor import NO_ACCOUNT_MESSAGE
 from . import common
+from . import gemini
 
 bp = Blueprint("meta", __name__)
 
@@ -19,7 +20,10 @@ bp = Blueprint("meta", __name__)
 @bp.get("/backend-api/codex/models")
 def list_models():
     """The model catalog: OpenAI's shape, or Codex CLI's with ``?client_version=``
-    (Codex CLI with command or ChatGPT auth reads only that one)."""
+    (Codex CLI with command or ChatGPT auth reads only that one), or Google's
+    for a Gemini client."""
+    if gemini.wants_list(request):
+        return gemini.list_models()
     common.authenticate()
     st = common.state()
     catalog = st.executor.catalog

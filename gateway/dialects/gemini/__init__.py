@@ -1,0 +1,1 @@
+"""Google's Gemini API (``generateContent``): Gemini CLI, the google-genai SDKs."""
