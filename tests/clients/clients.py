@@ -12,13 +12,17 @@ and ``npm_config_offline=true`` so that OpenCode's background install of its
 plugin package into its config directory (not needed to talk to a provider: the
 OpenAI-compatible SDK is built in) fails at once instead of reaching the registry;
 Claude Code ``DISABLE_AUTOUPDATER``, ``DISABLE_TELEMETRY``, ``DISABLE_ERROR_REPORTING``
-and ``CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC`` (test_claude_code.py).
+and ``CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC`` (test_claude_code.py); Gemini CLI's
+``privacy.usageStatisticsEnabled``, ``telemetry.enabled`` and ``general.enableAutoUpdate*``
+off (test_gemini_cli.py). Every proxy variable points at a :class:`ProxyTrap`.
 """
 from __future__ import annotations
 
 import os
 import shlex
+import socket
 import subprocess
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -126,3 +130,37 @@ def envelope(record: dict) -> tuple:
     h = {k.lower(): v for k, v in record["headers"].items()}
     return (h.get("chatgpt-account-id"), record["body"].get("prompt_cache_key"),
             h.get("session_id"), h.get("session-id"))
+
+
+class ProxyTrap:
+    """A proxy that lets nothing through: it records each request line and answers 403."""
+
+    def __init__(self):
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.url = "http://127.0.0.1:%d" % self.sock.getsockname()[1]
+        self.seen: list[str] = []
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self):
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            with conn:
+                conn.settimeout(2)
+                try:
+                    line = conn.recv(4096).split(b"\r\n", 1)[0]
+                    self.seen.append(line.decode("latin-1"))
+                    conn.sendall(b"HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\n\r\n")
+                except OSError:
+                    pass
+
+    def env(self) -> dict:
+        names = ("HTTPS_PROXY", "HTTP_PROXY", "ALL_PROXY")
+        out = {n: self.url for n in names} | {n.lower(): self.url for n in names}
+        return out | {"NO_PROXY": "127.0.0.1,localhost", "no_proxy": "127.0.0.1,localhost"}
+
+    def close(self):
+        self.sock.close()

@@ -8,6 +8,8 @@ from tests.deploy.harness import start_stack
 from tests.fakes.codex_upstream import FakeCodexUpstream
 from tests.support import gateway_env
 
+from .clients import ProxyTrap
+
 
 @pytest.fixture(scope="module")
 def upstream():
@@ -36,5 +38,13 @@ def gateway(upstream, tmp_path_factory):
 def fresh(upstream):
     """No recorded requests, no cache, no faults, no delays."""
     upstream.reset()
-    upstream.configure(event_delay=0.0, silence=0.0, reply=None, fast=False)
+    upstream.configure(event_delay=0.0, silence=0.0, reply=None, schema_reply=None, fast=False)
     return upstream
+
+
+@pytest.fixture
+def trap():
+    """A proxy that lets nothing through (every proxy variable of a client points at it)."""
+    t = ProxyTrap()
+    yield t
+    t.close()

@@ -55,7 +55,8 @@ if [ -f "$here/package.json" ] && have npm; then
      || [ "$here/package-lock.json" -nt "$stamp" ] \
      || [ ! -x "$here/node_modules/codex-0169/bin/codex.js" ] \
      || [ ! -x "$here/node_modules/codex-0171/bin/codex.js" ] \
-     || [ ! -x "$here/node_modules/.bin/opencode" ] || [ ! -x "$here/node_modules/.bin/claude" ]; then
+     || [ ! -x "$here/node_modules/.bin/opencode" ] || [ ! -x "$here/node_modules/.bin/claude" ] \
+     || [ ! -x "$here/node_modules/.bin/gemini" ]; then
     echo "installing pinned npm clients (tests/clients/package-lock.json)"
     (cd "$here" && npm install --no-audit --no-fund --loglevel=error >/dev/null && touch "$stamp")
   fi

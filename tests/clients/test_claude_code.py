@@ -14,12 +14,9 @@ from __future__ import annotations
 
 import json
 import re
-import socket
-import threading
 
-import pytest
-
-from .clients import CLAUDE_EXPORTS, CLAUDE_TURNS, HELLO, Home, binary, envelope, guide_exports, run
+from .clients import CLAUDE_EXPORTS, CLAUDE_TURNS, HELLO, Home, ProxyTrap, binary, envelope
+from .clients import guide_exports, run
 
 OFFLINE = {"DISABLE_AUTOUPDATER": "1", "DISABLE_TELEMETRY": "1", "DISABLE_ERROR_REPORTING": "1",
            "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1"}
@@ -30,47 +27,6 @@ TOOL_TURN = ("claude -p --continue "
              "'[[call:Bash {\"command\": \"cat hello.txt\", \"description\": \"Show hello.txt\"}]]' "
              "--allowedTools 'Bash(cat hello.txt)'")
 CLIENT_REQUEST = '"POST /v1/messages?beta=true HTTP/1.1" 200'
-
-
-class ProxyTrap:
-    """A proxy that lets nothing through: it records each request line and answers 403."""
-
-    def __init__(self):
-        self.sock = socket.create_server(("127.0.0.1", 0))
-        self.url = "http://127.0.0.1:%d" % self.sock.getsockname()[1]
-        self.seen: list[str] = []
-        self.thread = threading.Thread(target=self._serve, daemon=True)
-        self.thread.start()
-
-    def _serve(self):
-        while True:
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                return
-            with conn:
-                conn.settimeout(2)
-                try:
-                    line = conn.recv(4096).split(b"\r\n", 1)[0]
-                    self.seen.append(line.decode("latin-1"))
-                    conn.sendall(b"HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\n\r\n")
-                except OSError:
-                    pass
-
-    def env(self) -> dict:
-        names = ("HTTPS_PROXY", "HTTP_PROXY", "ALL_PROXY")
-        out = {n: self.url for n in names} | {n.lower(): self.url for n in names}
-        return out | {"NO_PROXY": "127.0.0.1,localhost", "no_proxy": "127.0.0.1,localhost"}
-
-    def close(self):
-        self.sock.close()
-
-
-@pytest.fixture
-def trap():
-    t = ProxyTrap()
-    yield t
-    t.close()
 
 
 def _play_session(base_url: str, tmp_path, trap: ProxyTrap) -> list[str]:

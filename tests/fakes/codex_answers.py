@@ -172,17 +172,20 @@ def _schema_example(schema: dict) -> str:
     return json.dumps(value)
 
 
-def plan_answer(body: dict, reply: str | None) -> Answer:
+def plan_answer(body: dict, reply: str | None, schema_reply: str | None = None) -> Answer:
     """Decide the answer; the first rule that applies wins.
 
     0. last input item is ``{"type": "compaction_trigger"}`` (Codex's remote
        compaction v2) → exactly one ``compaction`` output item, as the backend does;
-    1. last input item is a ``function_call_output`` → "Tool result was: <output>"
+    1. ``text.format.type == "json_schema"`` and a configured ``schema_reply`` → it
+       (a client's structured side call, such as Gemini CLI's router, answered
+       the same whatever its prompt says);
+    2. last input item is a ``function_call_output`` → "Tool result was: <output>"
        (checked first so a ``[[call:…]]`` turn does not loop forever);
-    2. ``[[call:NAME ARGS]]`` in the last user message → function call;
-    3. ``[[say:TEXT]]`` in the last user message → TEXT;
-    4. ``text.format.type == "json_schema"`` → JSON satisfying ``required``;
-    5. the configured reply, else ``DEFAULT_REPLY``.
+    3. ``[[call:NAME ARGS]]`` in the last user message → function call;
+    4. ``[[say:TEXT]]`` in the last user message → TEXT;
+    5. ``text.format.type == "json_schema"`` → JSON satisfying ``required``;
+    6. the configured reply, else ``DEFAULT_REPLY``.
     """
     items = body["input"]
     last = items[-1] if items else None
@@ -193,6 +196,10 @@ def plan_answer(body: dict, reply: str | None) -> Answer:
     if image_tool is not None and (body.get("tool_choice") == {"type": "image_generation"}
                                    or "[[image]]" in _last_user_text(items)):
         return Answer(image=image_tool, refused="[[moderation]]" in _last_user_text(items))
+    text = body.get("text")
+    fmt = text.get("format") if isinstance(text, dict) else None
+    if schema_reply is not None and isinstance(fmt, dict) and fmt.get("type") == "json_schema":
+        return Answer(schema_reply)
     if isinstance(last, dict) and last.get("type") == "function_call_output":
         output = last.get("output")
         if not isinstance(output, str):
@@ -205,8 +212,6 @@ def plan_answer(body: dict, reply: str | None) -> Answer:
     say = _SAY.search(user_text)
     if say:
         return Answer(say.group(1))
-    text = body.get("text")
-    fmt = text.get("format") if isinstance(text, dict) else None
     if isinstance(fmt, dict) and fmt.get("type") == "json_schema":
         return Answer(_schema_example(fmt.get("schema") or {}))
     return Answer(reply if reply is not None else DEFAULT_REPLY)

@@ -74,15 +74,15 @@ HTTP_FAULTS = frozenset({"http_500", "http_401", "usage_limit", "http_429", "htt
 STREAM_FAULTS = frozenset({"stall", "reset_mid_stream", "response_failed", "error_event",
                            "truncate", "reset_at_once", "reset_after_created"})
 FAULTS = HTTP_FAULTS | STREAM_FAULTS
-CONFIG_KEYS = ("reply", "event_delay", "silence", "fast", "strict_tokens", "unsupported_params",
-               "websocket", "deltas")
+CONFIG_KEYS = ("reply", "schema_reply", "event_delay", "silence", "fast", "strict_tokens",
+               "unsupported_params", "websocket", "deltas")
 WS_IDLE = 600.0  # seconds a fake socket waits for its next frame
 
 
 def _plan(n: int, body: dict, config: dict, input_tokens: int, cached: int, fault):
     """The events of answer *n* and how its stream ends (``stream_fault``), and
     how long a stall lasts: the same for the HTTP stream and the WebSocket."""
-    answer = plan_answer(body, config["reply"])
+    answer = plan_answer(body, config["reply"], config.get("schema_reply"))
     usage = usage_for(input_tokens, cached, answer, bool(body.get("reasoning")))
     events = build_events(n, body, answer, usage,
                           1 if config["fast"] else config.get("deltas") or 4)
@@ -159,8 +159,8 @@ class FakeCodexUpstream(FakeServer):
                  models=DEFAULT_MODELS, websocket="refuse", deltas: int = 4):
         super().__init__(port, host)
         self.models = list(models)
-        self._config = {"reply": None, "event_delay": 0.0, "silence": 0.0, "fast": False,
-                        "strict_tokens": None, "unsupported_params": set(), "websocket": 426,
+        self._config = {"reply": None, "schema_reply": None, "event_delay": 0.0, "silence": 0.0,
+                        "fast": False, "strict_tokens": None, "unsupported_params": set(), "websocket": 426,
                         "deltas": 4}  # text deltas per answer part
         self.configure(reply=reply, event_delay=event_delay, silence=silence, fast=fast,
                        strict_tokens=strict_tokens, unsupported_params=unsupported_params,
