@@ -49,6 +49,8 @@ _CODE_BY_ERROR = {
     "invalid_request": 400,
     "upstream_timeout": 504,
     "server_is_overloaded": 503,
+    "stream_truncated": 502,
+    "upstream_connection_lost": 502,
 }
 
 
