@@ -10,7 +10,7 @@ from gateway.dialects.gemini.errors import error_body, stream_error_frame
 from gateway.dialects.gemini.events import GeminiStreamTranslator, response_from_final
 from gateway.dialects.gemini.events import usage_metadata
 from gateway.dialects.gemini.request import translate_request
-from gateway.dialects.messages.signature import decode_signature
+from gateway.dialects.gemini.signature import decode_thought_signature
 from gateway.errors import GatewayError
 from gateway.sse import make_event
 
@@ -37,7 +37,7 @@ def _signed(part: dict) -> dict:
     """The part with its thoughtSignature decoded (so rows compare what it carries)."""
     part = dict(part)
     if "thoughtSignature" in part:
-        part["thoughtSignature"] = decode_signature(part["thoughtSignature"])
+        part["thoughtSignature"] = decode_thought_signature(part["thoughtSignature"])
     return part
 
 

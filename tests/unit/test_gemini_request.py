@@ -6,12 +6,12 @@ import pytest
 
 from gateway.dialects.gemini.request import client_authorization, translate_request
 from gateway.dialects.gemini.schema import json_schema
-from gateway.dialects.messages.signature import encode_signature
+from gateway.dialects.gemini.signature import encode_thought_signature
 from gateway.errors import GatewayError
 
 MODEL = "gemini-2.5-pro"
 HI = [{"role": "user", "parts": [{"text": "hi"}]}]
-SIG = encode_signature({"id": "rs_1", "encrypted_content": "gAAA-1"})
+SIG = encode_thought_signature({"id": "rs_1", "encrypted_content": "gAAA-1"})
 REASONING = {"type": "reasoning", "id": "rs_1", "summary": [], "encrypted_content": "gAAA-1"}
 WEATHER = {"name": "get_weather", "description": "Weather.",
            "parametersJsonSchema": {"type": "object", "properties": {"city": {"type": "string"}}}}

@@ -33,10 +33,10 @@ import os
 from gateway.jsonio import dumps_text
 
 from ..messages.events import tool_input
-from ..messages.signature import encode_signature
 from ..stops import first_stop, held_length
 from ..translator import Translator
 from .errors import error_frame, stream_error_frame
+from .signature import encode_thought_signature
 
 KEEPALIVE = b"\n"
 _LINE_BREAKS = ("\u2028", "\u2029", "\x85")
@@ -110,10 +110,6 @@ def call_part(item: dict, tool_names: dict) -> dict:
     if isinstance(call_id, str) and call_id:
         call = {"id": call_id, **call}
     return {"functionCall": call}
-
-
-def signature_of(item: dict) -> str | None:
-    return encode_signature(item) if isinstance(item.get("encrypted_content"), str) else None
 
 
 def candidate(parts: list, finish: str | None = None) -> dict:
@@ -251,7 +247,7 @@ class GeminiStreamTranslator(Translator):
                 text = summary_text(item)
                 if text:
                     out.append(self._chunk([{"text": text, "thought": True}]))
-            self._signature = signature_of(item) or self._signature
+            self._signature = encode_thought_signature(item) or self._signature
         elif kind == "message" and item.get("id") not in self._texted:
             text = message_text(item)
             if text:
@@ -315,7 +311,7 @@ def response_from_final(response: dict, model: str, *, thoughts: bool = False,
             text = summary_text(item)
             if thoughts and text:
                 parts.append({"text": text, "thought": True})
-            signature = signature_of(item) or signature
+            signature = encode_thought_signature(item) or signature
         elif kind == "message":
             text = message_text(item)
             cut, hit = first_stop(text, stops)

@@ -85,12 +85,11 @@ from dataclasses import dataclass, field
 
 from gateway.errors import bad_request
 from gateway.dialects.tools import ToolNames, stable_call_id
-# The reasoning-in-a-signature format and the arguments' stable bytes are the
-# Messages dialect's: one format, whichever dialect hands a signature out.
+# The arguments' stable bytes are the Messages dialect's (one rule for every dialect).
 from gateway.dialects.messages.request import arguments_json
-from gateway.dialects.messages.signature import decode_signature
 
 from .schema import json_schema
+from .signature import decode_thought_signature
 
 ENCRYPTED_REASONING = "reasoning.encrypted_content"
 SKIP_SIGNATURE = "skip_thought_signature_validator"
@@ -397,7 +396,7 @@ class _Translation:
 
     def reasoning_item(self, signature, thoughts: list[str]) -> dict | None:
         """A signature the gateway issued -> its reasoning item, once per conversation."""
-        decoded = decode_signature(signature)
+        decoded = decode_thought_signature(signature)
         if decoded is None or "encrypted_content" not in decoded:
             if isinstance(signature, str) and signature and signature != SKIP_SIGNATURE:
                 self.drop("contents.parts.thoughtSignature")
