@@ -91,9 +91,10 @@ def test_generate_stream_and_json_array(make_client, upstream, caplog):
     assert "model=gemini-2.5-flash->gpt-5.4-mini" in caplog.records[-1].getMessage()
     resp = gw.post(STREAM, HI, headers=KEY, key=None)
     assert resp.mimetype == "application/json" and _text(resp.get_json()) == HELLO
-    # the same under /v1 (google-genai's default), the key as ?key=
+    # the same under /v1 (google-genai's default), the key as ?key= (never in the log line)
     resp = gw.post(f"/v1/models/gemini-2.5-pro:generateContent?key={CLIENT_KEY}", HI, key=None)
     assert resp.status_code == 200 and _text([resp.get_json()]) == HELLO
+    assert CLIENT_KEY not in caplog.text
     assert len(upstream.requests) == 4
 
 
