@@ -29,3 +29,14 @@ def held_length(text: str, stops: list[str]) -> int:
                 keep = k
                 break
     return keep
+
+
+def stop_list(value) -> tuple[list[str], bool]:
+    """A client's stop sequences, cleaned: ``(unique non-empty strings, whether anything
+    had to be dropped)``. None is no stop sequences; a non-list is dropped whole."""
+    if value is None:
+        return [], False
+    if not isinstance(value, list):
+        return [], True
+    out = [s for s in value if isinstance(s, str) and s]
+    return list(dict.fromkeys(out)), len(out) != len(value)

@@ -3,6 +3,8 @@ table, one row each, in both spellings where clients use both."""
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from gateway.dialects.gemini.request import client_authorization, translate_request
 from gateway.dialects.gemini.schema import json_schema
@@ -321,3 +323,25 @@ def test_schema_keywords_are_walked_but_property_names_are_data():
         "type": {"type": "string"},
         "items": {"type": "array", "items": {"type": "integer"}},
         "any": {"anyOf": [{"type": "string"}, {"type": "null"}]}}}
+
+
+_JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=8),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(
+        st.sampled_from(["contents", "parts", "role", "text", "functionCall", "functionResponse",
+                         "inlineData", "fileData", "thoughtSignature", "thought", "tools",
+                         "functionDeclarations", "toolConfig", "generationConfig", "mode",
+                         "thinkingConfig", "systemInstruction", "name", "id", "args", "x"]),
+        inner, max_size=5),
+    max_leaves=30)
+
+
+@settings(max_examples=300, deadline=None)
+@given(body=_JSON)
+def test_any_json_is_mapped_or_refused_with_a_400(body):
+    try:
+        req = translate_request(body, MODEL)
+    except GatewayError as err:
+        assert err.status == 400
+    else:
+        assert isinstance(req.responses["input"], list) and len(req.dropped) <= 32

@@ -84,6 +84,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from gateway.errors import bad_request
+from gateway.dialects.stops import stop_list
 from gateway.dialects.tools import ToolNames, stable_call_id
 # The arguments' stable bytes are the Messages dialect's (one rule for every dialect).
 from gateway.dialects.messages.request import arguments_json
@@ -475,7 +476,8 @@ class _Translation:
         mode = config.get("mode")
         if mode is None and not config.get("allowedFunctionNames"):
             return None
-        choice = _MODES.get(mode.upper() if isinstance(mode, str) else "AUTO")
+        choice = _MODES.get(mode.upper() if isinstance(mode, str) else "AUTO" if mode is None
+                            else "")
         if choice is None:
             self.drop("toolConfig.functionCallingConfig.mode")
             return None
@@ -559,15 +561,10 @@ class _Translation:
         return aliases
 
     def stop_sequences(self, value) -> list[str]:
-        if value is None:
-            return []
-        if not isinstance(value, list):
+        stops, dropped = stop_list(value)
+        if dropped:
             self.drop("generationConfig.stopSequences")
-            return []
-        out = [s for s in value if isinstance(s, str) and s]
-        if len(out) != len(value):
-            self.drop("generationConfig.stopSequences")
-        return list(dict.fromkeys(out))
+        return stops
 
 
 def _parts(value, where: str) -> list:

@@ -94,6 +94,7 @@ from gateway.errors import bad_request
 from gateway.dialects.tools import ToolNames, stable_call_id
 
 from .signature import decode_signature
+from ..stops import stop_list
 
 ENCRYPTED_REASONING = "reasoning.encrypted_content"
 WEB_SEARCH_SOURCES = "web_search_call.action.sources"
@@ -736,15 +737,10 @@ class _Translation:
         return None
 
     def stop_sequences(self, value) -> list[str]:
-        if value is None:
-            return []
-        if not isinstance(value, list):
+        stops, dropped = stop_list(value)
+        if dropped:
             self.drop("stop_sequences")
-            return []
-        out = [s for s in value if isinstance(s, str) and s]
-        if len(out) != len(value):
-            self.drop("stop_sequences")
-        return list(dict.fromkeys(out))
+        return stops
 
 
 def _reasoning(t: _Translation, body: dict) -> tuple[dict, bool]:
