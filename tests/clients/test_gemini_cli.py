@@ -85,6 +85,7 @@ def _check_session(answers: list[str], records: list[dict], logs: str, trap: Pro
     # After --resume, Gemini CLI 0.61 sends that function response twice: one reaches upstream.
     outputs = [i for i in mains[3]["body"]["input"] if i.get("type") == "function_call_output"]
     assert [o["call_id"] for o in outputs] == [call["call_id"]]
+    assert CLIENT_KEY not in logs  # the key came in x-goog-api-key: never logged
     assert trap.seen == [], f"Gemini CLI tried to leave 127.0.0.1: {trap.seen}"
 
 
