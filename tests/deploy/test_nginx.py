@@ -237,6 +237,10 @@ def test_gateway_down_is_a_502_in_the_dialect_of_the_path(upstream):
                                      json={"model": "claude-opus-5-5", "max_tokens": 10,
                                            "messages": [{"role": "user", "content": "hi"}]},
                                      headers={"x-api-key": CLIENT_KEY})
+            gemini = requests.post(
+                nginx.url + "/v1beta/models/gemini-2.5-pro:streamGenerateContent?alt=sse",
+                json={"contents": [{"parts": [{"text": "hi"}]}]}, timeout=30,
+                headers={"x-goog-api-key": CLIENT_KEY})
     finally:
         dead.close()
     assert resp.status_code == 502 and resp.headers["Content-Type"] == "application/json"
@@ -245,6 +249,8 @@ def test_gateway_down_is_a_502_in_the_dialect_of_the_path(upstream):
     assert messages.json() == {"type": "error", "error": {"type": "api_error", "message":
                                messages.json()["error"]["message"]}}
     assert "journalctl -u codex-gateway" in messages.json()["error"]["message"]
+    assert gemini.status_code == 502 and gemini.json()["error"]["status"] == "UNAVAILABLE"
+    assert gemini.json()["error"]["code"] == 502
 
 
 # -- headers ---------------------------------------------------------------------------
