@@ -29,7 +29,12 @@ def _text(chunks) -> str:
 
 def test_gemini_cli_capture_replayed(make_client, upstream):
     """The 8 requests Gemini CLI 0.61.0 sent in a recorded session (tests/fixtures), as
-    it sent them: router calls, turns, a tool round trip, two --resume turns, a -m run."""
+    it sent them: router calls, turns, a tool round trip, two --resume turns, a -m run.
+
+    Recorded on 127.0.0.1 with the real CLI (the settings of docs/clients/gemini-cli.md)
+    against a small recorder that answered like Gemini: echo text, a ``read_file`` call
+    carrying the recorder's own thoughtSignature ``SIG-call``, a router score of 100.
+    The key is replaced by ``ck-test``; everything else is byte for byte."""
     gw = make_client()
     capture = json.loads(CAPTURE.read_text())
     answers = []

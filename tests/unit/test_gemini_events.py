@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from gateway.dialects.gemini.errors import error_body, stream_error_frame
 from gateway.dialects.gemini.events import GeminiStreamTranslator, response_from_final
@@ -254,3 +256,28 @@ def test_a_signature_handed_out_comes_back_as_the_reasoning_item():
                         "encrypted_content": "gAAAA-enc"}
     assert items[2]["type"] == "function_call" and items[2]["call_id"] == "call_1"
     assert items[3] == {"type": "function_call_output", "call_id": "call_1", "output": "sunny"}
+
+
+_KINDS = ["response.output_text.delta", "response.reasoning_summary_text.delta",
+          "response.output_item.done", "response.completed", "response.incomplete",
+          "response.failed", "error", "response.refusal.delta", "response.created"]
+_ITEMS = st.sampled_from([REASONING, MESSAGE, CALL, {"type": "reasoning"}, {"type": "x"}, {}])
+_EVENT = st.builds(lambda kind, delta, item, usage: ev(kind, delta=delta, item=item,
+                                                       item_id="m", summary_index=0,
+                                                       response=_final(item, usage=usage)),
+                   st.sampled_from(_KINDS), st.text(max_size=6) | st.integers(), _ITEMS,
+                   st.sampled_from([USAGE, None, {"input_tokens": "x"}]))
+
+
+@settings(max_examples=200, deadline=None)
+@given(events=st.lists(_EVENT, max_size=12), sse=st.booleans(),
+       stop=st.sampled_from([[], ["lo"]]), thoughts=st.booleans())
+def test_any_event_sequence_gives_frames_a_google_sdk_can_read(events, sse, stop, thoughts):
+    t = GeminiStreamTranslator(MODEL, sse=sse, stop=stop, thoughts=thoughts)
+    raw = _stream(t, events)
+    if not sse:
+        chunks = json.loads(raw)  # one JSON array, whatever happened
+    else:
+        chunks = [json.loads(line[6:] if line.startswith(b"data: ") else line)
+                  for line in raw.replace(b"\r\n", b"\n").split(b"\n") if line]
+    assert chunks and ("error" in chunks[-1] or "finishReason" in chunks[-1]["candidates"][0])
