@@ -171,7 +171,8 @@ class Executor:
             resp.transport
         return UpstreamStream(
             resp, rec, read_timeout=cfg.upstream.read_timeout, keepalive=call.keepalive,
-            timed=True, headers=self._client_headers(call, cont, dropped, profile, resp.headers))
+            timed=True,
+            headers=self._client_headers(call, cont, dropped, profile, resp.headers, creds))
 
     def _resolve_model(self, call: Call) -> str:
         """Catalog, aliases and effort suffixes: the model the upstream is sent.
@@ -242,7 +243,8 @@ class Executor:
                 stream = UpstreamStream(
                     resp, rec, read_timeout=cfg.upstream.read_timeout, keepalive=call.keepalive,
                     timed=call.stream,
-                    headers=self._client_headers(call, cont, dropped, profile, resp.headers),
+                    headers=self._client_headers(call, cont, dropped, profile, resp.headers,
+                                                 creds),
                     on_failure=lambda f: self._cool(account, f))
                 failure = stream.prime(min(call.keepalive or FIRST_EVENT_WAIT, FIRST_EVENT_WAIT))
                 if failure is not None and failure.fails_over:
@@ -296,7 +298,8 @@ class Executor:
         self.pool.record_failure(account, failure.status, failure.code or failure.type,
                                  failure.cool_until)
 
-    def _client_headers(self, call: Call, cont, dropped, profile, answer_headers) -> dict:
+    def _client_headers(self, call: Call, cont, dropped, profile, answer_headers,
+                        creds=None) -> dict:
         """Headers the gateway adds to its own answer."""
         headers = {"x-gateway-continuity": cont.source,
                    "x-gateway-model": call.body.get("model", "")}
@@ -304,7 +307,7 @@ class Executor:
                                                    for p in dropped]))
         if names:
             headers["x-gateway-dropped-params"] = header_list(names)
-        headers.update(profile.relayed(answer_headers))
+        headers.update(profile.relayed(answer_headers, creds))
         return headers
 
     def collect(self, stream: UpstreamStream) -> dict:

@@ -72,7 +72,7 @@ class Profile:
         apply({}, headers, cont, self.session_headers)
         return headers
 
-    def relayed(self, answer_headers) -> dict[str, str]:
+    def relayed(self, answer_headers, creds=None) -> dict[str, str]:
         """Answer headers the client gets back (e.g. the Codex turn state)."""
         out = {}
         for name in self.relay_headers:

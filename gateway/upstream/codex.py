@@ -11,6 +11,7 @@ describe the client's turn), ``x-codex-turn-state`` is relayed back, and the
 """
 from __future__ import annotations
 
+import hashlib
 import time
 
 from ..errors import bad_request
@@ -18,6 +19,10 @@ from .base import Profile
 
 ENCRYPTED_REASONING = "reasoning.encrypted_content"
 TURN_STATE = "x-codex-turn-state"
+# A turn state is the issuing account's: the value the client gets carries a tag of
+# that account after this mark, and goes back upstream (without the tag) only to
+# the same account. Stateless, so every worker and instance agrees.
+TURN_STATE_MARK = "~gw~"
 _WINDOW_FIELDS = (("used-percent", "used_percent", float),
                   ("window-minutes", "window_minutes", int),
                   ("reset-at", "reset_at", float),
@@ -52,6 +57,11 @@ class CodexProfile(Profile):
 
     def headers(self, creds, client_headers, cont):
         headers = super().headers(creds, client_headers, cont)
+        state = next((k for k in headers if k.lower() == TURN_STATE), None)
+        if state is not None:
+            original = turn_state_for(headers.pop(state), creds.account_id)
+            if original:
+                headers[TURN_STATE] = original
         if creds.account_id:
             headers["chatgpt-account-id"] = creds.account_id
         originator = client_headers.get("originator")
@@ -59,6 +69,12 @@ class CodexProfile(Profile):
         headers["User-Agent"] = (client_headers.get("User-Agent") if originator
                                  else None) or self.cfg.user_agent
         return headers
+
+    def relayed(self, answer_headers, creds=None) -> dict[str, str]:
+        out = super().relayed(answer_headers, creds)
+        if out.get(TURN_STATE):
+            out[TURN_STATE] = bind_turn_state(out[TURN_STATE], creds.account_id if creds else None)
+        return out
 
     def rate_limits(self, answer_headers) -> dict:
         """``x-codex-{primary,secondary}-*`` as ``{window: {used_percent, …}}``."""
@@ -77,3 +93,22 @@ class CodexProfile(Profile):
             if item:
                 out[window] = item
         return out
+
+
+def _account_tag(account_id: str | None) -> str:
+    digest = hashlib.sha256(b"codex-gateway turn state\0" + (account_id or "").encode())
+    return digest.hexdigest()[:12]
+
+
+def bind_turn_state(value: str, account_id: str | None) -> str:
+    """The turn state the client is given: the upstream's value, tagged with its account."""
+    return f"{value}{TURN_STATE_MARK}{_account_tag(account_id)}"
+
+
+def turn_state_for(value: str, account_id: str | None) -> str | None:
+    """The upstream value of a client's turn state when *account_id* issued it, else None
+    (another account's, after a failover; or one the gateway did not tag)."""
+    original, mark, tag = value.rpartition(TURN_STATE_MARK)
+    if not mark or tag != _account_tag(account_id):
+        return None
+    return original

@@ -396,3 +396,28 @@ def test_the_image_generation_tool_passes_through_with_partial_images(gw, upstre
     done = [f["item"] for f in frames if f["type"] == "response.output_item.done"]
     assert done[-1]["type"] == "image_generation_call" and done[-1]["result"]
     assert upstream.requests[-1]["body"]["tools"] == [tool]
+
+
+def test_a_turn_state_never_follows_a_turn_to_another_account(gateway_factory, upstream, tmp_path):
+    """Within one turn the connection echoes the upstream's turn state, but only to the
+    account that issued it: after a failover the next account gets none."""
+    env = accounts_env(upstream, tmp_path, ["acct-a", "acct-b"])
+    gw2 = gateway_factory(env, workers=2)
+    upstream.reset()
+    meta = {"turn_id": "turn-1"}
+    with open_ws(gw2) as ws:
+        send(ws, {**FRAME, "input": [BASE, user("[[say:first]]")], "client_metadata": meta})
+        answer(ws)
+        served = upstream.requests[-1]["account"]
+        other = ({"acct-a", "acct-b"} - {served}).pop()
+        send(ws, {**FRAME, "input": [BASE, user("[[say:again]]")], "client_metadata": meta})
+        answer(ws)
+        assert upstream.requests[-1]["account"] == served
+        assert upstream.requests[-1]["headers"]["x-codex-turn-state"] == \
+            "ts-%d" % upstream.requests[-2]["id"]
+        upstream.inject("usage_limit", account=served, resets_in=120)
+        send(ws, {**FRAME, "input": [BASE, user("[[say:moved]]")], "client_metadata": meta})
+        assert text_of(answer(ws)) == "moved"
+    moved = upstream.requests[-1]
+    assert moved["account"] == other
+    assert "x-codex-turn-state" not in {k.lower() for k in moved["headers"]}

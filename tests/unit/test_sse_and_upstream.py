@@ -5,6 +5,8 @@ import time
 
 import pytest
 
+from gateway.upstream.codex import bind_turn_state
+
 from gateway import config as config_mod
 from gateway.continuity import Continuity
 from gateway.errors import GatewayError
@@ -94,13 +96,18 @@ def test_openai_profile_keeps_retention_and_has_no_session_header():
 
 
 def test_codex_headers_one_value_and_forwarding():
-    client = {"session_id": "client-sid", "x-codex-turn-state": "ts", "version": "0.169.0",
+    client = {"session_id": "client-sid", "x-codex-turn-state": bind_turn_state("ts", "acct"),
+              "version": "0.169.0",
               "x-client-request-id": "r", "Authorization": "Bearer client-key", "cookie": "c"}
     h = PROFILES["codex"].headers(Credentials("tok", "acct"), client, CONT)
     assert h["session_id"] == h["session-id"] == "K"
     assert h["Authorization"] == "Bearer tok" and h["chatgpt-account-id"] == "acct"
     assert h["x-codex-turn-state"] == "ts" and h["version"] == "0.169.0"
     assert "cookie" not in h and h["originator"] == "codex_cli_rs"
+    # Another account's turn state is not forwarded.
+    other = {**client, "x-codex-turn-state": bind_turn_state("ts", "other")}
+    assert "x-codex-turn-state" not in PROFILES["codex"].headers(Credentials("tok", "acct"),
+                                                                 other, CONT)
 
 
 def test_learned_unsupported_param_is_dropped_next_time():
