@@ -65,8 +65,12 @@ class UpstreamConfig:
     openai_base_url: str = "https://api.openai.com/v1"
     connect_timeout: float = 10.0
     read_timeout: float = 300.0  # between bytes, like Codex CLI's stream idle timeout
+    # The Codex identity sent for clients that are not Codex CLI (gateway.upstream.identity):
+    # the version is client_version or the newest seen from a real Codex CLI, whichever is
+    # higher; user_agent is a template with {originator} and {version}.
     originator: str = "codex_cli_rs"
-    user_agent: str = "codex_cli_rs/0.169.0 (codex-gateway)"
+    client_version: str = "0.171.0"
+    user_agent: str = "{originator}/{version} (Debian 12.0.0; x86_64) xterm"
     codex_session_headers: tuple[str, ...] = ("session_id", "session-id")
     openai_session_headers: tuple[str, ...] = ()
     # Parameters each backend is known to reject: dropped and reported.
@@ -250,6 +254,7 @@ def load(path: str | None = None, env: dict | None = None) -> Config:
     if unknown:
         raise ConfigError(f"continuity.sources has unknown source(s): {sorted(unknown)}")
     _check_state(cfg)
+    _check_identity(cfg.upstream)
     catalog(cfg)  # a bad [models] table fails at start, not on the first request
     return cfg
 
@@ -260,6 +265,26 @@ def catalog(cfg: Config):
         return Catalog.from_config(cfg.models)
     except CatalogConfigError as exc:
         raise ConfigError(f"models: {exc}") from None
+
+
+_VERSION = re.compile(r"^(\d+)\.(\d+)\.(\d+)$")
+
+
+def parse_version(text) -> tuple[int, int, int] | None:
+    """``"0.171.0"`` → ``(0, 171, 0)``; None for anything else."""
+    match = _VERSION.match(text.strip()) if isinstance(text, str) else None
+    return tuple(int(p) for p in match.groups()) if match else None  # type: ignore[return-value]
+
+
+def _check_identity(ucfg: UpstreamConfig) -> None:
+    """The Codex identity sent for non-Codex clients (gateway.upstream.identity)."""
+    if parse_version(ucfg.client_version) is None:
+        raise ConfigError("upstream.client_version must be MAJOR.MINOR.PATCH, e.g. 0.171.0")
+    try:
+        ucfg.user_agent.format(originator=ucfg.originator, version=ucfg.client_version)
+    except (KeyError, IndexError, ValueError):
+        raise ConfigError("upstream.user_agent may only use the fields {originator} and "
+                          "{version}") from None
 
 
 REDIS_SCHEMES = ("redis://", "rediss://", "unix://")

@@ -10,12 +10,14 @@ from __future__ import annotations
 
 from .base import Profile
 from .codex import CodexProfile
+from .identity import identity_for
 from .openai import OpenAIProfile
 
 
 def profiles_for(config) -> dict[str, Profile]:
     """One profile per account kind, built once per worker."""
-    return {"codex": CodexProfile(config.upstream), "openai": OpenAIProfile(config.upstream)}
+    return {"codex": CodexProfile(config.upstream, identity_for(config)),
+            "openai": OpenAIProfile(config.upstream)}
 
 
 __all__ = ["Profile", "profiles_for"]

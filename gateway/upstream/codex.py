@@ -16,6 +16,7 @@ import time
 
 from ..errors import bad_request
 from .base import Profile
+from .identity import ClientIdentity
 
 ENCRYPTED_REASONING = "reasoning.encrypted_content"
 TURN_STATE = "x-codex-turn-state"
@@ -34,9 +35,10 @@ class CodexProfile(Profile):
     forward_prefixes = ("x-codex-",)
     relay_headers = (TURN_STATE,)
 
-    def __init__(self, ucfg):
+    def __init__(self, ucfg, identity: ClientIdentity | None = None):
         super().__init__(ucfg.codex_base_url, ucfg.codex_drop_params,
                          ucfg.codex_session_headers, ucfg)
+        self.identity = identity or ClientIdentity(ucfg)
 
     def normalise(self, body: dict) -> None:
         if body.get("previous_response_id"):
@@ -64,10 +66,11 @@ class CodexProfile(Profile):
                 headers[TURN_STATE] = original
         if creds.account_id:
             headers["chatgpt-account-id"] = creds.account_id
-        originator = client_headers.get("originator")
-        headers["originator"] = originator or self.cfg.originator
-        headers["User-Agent"] = (client_headers.get("User-Agent") if originator
-                                 else None) or self.cfg.user_agent
+        if self.identity.observe(client_headers):  # Codex CLI itself: its own identity
+            headers["originator"] = client_headers["originator"]
+            headers["User-Agent"] = client_headers["User-Agent"]
+        else:
+            headers.update(self.identity.headers())
         return headers
 
     def relayed(self, answer_headers, creds=None) -> dict[str, str]:

@@ -34,6 +34,8 @@ import threading
 import time
 from datetime import datetime
 
+from ..upstream.identity import identity_for
+
 log = logging.getLogger("gateway.usage")
 
 WINDOWS = ("primary", "secondary")
@@ -233,8 +235,7 @@ class QuotaPoller:
             if creds is None or not creds.token:
                 return False
             headers = {"Authorization": f"Bearer {creds.token}", "Accept": "application/json",
-                       "originator": self.config.upstream.originator,
-                       "User-Agent": self.config.upstream.user_agent}
+                       **identity_for(self.config).headers()}
             if creds.account_id:
                 headers["chatgpt-account-id"] = creds.account_id
             status, payload = self._get(self.url, headers, POLL_TIMEOUT)

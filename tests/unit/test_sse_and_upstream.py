@@ -102,7 +102,7 @@ def test_codex_headers_one_value_and_forwarding():
     h = PROFILES["codex"].headers(Credentials("tok", "acct"), client, CONT)
     assert h["session_id"] == h["session-id"] == "K"
     assert h["Authorization"] == "Bearer tok" and h["chatgpt-account-id"] == "acct"
-    assert h["x-codex-turn-state"] == "ts" and h["version"] == "0.169.0"
+    assert h["x-codex-turn-state"] == "ts" and h["version"] == "0.171.0"
     assert "cookie" not in h and h["originator"] == "codex_cli_rs"
     # Another account's turn state is not forwarded.
     other = {**client, "x-codex-turn-state": bind_turn_state("ts", "other")}
