@@ -60,6 +60,7 @@ class RequestRecord:
     cached_tokens: int | None = None
     output_tokens: int | None = None
     reasoning_tokens: int | None = None
+    service_tier: str | None = None   # the tier the upstream reports (priority, default …)
     attempts: int = 0
     sinks: tuple[Callable[["RequestRecord"], None], ...] = field(default=(), repr=False)
     _finished: bool = field(default=False, repr=False)
@@ -81,6 +82,15 @@ class RequestRecord:
         self.cached_tokens = _int(details.get("cached_tokens"), self.cached_tokens)
         self.output_tokens = _int(usage.get("output_tokens"), self.output_tokens)
         self.reasoning_tokens = _int(out_details.get("reasoning_tokens"), self.reasoning_tokens)
+
+    def add_response(self, response) -> None:
+        """What a final Responses object says about cost: usage and the service tier."""
+        if not isinstance(response, dict):
+            return
+        self.add_usage(response.get("usage"))
+        tier = response.get("service_tier")
+        if isinstance(tier, str) and tier:
+            self.service_tier = tier[:32]
 
     def finish(self, status: int, outcome: Outcome, error_code: str | None = None) -> None:
         """Close the record once and hand it to the sinks; later calls are no-ops."""
@@ -133,6 +143,8 @@ class RequestRecord:
             f"ttfb_ms={_dash(None if self.ttfb_ms is None else int(self.ttfb_ms))}"
             f" ms={int(self.duration_ms)}",
         ]
+        if self.service_tier and self.service_tier != "default":
+            parts.append(f"service_tier={self.service_tier}")
         return " ".join(parts)
 
 

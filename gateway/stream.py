@@ -112,7 +112,7 @@ class UpstreamStream:
         kind = event.type
         if kind == "response.completed" or kind == "response.incomplete":
             data = event.data or {}
-            self.record.add_usage((data.get("response") or {}).get("usage"))
+            self.record.add_response(data.get("response"))
             self.outcome = Outcome.COMPLETED if kind == "response.completed" else Outcome.INCOMPLETE
             self._terminal = True
         elif kind in FAILURE_TYPES:

@@ -38,6 +38,7 @@ class UsageRow:
     reasoning_tokens: int | None
     ttfb_ms: float | None
     duration_ms: float
+    service_tier: str | None = None  # the tier the upstream reports it served
 
     @property
     def error(self) -> bool:
@@ -68,7 +69,8 @@ def row_from_record(rec) -> UsageRow:
         outcome=getattr(outcome, "value", outcome) or "open", error_code=rec.error_code,
         input_tokens=rec.input_tokens, cached_tokens=rec.cached_tokens,
         output_tokens=rec.output_tokens, reasoning_tokens=rec.reasoning_tokens,
-        ttfb_ms=None if ttfb is None else round(ttfb, 3), duration_ms=round(rec.duration_ms, 3))
+        ttfb_ms=None if ttfb is None else round(ttfb, 3), duration_ms=round(rec.duration_ms, 3),
+        service_tier=rec.service_tier)
 
 
 @dataclass(frozen=True)

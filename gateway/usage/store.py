@@ -44,6 +44,18 @@ CREATE TABLE IF NOT EXISTS usage (
 );
 CREATE INDEX IF NOT EXISTS usage_ts ON usage (ts);
 """
+# Columns added after the first release: a database made before gets them on open.
+_ADDED_COLUMNS = {"service_tier": "TEXT"}
+
+
+def _add_missing_columns(conn: sqlite3.Connection) -> None:
+    have = {row[1] for row in conn.execute("PRAGMA table_info(usage)")}
+    for name, kind in _ADDED_COLUMNS.items():
+        if name not in have:
+            with contextlib.suppress(sqlite3.OperationalError):  # another worker was first
+                conn.execute(f"ALTER TABLE usage ADD COLUMN {name} {kind}")
+
+
 _GROUP_SQL = {
     "key": "key_id",
     "account": "account",
@@ -149,6 +161,7 @@ class SQLiteUsage:
                 conn.execute("PRAGMA journal_mode = WAL")
                 conn.execute("PRAGMA synchronous = NORMAL")  # WAL: a crash loses at most a batch
                 conn.executescript(_SCHEMA)
+                _add_missing_columns(conn)
             except BaseException:
                 conn.close()
                 raise

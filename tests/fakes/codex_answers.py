@@ -364,7 +364,8 @@ def build_events(n: int, body: dict, answer: Answer, usage: dict, deltas: int) -
         more, item = _message_events(n, len(output), answer.text, deltas)
     events += more
     output.append(item)
-    done = {**response, "status": "completed", "output": output, "usage": usage}
+    done = {**response, "status": "completed", "output": output, "usage": usage,
+            "service_tier": body.get("service_tier") or "default"}
     events.append(("response.completed", {"response": done}))
     return events
 

@@ -34,3 +34,16 @@ def test_a_turn_state_from_account_a_never_reaches_account_b_after_failover(make
     assert TURN_STATE not in {k.lower() for k in upstream.requests[-1]["headers"]}
     # What the client now holds is the new account's, and only it gets it back.
     assert turn_state_for(moved.headers[TURN_STATE], other) is not None
+
+
+def test_the_served_service_tier_is_kept_in_the_record_and_the_usage_row(make_client, upstream):
+    from gateway.usage.records import row_from_record
+    gw = make_client()
+    records = []
+    gw.app.extensions["gateway"].executor.sinks += (records.append,)
+    resp = gw.post("/v1/responses", {**BODY, "service_tier": "priority"})
+    assert resp.status_code == 200
+    assert upstream.requests[-1]["body"]["service_tier"] == "priority"
+    assert records[-1].service_tier == "priority"
+    assert row_from_record(records[-1]).service_tier == "priority"
+    assert "service_tier=priority" in records[-1].log_line()

@@ -260,3 +260,16 @@ def test_a_long_answer_over_the_backend_socket_is_relayed_whole_and_a_leaving_cl
                          "stream": True}, headers=auth_headers(), stream=True, timeout=30)
     rec, took = leave_during_silence(resp, upstream)
     assert rec["transport"] == "websocket" and took < 0.5
+
+
+@pytest.mark.parametrize("transport", ["websocket", "http"])
+def test_priority_service_tier_reaches_the_backend_on_both_transports(
+        gateway_factory, upstream, tmp_path, transport):
+    gw = start(gateway_factory, upstream, tmp_path, CODEX_GATEWAY_UPSTREAM_CODEX_TRANSPORT=transport)
+    resp = requests.post(gw.url + "/v1/responses", json={
+        "model": MODEL, "input": "[[say:fast]]", "service_tier": "priority"},
+        headers=auth_headers(**{"session_id": "tier-1"}), timeout=30)
+    assert resp.status_code == 200 and resp.json()["service_tier"] == "priority"
+    rec = upstream.requests[-1]
+    assert rec["body"]["service_tier"] == "priority"
+    assert rec["transport"] == transport

@@ -143,3 +143,24 @@ def test_sqlite_agrees_with_the_reference_aggregation(tmp_path_factory, rows, by
         assert (g.median_ttfb_ms is None) == (w.median_ttfb_ms is None)
         if w.median_ttfb_ms is not None:
             assert g.median_ttfb_ms == pytest.approx(w.median_ttfb_ms)
+
+
+def test_a_database_from_before_service_tier_gets_the_column(tmp_path):
+    import sqlite3
+
+    from gateway.usage.records import UsageRow
+    from gateway.usage.store import SQLiteUsage
+    path = tmp_path / "usage.sqlite"
+    old = sqlite3.connect(path)
+    old.execute("CREATE TABLE usage (ts REAL NOT NULL, key_id TEXT, account TEXT, dialect TEXT, "
+                "transport TEXT, model_asked TEXT, model_sent TEXT, continuity TEXT, "
+                "status INTEGER, outcome TEXT, error_code TEXT, input_tokens INTEGER, "
+                "cached_tokens INTEGER, output_tokens INTEGER, reasoning_tokens INTEGER, "
+                "ttfb_ms REAL, duration_ms REAL, error INTEGER NOT NULL DEFAULT 0)")
+    old.commit()
+    old.close()
+    store = SQLiteUsage(path)
+    store.add([UsageRow(1.0, "k", "a", "responses", "http", "m", "m", "c", 200, "completed",
+                        None, 10, 0, 5, 0, 1.0, 2.0, "priority")])
+    [total] = store.query(0, "total")
+    assert total.requests == 1
