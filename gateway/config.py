@@ -18,7 +18,7 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .models import Catalog, CatalogConfigError
+from .models import Catalog, CatalogConfigError, parse_version
 
 ENV_PREFIX = "CODEX_GATEWAY_"
 
@@ -92,6 +92,9 @@ class UpstreamConfig:
     # The ChatGPT usage endpoint (quota windows of an account that is not being used).
     # Empty: derived from codex_base_url (…/backend-api/codex -> …/backend-api/wham/usage).
     codex_usage_url: str = ""
+    # The backend's own model catalog (gateway.upstream.catalog): fetched at start and
+    # this often (seconds); 0: never fetched, the built-in table serves.
+    catalog_refresh_seconds: float = 3600.0
 
     @property
     def usage_url(self) -> str:
@@ -265,15 +268,6 @@ def catalog(cfg: Config):
         return Catalog.from_config(cfg.models)
     except CatalogConfigError as exc:
         raise ConfigError(f"models: {exc}") from None
-
-
-_VERSION = re.compile(r"^(\d+)\.(\d+)\.(\d+)$")
-
-
-def parse_version(text) -> tuple[int, int, int] | None:
-    """``"0.171.0"`` → ``(0, 171, 0)``; None for anything else."""
-    match = _VERSION.match(text.strip()) if isinstance(text, str) else None
-    return tuple(int(p) for p in match.groups()) if match else None  # type: ignore[return-value]
 
 
 def _check_identity(ucfg: UpstreamConfig) -> None:
@@ -452,6 +446,7 @@ _MINIMUM = {
     "usage.retention_days": 1, "usage.queue_size": 1, "usage.batch_size": 1,
     "usage.flush_seconds": 0.01, "usage.quota_poll_seconds": 0,
     "usage.quota_stale_seconds": 0,
+    "upstream.catalog_refresh_seconds": 0,
     "images.concurrency": 1, "images.max_image_bytes": 1,
 }
 _CHOICES = {"server.log_level": ("debug", "info", "warning", "error", "critical"),

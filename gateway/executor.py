@@ -22,6 +22,7 @@ from .headers import header_list
 from .record import Outcome, RequestRecord, log_sink
 from .stream import UpstreamStream
 from .upstream import profiles_for, transport
+from .upstream.catalog import BackendCatalog
 from .upstream.sockets import CodexSockets
 
 NEEDS_LOGIN_MESSAGE = (
@@ -67,9 +68,15 @@ class Executor:
         self.config = config
         self.pool = pool
         self.profiles = profiles_for(config)
-        self.catalog = config_mod.catalog(config)
+        self.catalogs = BackendCatalog(config, pool, self.profiles,
+                                       self.profiles["codex"].identity, config_mod.catalog(config))
         self.sinks = tuple(sinks)
         self.sockets = CodexSockets(config.upstream, config.state_dir)
+
+    @property
+    def catalog(self):
+        """The model catalog in use: the backend's when fetched, else the built-in table."""
+        return self.catalogs.current()
 
     def record_for(self, dialect: str, principal: str | None, transport_name: str = "http",
                    model: str | None = None) -> RequestRecord:
@@ -114,6 +121,11 @@ class Executor:
         kinds = self.catalog.kinds_for(model)
         ranked = self.pool.ranked(cont.key or "", model)
         accounts = [a for a in ranked if a.kind in kinds]
+        listing = self.catalogs.accounts_listing(model)
+        if listing is not None:  # routed to the accounts whose backend lists the model
+            fetched = self.catalogs.fetched_accounts()
+            accounts = [a for a in accounts
+                        if a.id in listing or a.id not in fetched or model in a.models]
         if ranked and not accounts:
             raise GatewayError(
                 404, f"The model '{model}' is not served by any configured account "
@@ -256,6 +268,7 @@ class Executor:
                         continue  # failed before the answer started: once more, same account
                     raise self._classify(account, failure)
                 self.pool.record_success(account, profile.rate_limits(resp.headers), sent_at)
+                self.catalogs.note_models_etag(resp.headers.get("X-Models-Etag"))
                 rec.account, rec.model_sent = account.id, body.get("model")
                 rec.upstream_transport = getattr(resp, "transport", "http")
                 return stream

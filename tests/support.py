@@ -175,6 +175,9 @@ def gateway_env(upstream, tmp_path, **extra) -> dict:
         "CODEX_GATEWAY_ACCOUNTS_AUTH_FILE": str(auth),
         "CODEX_GATEWAY_ACCOUNTS_STATE_DIR": str(tmp_path / "state"),
         "CODEX_GATEWAY_AUTH_CLIENT_KEYS": CLIENT_KEY,
+        # The backend's catalog would replace the table a moment after start, racing
+        # what a test lists and asks for: the catalog's own tests turn it on.
+        "CODEX_GATEWAY_UPSTREAM_CATALOG_REFRESH_SECONDS": "0",
     }
     env.update({k: str(v) for k, v in extra.items()})
     return env
@@ -260,6 +263,7 @@ class InProcess:
             "CODEX_GATEWAY_ACCOUNTS_STATE_DIR": str(state),
             "CODEX_GATEWAY_AUTH_CLIENT_KEYS": CLIENT_KEY,
             "CODEX_GATEWAY_UPSTREAM_READ_TIMEOUT": "5",
+            "CODEX_GATEWAY_UPSTREAM_CATALOG_REFRESH_SECONDS": "0",
         }
         env.update({f"CODEX_GATEWAY_{k.upper()}": str(v) for k, v in settings.items()})
         self.config = config_mod.load(env=env)

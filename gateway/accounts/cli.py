@@ -23,6 +23,7 @@ from functools import wraps
 
 from .. import state as state_mod
 from ..state import StateUnavailable
+from ..upstream import catalog
 from ..usage import quota
 from . import oauth
 from .pool import AccountPool
@@ -273,7 +274,8 @@ def account_rows(cfg, pool=None) -> list[dict]:
 
 
 def cmd_list(cfg, args) -> int:
-    rows = account_rows(cfg)
+    pool = _pool(cfg)
+    rows = account_rows(cfg, pool)
     if args.json:
         print(json.dumps(rows, indent=2))
         return 0
@@ -293,6 +295,7 @@ def cmd_list(cfg, args) -> int:
     widths = [max(len(str(row[i])) for row in table) for i in range(len(head))]
     for row in table:
         print("  ".join(str(c).ljust(w) for c, w in zip(row, widths)).rstrip())
+    print(catalog.describe(catalog.store_for(cfg, pool.state).load()))
     return 0
 
 

@@ -30,7 +30,8 @@ def list_models():
     kinds = {a.kind for a in st.pool.accounts()} or None
     version = request.args.get("client_version")
     if version is not None:
-        payload = models.codex_list(catalog, version, kinds=kinds)
+        payload = models.codex_list(catalog, version, kinds=kinds,
+                                    upstream=st.executor.catalogs.codex_entries(version))
         return common.json_response(payload, headers={"ETag": models.codex_etag(payload)})
     return common.json_response(models.openai_list(catalog, kinds=kinds,
                                                    served=st.pool.served_models()))
@@ -40,12 +41,14 @@ def list_models():
 def healthz():
     """Liveness, whether any account can serve and whether the state store
     answers (an instance keeps serving without it); never reveals secrets."""
-    pool = common.state().pool
+    st = common.state()
+    pool = st.pool
     accounts = pool.accounts()
     usable = [a for a in accounts if pool.usable(a)]
     store = pool.state_status()
     payload = {"status": "ok" if usable and store["ok"] else "degraded",
-               "accounts": len(accounts), "usable_accounts": len(usable), "state": store}
+               "accounts": len(accounts), "usable_accounts": len(usable), "state": store,
+               "catalog": st.executor.catalogs.status()}
     if not accounts:
         payload["message"] = NEEDS_LOGIN_MESSAGE if pool.records() else NO_ACCOUNT_MESSAGE
     return common.json_response(payload)

@@ -18,7 +18,7 @@ import threading
 import time
 from pathlib import Path
 
-from ..config import parse_version
+from ..models import parse_version
 
 _CODEX_UA = re.compile(r"^(codex[\w.-]*)/(\d+\.\d+\.\d+)\b")
 RECHECK_SECONDS = 5.0

@@ -22,6 +22,7 @@ backend's own stored item: what the model sees is the same.
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import math
 import os
@@ -215,6 +216,63 @@ def plan_answer(body: dict, reply: str | None, schema_reply: str | None = None) 
     if isinstance(fmt, dict) and fmt.get("type") == "json_schema":
         return Answer(_schema_example(fmt.get("schema") or {}))
     return Answer(reply if reply is not None else DEFAULT_REPLY)
+
+
+# -- the model catalog (GET /models) ---------------------------------------------
+
+_CLIENT_VERSION = re.compile(r"(\d+)\.(\d+)\.(\d+)")
+GATED_MESSAGE = ("The '{model}' model requires a newer version of Codex. Please upgrade to "
+                 "the latest app or CLI and try again.")
+
+
+def version_tuple(text) -> tuple[int, int, int] | None:
+    match = _CLIENT_VERSION.search(text) if isinstance(text, str) else None
+    return tuple(int(p) for p in match.groups()) if match else None  # type: ignore[return-value]
+
+
+def request_client_version(headers) -> tuple[int, int, int] | None:
+    """The client version a request claims: its ``version`` header, else the one in
+    its ``User-Agent`` (``originator/0.171.0 (...)``)."""
+    return version_tuple(headers.get("version")) or version_tuple(
+        (headers.get("User-Agent") or "").split(" ", 1)[0])
+
+
+def model_info(spec: dict, priority: int) -> dict:
+    """One entry of the backend's catalog, complete enough for Codex CLI to read."""
+    slug = spec["slug"]
+    entry = {
+        "slug": slug, "display_name": spec.get("display_name", slug), "description": slug,
+        "supported_reasoning_levels": [{"effort": e, "description": e}
+                                       for e in ("low", "medium", "high")],
+        "default_reasoning_level": "medium", "shell_type": "shell_command",
+        "visibility": "list", "supported_in_api": True, "priority": priority,
+        "additional_speed_tiers": [], "availability_nux": None, "upgrade": None,
+        "base_instructions": spec.get("base_instructions",
+                                      f"You are {slug}, a coding agent (fake backend)."),
+        "supports_reasoning_summaries": True, "default_reasoning_summary": "auto",
+        "support_verbosity": False, "default_verbosity": None, "apply_patch_tool_type": None,
+        "web_search_tool_type": "text", "truncation_policy": {"mode": "bytes", "limit": 10000},
+        "supports_parallel_tool_calls": True, "supports_image_detail_original": False,
+        "context_window": spec.get("context_window", 272000),
+        "effective_context_window_percent": 95, "experimental_supported_tools": [],
+        "input_modalities": ["text", "image"], "supports_search_tool": False,
+    }
+    entry["model_messages"] = {"instructions_template": entry["base_instructions"],
+                               "instructions_variables": None}
+    if spec.get("minimal_client_version"):
+        entry["minimal_client_version"] = spec["minimal_client_version"]
+    return entry
+
+
+def offered(entries: list[dict], version: tuple[int, int, int] | None) -> list[dict]:
+    """The entries a client of *version* is offered (gated ones need at least theirs)."""
+    return [e for e in entries if not e.get("minimal_client_version")
+            or (version is not None and version >= version_tuple(e["minimal_client_version"]))]
+
+
+def catalog_etag(entries: list[dict]) -> str:
+    digest = hashlib.sha256(json.dumps(entries, sort_keys=True).encode()).hexdigest()
+    return f'"{digest[:16]}"'
 
 
 # -- SSE events ---------------------------------------------------------------

@@ -47,14 +47,20 @@ import time
 from dataclasses import dataclass, field
 
 from tests.fakes.codex_answers import (
+    GATED_MESSAGE,
     build_events,
     cached_tokens,
+    catalog_etag,
     count_tokens,
+    model_info,
+    offered,
     plan_answer,
     prompt_text,
+    request_client_version,
     sse_frame,
     stream_fault,
     usage_for,
+    version_tuple,
 )
 from tests.fakes.jwt import read_claims
 from tests.fakes.server import BadRequest, FakeServer
@@ -75,7 +81,7 @@ STREAM_FAULTS = frozenset({"stall", "reset_mid_stream", "response_failed", "erro
                            "truncate", "reset_at_once", "reset_after_created"})
 FAULTS = HTTP_FAULTS | STREAM_FAULTS
 CONFIG_KEYS = ("reply", "schema_reply", "event_delay", "silence", "fast", "strict_tokens",
-               "unsupported_params", "websocket", "deltas")
+               "unsupported_params", "websocket", "deltas", "catalog")
 WS_IDLE = 600.0  # seconds a fake socket waits for its next frame
 
 
@@ -160,8 +166,12 @@ class FakeCodexUpstream(FakeServer):
         super().__init__(port, host)
         self.models = list(models)
         self._config = {"reply": None, "schema_reply": None, "event_delay": 0.0, "silence": 0.0,
-                        "fast": False, "strict_tokens": None, "unsupported_params": set(), "websocket": 426,
-                        "deltas": 4}  # text deltas per answer part
+                        "fast": False, "strict_tokens": None, "unsupported_params": set(),
+                        "websocket": 426,
+                        "deltas": 4,  # text deltas per answer part
+                        # The backend's catalog: [{slug, minimal_client_version?,
+                        # base_instructions?}]; None: one plain entry per ``models``.
+                        "catalog": None}
         self.configure(reply=reply, event_delay=event_delay, silence=silence, fast=fast,
                        strict_tokens=strict_tokens, unsupported_params=unsupported_params,
                        websocket=websocket, deltas=deltas)
@@ -185,6 +195,7 @@ class FakeCodexUpstream(FakeServer):
             ("GET", "/_fake/cache"): self.control(lambda _: self.cache_entries()),
             ("GET", USAGE_PATH): self._usage,
             ("GET", "/_fake/usage_polls"): self.control(lambda _: self.usage_polls),
+            ("GET", "/_fake/catalog_fetches"): self.control(lambda _: self.catalog_fetches),
             ("POST", "/_fake/usage"): self.control(lambda p: self.set_usage(
                 p.get("account"), p.get("payload"), p.get("status", 200))),
         })
@@ -198,6 +209,7 @@ class FakeCodexUpstream(FakeServer):
         self._cache: dict[tuple, str] = {}
         self._faults: list[Fault] = []
         self._usage_polls: list[dict] = []
+        self._catalog_fetches: list[dict] = []
         self._usage_answers: dict[str | None, tuple[int, object]] = {}
 
     def set_usage(self, account: str | None, payload, status: int = 200) -> dict:
@@ -354,9 +366,17 @@ class FakeCodexUpstream(FakeServer):
                     return fault
         return None
 
+    def catalog_entries(self) -> list[dict]:
+        """The backend's whole catalog (every client version)."""
+        with self.lock:
+            specs = self._config["catalog"]
+        specs = specs if specs is not None else [{"slug": m} for m in self.models]
+        return [model_info(spec, i) for i, spec in enumerate(specs)]
+
     def _response_headers(self, flavour: str, n: int) -> dict:
         headers = {"x-request-id": f"req_fake{n:04d}"}
         if flavour == "codex":
+            headers["X-Models-Etag"] = catalog_etag(self.catalog_entries())
             now = int(time.time())
             headers.update({
                 "x-codex-primary-used-percent": "12.0", "x-codex-primary-window-minutes": "300",
@@ -408,6 +428,12 @@ class FakeCodexUpstream(FakeServer):
             raise bad("Stream must be set to true")
         if codex and body.get("store") is not False:
             raise bad("Store must be set to false")
+        if codex:
+            gated = next((e for e in self.catalog_entries() if e["slug"] == body["model"]
+                          and e.get("minimal_client_version")), None)
+            if gated is not None and gated not in offered([gated],
+                                                          request_client_version(req.headers)):
+                raise bad(GATED_MESSAGE.format(model=body["model"]))
         instructions = body.get("instructions", "")
         if not (isinstance(instructions, str) or (instructions is None and not codex)):
             raise bad("Invalid type for 'instructions': expected a string.", "instructions",
@@ -712,22 +738,41 @@ class FakeCodexUpstream(FakeServer):
         return all(ws.send(json.dumps({"type": kind, "sequence_number": i, "response": r}))
                    for i, (kind, r) in enumerate(events))
 
+    @property
+    def catalog_fetches(self) -> list[dict]:
+        """``GET …/models`` requests (kept apart from ``requests``, which are turns):
+        ``{flavour, client_version, if_none_match, status, etag}``."""
+        with self.lock:
+            return copy.deepcopy(self._catalog_fetches)
+
     def _models(self, req, flavour: str):
-        record = self._record(req, flavour)
-        headers = self._response_headers(flavour, record["id"])
+        fetch = {"flavour": flavour, "client_version": req.query.get("client_version"),
+                 "if_none_match": req.headers.get("If-None-Match"), "status": None,
+                 "etag": None, "user_agent": req.headers.get("User-Agent")}
+        with self.lock:
+            self._catalog_fetches.append(fetch)
+        headers = {"x-request-id": f"req_fakemodels{len(self._catalog_fetches):04d}"}
         try:
             self._check_token(req, flavour)
         except UpstreamError as err:
-            self._finish(record, req, err.status)
+            fetch["status"] = err.status
             req.send_json(err.status, err.body, headers)
             return
         if flavour == "codex":
-            body = {"models": [{"slug": m, "display_name": m, "supported_in_api": True}
-                               for m in self.models]}
+            entries = offered(self.catalog_entries(),
+                              version_tuple(req.query.get("client_version")))
+            etag = fetch["etag"] = catalog_etag(entries)
+            headers["ETag"] = etag
+            if req.headers.get("If-None-Match") == etag:
+                fetch["status"] = 304
+                req._send_head(304, {**headers, "Content-Length": 0})
+                return
+            body = {"models": entries}
         else:
-            body = {"object": "list", "data": [{"id": m, "object": "model", "created": 1700000000,
-                                                "owned_by": "openai"} for m in self.models]}
-        self._finish(record, req, 200)
+            body = {"object": "list", "data": [{"id": e["slug"], "object": "model",
+                                                "created": 1700000000, "owned_by": "openai"}
+                                               for e in self.catalog_entries()]}
+        fetch["status"] = 200
         req.send_json(200, body, headers)
 
     # -- command line -----------------------------------------------------------

@@ -458,3 +458,16 @@ def test_workers_seeing_an_outage_at_once_log_it_once(tmp_path):
         for p in procs:
             p.join(10)
         assert sorted(results.get(timeout=5) for _ in procs) == [False] * 5 + [True]
+
+
+def test_the_fetched_model_catalog_is_shared_through_redis(redis_srv, tmp_path, prefix):
+    """Two instances (state dirs of their own) see one catalog copy in Redis."""
+    from gateway.upstream.catalog import store_for
+    a_cfg = config.load(env=env_for(redis_srv, tmp_path, "a", prefix=prefix))
+    b_cfg = config.load(env=env_for(redis_srv, tmp_path, "b", prefix=prefix))
+    a = store_for(a_cfg, AccountPool(a_cfg).state)
+    b = store_for(b_cfg, AccountPool(b_cfg).state)
+    data = {"fetched_at": 1.0, "accounts": {"x": {"kind": "codex", "models": [{"slug": "m"}]}}}
+    a.save(data)
+    assert b.load() == data
+    assert not (tmp_path / "b" / "catalog.json").exists()
