@@ -19,6 +19,7 @@ from .api import chat
 from .api import images
 from .api import common
 from .api import gemini
+from .api import key_usage
 from .api import messages
 from .api import meta
 from .api import responses
@@ -30,6 +31,7 @@ from .dialects.messages import errors as messages_errors
 from .dialects.responses import errors as responses_errors
 from .errors import GatewayError
 from .executor import Executor
+from .policy.gate import open_gate
 from .record import Outcome, log_sink
 from .usage.service import UsageService
 
@@ -80,8 +82,9 @@ def create_app(config: config_mod.Config | None = None, pool=None) -> Flask:
     pool = pool or AccountPool(cfg)
     keys = ClientKeys(cfg.auth.client_keys, cfg.keys_file)
     usage = UsageService(cfg, pool)  # usage rows, metrics, quota polls (gateway.usage)
+    gate = open_gate(cfg, pool.state.link)  # per-key policy (gateway.policy)
     app.extensions["gateway"] = State(
-        cfg, keys, pool, Executor(cfg, pool, sinks=(log_sink, *usage.sinks)), usage,
+        cfg, keys, pool, Executor(cfg, pool, sinks=(log_sink, *usage.sinks), gate=gate), usage,
         AdminKeys(ClientKeys(cfg.auth.admin_keys, cfg.admin_keys_file), keys))
     app.register_blueprint(responses.bp)
     app.register_blueprint(websocket.bp)
@@ -91,6 +94,7 @@ def create_app(config: config_mod.Config | None = None, pool=None) -> Flask:
     app.register_blueprint(gemini.bp)
     app.register_blueprint(meta.bp)
     app.register_blueprint(admin.bp)
+    app.register_blueprint(key_usage.bp)
     app.wsgi_app = usage.wrap(app.wsgi_app)  # open streams and WebSockets (gauges)
     _register_errors(app)
     return app

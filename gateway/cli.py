@@ -17,6 +17,7 @@ from pathlib import Path
 from . import config as config_mod
 from .accounts import cli as accounts_cli
 from .auth import add_key, config_key_id, hash_key, new_key, read_keys_file
+from .policy import keys_cli
 from .usage import report
 from .state import StateUnavailable
 from .usage.store import open_usage
@@ -38,9 +39,21 @@ def main(argv: list[str] | None = None) -> int:
     create.add_argument("--name", default="client")
     create.add_argument("--admin", action="store_true",
                         help="an admin key: /metrics and /status only, not the API")
+    keys_cli.add_flags(create)
     create.set_defaults(func=cmd_keys_create)
-    klist = ksub.add_parser("list", help="list key names and ids (never the keys)")
+    update = ksub.add_parser("update", help="change a client key's policy (docs/sharing.md)")
+    update.add_argument("key", help="the key's name or id")
+    keys_cli.add_flags(update)
+    update.set_defaults(func=keys_cli.cmd_update)
+    revoke = ksub.add_parser("revoke", help="refuse a client key from its next request (401)")
+    revoke.add_argument("key", help="the key's name or id")
+    revoke.add_argument("--undo", action="store_true", help="accept the key again")
+    revoke.set_defaults(func=keys_cli.cmd_revoke)
+    klist = ksub.add_parser("list", help="list key names, ids, limits and usage "
+                            "(never the keys)")
     klist.add_argument("--admin", action="store_true", help="list the admin keys instead")
+    klist.add_argument("--json", action="store_true", help="a JSON list: each key's policy, "
+                       "usage today and this week, and use of each limit")
     klist.set_defaults(func=cmd_keys_list)
 
     usage = sub.add_parser("usage", help="requests, tokens and cache hits per key, account, "
@@ -88,7 +101,13 @@ def cmd_serve(cfg, args) -> int:
 def cmd_keys_create(cfg, args) -> int:
     key = new_key()
     path = cfg.admin_keys_file if args.admin else cfg.keys_file
+    policy = None if args.admin else keys_cli.policy_from_args_or_exit(cfg, args)
+    if policy is None and not args.admin:
+        return 2
     entry = add_key(path, args.name, key)
+    if policy is not None and not policy.empty:
+        keys_cli.store_policy(cfg, entry.id, policy)
+        print(f"# policy: {keys_cli.describe(policy)}", file=sys.stderr)
     print(key)
     kind = "admin key (for /metrics and /status)" if args.admin else "client key"
     print(f"# {kind} saved to {path} as {entry.name} ({entry.id}), as its digest "
@@ -105,6 +124,8 @@ def cmd_keys_create(cfg, args) -> int:
 def cmd_keys_list(cfg, args) -> int:
     # Client keys only by default: the systemd unit refuses to start on an empty list,
     # and an admin key does not open the API.
+    if not args.admin and (args.json or keys_cli.any_policy(cfg)):
+        return keys_cli.list_keys(cfg, args.json)
     path, configured = ((cfg.admin_keys_file, cfg.auth.admin_keys) if args.admin
                         else (cfg.keys_file, cfg.auth.client_keys))
     rows = [(e.name, e.id) for e in read_keys_file(path)]

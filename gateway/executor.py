@@ -19,6 +19,7 @@ from . import continuity, failures, models
 from .errors import GatewayError, TransportError
 from .failures import UpstreamFailure
 from .headers import header_list
+from .policy import quota
 from .record import Outcome, RequestRecord, log_sink
 from .stream import UpstreamStream
 from .upstream import profiles_for, transport
@@ -64,9 +65,10 @@ class _Failover(Exception):
 
 
 class Executor:
-    def __init__(self, config, pool, sinks=(log_sink,)):
+    def __init__(self, config, pool, sinks=(log_sink,), gate=None):
         self.config = config
         self.pool = pool
+        self.gate = gate  # per-key policy (gateway.policy.gate.Gate); None: none
         self.profiles = profiles_for(config)
         self.catalogs = BackendCatalog(config, pool, self.profiles,
                                        self.profiles["codex"].identity, config_mod.catalog(config))
@@ -110,10 +112,13 @@ class Executor:
                 raise self._fail(rec, err) from None
         raise self._fail(rec, self._exhausted(len(accounts), last, cooling))
 
-    def _candidates(self, call: Call) -> tuple:
+    def _candidates(self, call: Call, count: bool = True) -> tuple:
         """The call's continuity and the accounts that may serve it, best first;
-        a GatewayError (not yet in the record) when there are none."""
+        a GatewayError (not yet in the record) when there are none, or when the
+        key's policy refuses the call (*count*: it counts against the key's limits)."""
         model = self._resolve_model(call)
+        if self.gate is not None:
+            self.gate.admit(call.principal, model, call.body, call.record, count)
         cont = continuity.resolve(call.body, call.headers, call.principal,
                                   self.config.continuity, session=call.session)
         call.record.continuity_source = cont.source
@@ -154,7 +159,7 @@ class Executor:
         rec = call.record = call.record or self.record_for(call.endpoint, call.principal)
         rec.model_asked = rec.model_asked or call.body.get("model")
         try:
-            cont, accounts = self._candidates(call)
+            cont, accounts = self._candidates(call, count=False)
         except GatewayError:
             return None
         account = next((a for a in accounts if self.pool.usable(a)), None)
@@ -184,7 +189,8 @@ class Executor:
         return UpstreamStream(
             resp, rec, read_timeout=cfg.upstream.read_timeout, keepalive=call.keepalive,
             timed=True,
-            headers=self._client_headers(call, cont, dropped, profile, resp.headers, creds))
+            headers=self._client_headers(call, cont, dropped, profile, resp.headers, creds),
+            hidden=self._hidden(call))
 
     def _resolve_model(self, call: Call) -> str:
         """Catalog, aliases and effort suffixes: the model the upstream is sent.
@@ -257,7 +263,7 @@ class Executor:
                     timed=call.stream,
                     headers=self._client_headers(call, cont, dropped, profile, resp.headers,
                                                  creds),
-                    on_failure=lambda f: self._cool(account, f))
+                    on_failure=lambda f: self._cool(account, f), hidden=self._hidden(call))
                 failure = stream.prime(min(call.keepalive or FIRST_EVENT_WAIT, FIRST_EVENT_WAIT))
                 if failure is not None and failure.fails_over:
                     stream.discard()
@@ -267,8 +273,11 @@ class Executor:
                         retried_same = True
                         continue  # failed before the answer started: once more, same account
                     raise self._classify(account, failure)
-                self.pool.record_success(account, profile.rate_limits(resp.headers), sent_at)
+                limits = profile.rate_limits(resp.headers)
+                self.pool.record_success(account, limits, sent_at)
                 self.catalogs.note_models_etag(resp.headers.get("X-Models-Etag"))
+                if rec.transport == "websocket" and not self._hidden(call):
+                    stream.announce(quota.rate_limits_event(limits))
                 rec.account, rec.model_sent = account.id, body.get("model")
                 rec.upstream_transport = getattr(resp, "transport", "http")
                 return stream
@@ -321,7 +330,16 @@ class Executor:
         if names:
             headers["x-gateway-dropped-params"] = header_list(names)
         headers.update(profile.relayed(answer_headers, creds))
+        if self.gate is not None and self.gate.shows_quota(call.principal):
+            headers.update(profile.quota_headers(answer_headers))
         return headers
+
+    def _hidden(self, call: Call) -> frozenset:
+        """Upstream events the caller must not see: the account's quota, unless
+        its key may (``--show-quota``)."""
+        if self.gate is not None and self.gate.shows_quota(call.principal):
+            return frozenset()
+        return quota.HIDDEN_EVENTS
 
     def collect(self, stream: UpstreamStream) -> dict:
         """Consume a stream and return the final Responses object (non-stream)."""

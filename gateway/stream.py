@@ -38,13 +38,15 @@ class UpstreamStream:
 
     def __init__(self, resp, record: RequestRecord, *, read_timeout: float, keepalive: float,
                  timed: bool, headers: dict[str, str],
-                 on_failure: Callable[[failures.UpstreamFailure], None] | None = None):
+                 on_failure: Callable[[failures.UpstreamFailure], None] | None = None,
+                 hidden: frozenset[str] = frozenset()):
         self.resp = resp
         self.record = record
         self.read_timeout = read_timeout
         self.keepalive = keepalive
         self.headers = headers  # what the gateway adds to its own answer
         self.on_failure = on_failure
+        self.hidden = hidden  # event types dropped before any renderer (an account's quota)
         self.outcome = Outcome.OPEN
         self.error_code: str | None = None
         self._parser = SSEParser()
@@ -91,6 +93,8 @@ class UpstreamStream:
         events = self._parser.feed(chunk)
         for event in events:
             self._observe(event)
+        if self.hidden:
+            events = [event for event in events if event.type not in self.hidden]
         return events
 
     def _end(self, event: Event, outcome: Outcome) -> list[Event]:
@@ -155,6 +159,11 @@ class UpstreamStream:
             return None
         finally:
             self._priming = False
+
+    def announce(self, event: Event | None) -> None:
+        """Put a gateway event before the rest of the answer (None: nothing)."""
+        if event is not None:
+            self._pending.insert(0, event)
 
     def batches(self) -> Iterator[list[Event] | None]:
         """Events in order, grouped as they were read; None is a keep-alive tick

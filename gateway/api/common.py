@@ -39,7 +39,10 @@ def authenticate(authorization: str | None = None) -> None:
     ``Authorization`` header)."""
     headers = request.headers
     forwarded = "X-Forwarded-For" in headers or "Forwarded" in headers
-    g.principal = state().keys.check(authorization or headers.get("Authorization"), forwarded)
+    st = state()
+    g.principal = st.keys.check(authorization or headers.get("Authorization"), forwarded)
+    if st.executor.gate is not None:
+        st.executor.gate.check_key(g.principal)  # an expired or revoked key: 401
     record = g.get("record")
     if record is not None:
         record.key_id = g.principal

@@ -84,3 +84,8 @@ class Profile:
     def rate_limits(self, answer_headers) -> dict:
         """The backend's quota windows reported in its answer headers ({} when none)."""
         return {}
+
+    def quota_headers(self, answer_headers) -> dict[str, str]:
+        """The answer headers that report the account's quota, as they are (relayed
+        only to a key with ``show_quota``)."""
+        return {}

@@ -12,6 +12,7 @@ describe the client's turn), ``x-codex-turn-state`` is relayed back, and the
 from __future__ import annotations
 
 import hashlib
+import re
 import time
 
 from ..errors import bad_request
@@ -28,6 +29,10 @@ _WINDOW_FIELDS = (("used-percent", "used_percent", float),
                   ("window-minutes", "window_minutes", int),
                   ("reset-at", "reset_at", float),
                   ("reset-after-seconds", "reset_at", None))
+# The account's quota: x-codex-{primary,secondary}-*, x-codex-credits-*, the promo
+# message, and other limit families (x-<limit>-primary-used-percent, ...-limit-name).
+_QUOTA_HEADER = re.compile(r"x-codex-(credits-|promo-)|x-[a-z0-9-]+-(primary|secondary)-"
+                           r"|x-[a-z0-9-]+-limit-name$")
 
 
 class CodexProfile(Profile):
@@ -78,6 +83,10 @@ class CodexProfile(Profile):
         if out.get(TURN_STATE):
             out[TURN_STATE] = bind_turn_state(out[TURN_STATE], creds.account_id if creds else None)
         return out
+
+    def quota_headers(self, answer_headers) -> dict[str, str]:
+        return {name: value for name, value in answer_headers.items()
+                if _QUOTA_HEADER.match(name.lower())}
 
     def rate_limits(self, answer_headers) -> dict:
         """``x-codex-{primary,secondary}-*`` as ``{window: {used_percent, …}}``."""
