@@ -28,8 +28,10 @@ from .upstream import transport
 # A relayed stream's reader has nothing yet: the loop waits on the socket (gateway.relay).
 WAITING = transport.WAITING
 
-# Events that only announce a response; anything else means the answer started.
-LIFECYCLE = frozenset({"response.created", "response.in_progress", "response.queued"})
+# Events that only announce a response (or report the account's quota); anything else
+# means the answer started.
+LIFECYCLE = frozenset({"response.created", "response.in_progress", "response.queued",
+                       "codex.rate_limits"})
 FAILURE_TYPES = frozenset({"response.failed", "error"})
 
 

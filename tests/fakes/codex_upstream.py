@@ -81,7 +81,7 @@ STREAM_FAULTS = frozenset({"stall", "reset_mid_stream", "response_failed", "erro
                            "truncate", "reset_at_once", "reset_after_created"})
 FAULTS = HTTP_FAULTS | STREAM_FAULTS
 CONFIG_KEYS = ("reply", "schema_reply", "event_delay", "silence", "fast", "strict_tokens",
-               "unsupported_params", "websocket", "deltas", "catalog")
+               "unsupported_params", "websocket", "deltas", "catalog", "rate_limit_events")
 WS_IDLE = 600.0  # seconds a fake socket waits for its next frame
 
 
@@ -92,10 +92,19 @@ def _plan(n: int, body: dict, config: dict, input_tokens: int, cached: int, faul
     usage = usage_for(input_tokens, cached, answer, bool(body.get("reasoning")))
     events = build_events(n, body, answer, usage,
                           1 if config["fast"] else config.get("deltas") or 4)
+    if config.get("rate_limit_events"):  # the account's quota, first, as the backend sends it
+        events.insert(0, ("codex.rate_limits", rate_limits_event()))
     if not fault:
         return events, "complete", 0.0
     events, ending = stream_fault(fault.name, events, fault.params)
     return events, ending, float(fault.params.get("seconds", 30))
+
+
+def rate_limits_event() -> dict:
+    now = int(time.time())
+    return {"type": "codex.rate_limits", "plan_type": "plus", "rate_limits": {
+        "primary": {"used_percent": 12.0, "window_minutes": 300, "reset_at": now + 3600},
+        "secondary": {"used_percent": 34.0, "window_minutes": 10080, "reset_at": now + 3 * 86400}}}
 
 
 class UpstreamError(Exception):
@@ -171,7 +180,8 @@ class FakeCodexUpstream(FakeServer):
                         "deltas": 4,  # text deltas per answer part
                         # The backend's catalog: [{slug, minimal_client_version?,
                         # base_instructions?}]; None: one plain entry per ``models``.
-                        "catalog": None}
+                        "catalog": None,
+                        "rate_limit_events": False}  # codex.rate_limits first in each answer
         self.configure(reply=reply, event_delay=event_delay, silence=silence, fast=fast,
                        strict_tokens=strict_tokens, unsupported_params=unsupported_params,
                        websocket=websocket, deltas=deltas)
