@@ -20,6 +20,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 import requests
 
+from tests import policy_support as checks
 from tests.support import ROOT, Gateway, register_secret
 from tests.fakes.oauth_issuer import FakeOAuthIssuer
 from tests.support import LONG_SYSTEM, auth_headers, gateway_env
@@ -257,6 +258,52 @@ def test_redis_stopped_both_instances_answer_and_sharing_resumes_when_it_is_back
     assert all(ask(cluster.b.url, f"after-{i}").status_code == 429 for i in range(4))
     assert len(upstream.requests) == n
     assert cluster.redis.password not in cluster.a.logs() + cluster.b.logs()
+
+
+@pytest.fixture
+def shared(cluster, upstream):
+    """Both instances as one site for the per-key policy checks (tests/policy_support.py):
+    requests alternate between them; a key's policy and counters live in Redis."""
+    cluster.import_account("acct-policy")
+    time.sleep(ACCOUNTS_TTL)
+    return checks.Site([cluster.a.url, cluster.b.url], [cluster.a.env, cluster.b.env], upstream)
+
+
+def _wait_for(fn, timeout=15.0):
+    deadline = time.monotonic() + timeout
+    while True:
+        value = fn()
+        if value or time.monotonic() > deadline:
+            return value
+        time.sleep(0.2)
+
+
+def test_policy_a_daily_token_budget_stops_within_one_request_across_instances(shared):
+    checks.check_token_budget(shared)
+
+
+def test_policy_thirty_requests_per_minute_across_instances(shared):
+    checks.check_requests_per_minute(shared)
+
+
+def test_policy_the_third_concurrent_stream_is_refused_across_instances(shared):
+    checks.check_concurrency(shared)
+
+
+def test_policy_an_expired_key_is_401_on_both_instances(shared):
+    checks.check_expired(shared)
+
+
+def test_policy_a_model_list_is_403_in_every_dialect_on_both_instances(shared):
+    checks.check_models(shared)
+
+
+def test_policy_only_a_show_quota_key_sees_the_quota_on_both_instances(shared):
+    checks.check_quota_visibility(shared)
+
+
+def test_policy_keys_list_and_usage_endpoint_agree_with_the_rows_in_redis(shared):
+    checks.check_reports_agree(shared, _wait_for)
 
 
 def test_the_shipped_redis_settings_start_a_real_redis(tmp_path):
