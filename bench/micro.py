@@ -66,6 +66,7 @@ def main() -> int:
          best("SSEParser().feed(many)", 20, g) / 2000),
     ]
     rows += usage_rows()
+    rows += policy_rows()
     print("| hot path | µs per call |\n|---|---|")
     for name, us in rows:
         print(f"| {name} | {us:.2f} |")
@@ -130,6 +131,74 @@ def usage_child() -> int:
     writer._queue.clear()
     print(json.dumps(rows))
     return 0
+
+
+def policy_rows() -> list[tuple[str, float]]:
+    """What the per-key policy check costs a request (``gateway/policy``), beside a
+    key without a policy: the gate's admission on the request thread, and the
+    settlement its answer's end queues for the settle thread. SQLite counters
+    always; Redis counters when a redis-server is installed."""
+    from gateway.policy.counters import SQLiteCounters
+    from gateway.policy.gate import Gate
+    from gateway.policy.limits import day_window, week_window
+    from gateway.policy.model import Policy
+    from gateway.policy.store import FilePolicies
+    from gateway.record import RequestRecord
+
+    big = 10**9
+    limited = Policy(models=("gpt-5.4",), tokens_per_day=big, tokens_per_week=big,
+                     requests_per_minute=1000, concurrency=64)
+    body = dict(SMALL_REQUEST, model="gpt-5.4")
+    rows = []
+    with tempfile.TemporaryDirectory() as state:
+        policies = FilePolicies(os.path.join(state, "client_keys.policy.json"))
+        policies.put("key-limits", limited)
+        policies.put("key-models", Policy(models=("gpt-5.4",), expires_at=4e9))
+        backends = [("SQLite", SQLiteCounters(os.path.join(state, "policy.sqlite")))]
+        redis_srv = _redis()
+        if redis_srv is not None:
+            from gateway.policy.redis_counters import RedisCounters
+            from gateway.state.link import Link
+            backends.append(("Redis", RedisCounters(Link(redis_srv.url, 2.0), "bench:")))
+        try:
+            gate = Gate(policies, backends[0][1])
+            g = {"gate": gate, "body": body, "Record": RequestRecord}
+            bare = best("Record('responses')", 20000, g)
+            rows += [
+                ("policy: key without a policy (the check, per request)",
+                 best("gate.admit('key-none', 'gpt-5.4', body, Record('responses'))", 20000, g)
+                 - bare),
+                ("policy: models + expiry only (no counters)",
+                 best("gate.admit('key-models', 'gpt-5.4', body, Record('responses'))", 20000, g)
+                 - bare),
+            ]
+            for name, counters in backends:
+                # Steady state: each admitted request is settled before the next (a lease
+                # or two in flight, not thousands); the minute's log grows to 150 at most.
+                g.update(gate=Gate(policies, counters), settle=counters.settle)
+                pair = best("r = Record('responses'); gate.admit('key-limits', 'gpt-5.4', body, r);"
+                            "p = r.sinks[-1].plan; settle(p.key_id, p.lease_id, 1500, p.buckets, "
+                            "p.now)", 30, g)
+                settle = best("settle('key-limits', 'x', 1500, buckets, 0.0)", 30,
+                              dict(g, buckets=(day_window(0)[0], week_window(0)[0])))
+                rows += [
+                    (f"policy: every limit set, {name} counters: admission (request thread)",
+                     pair - settle),
+                    (f"policy: same, {name}: settlement at the answer's end (settle thread)",
+                     settle),
+                ]
+        finally:
+            if redis_srv is not None:
+                redis_srv.cleanup()
+    return rows
+
+
+def _redis():
+    """A throwaway redis-server (tests/redis_server.py), or None when none is installed."""
+    from tests.redis_server import RedisServer, find_redis
+
+    binary = find_redis()
+    return RedisServer(binary, name="redis-bench").start() if binary else None
 
 
 if __name__ == "__main__":

@@ -28,6 +28,7 @@ from collections.abc import Callable
 
 from ..errors import GatewayError
 from . import limits
+from .counters import _Forks
 from .model import Policy, format_time
 from .store import NO_POLICY, PolicyStore
 
@@ -83,7 +84,7 @@ class Gate:
             log.warning("key limits are counted again")
         if refused is not None:
             raise limits.refusal(plan, refused, seen)
-        record.sinks = (*record.sinks, lambda rec: self._settler.put(plan, rec))
+        record.sinks = (*record.sinks, _Ticket(plan, self._settler))
 
     def _outage(self, exc: Exception) -> None:
         if not self._down:
@@ -104,6 +105,18 @@ def _check_key(policy: Policy, now: float) -> None:
                            code="key_expired")
 
 
+class _Ticket:
+    """A record sink: the admitted request's plan, settled when the record finishes."""
+
+    __slots__ = ("plan", "settler")
+
+    def __init__(self, plan: limits.Plan, settler: "_Settler"):
+        self.plan, self.settler = plan, settler
+
+    def __call__(self, record) -> None:
+        self.settler.put(self.plan, record)
+
+
 class _Settler:
     """Settlements, written in order by one daemon thread per process."""
 
@@ -111,22 +124,22 @@ class _Settler:
         self.counters = counters
         self._queue: deque = deque()
         self._wake = threading.Condition()
-        self._pid: int | None = None
+        self._forks: int | None = None  # the thread runs in this process
         self._busy = False
 
     def put(self, plan: limits.Plan, record) -> None:
         tokens = (record.input_tokens or 0) + (record.output_tokens or 0)
         self._queue.append((plan, tokens))
-        if self._pid != os.getpid():
+        if self._forks != _Forks.count:
             self._start()
         with self._wake:
             self._wake.notify()
 
     def _start(self) -> None:
         with self._wake:
-            if self._pid == os.getpid():
+            if self._forks == _Forks.count:
                 return
-            self._pid = os.getpid()
+            self._forks = _Forks.count
             threading.Thread(target=self._run, name="policy-settle", daemon=True).start()
 
     def _run(self) -> None:
