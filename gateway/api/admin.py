@@ -12,6 +12,8 @@ from flask import Blueprint, Response, g, request
 
 from ..auth import ADMIN_REALM
 from ..errors import GatewayError
+from ..policy.keys_cli import known_keys
+from ..policy.report import gate_reports as key_reports
 from ..usage import status_page
 from . import common
 
@@ -39,7 +41,11 @@ def status():
         if err.status == 401:
             g.www_authenticate = True  # the browser asks for the admin key
         raise
-    page = status_page.render(common.state().usage.status_data())
+    st = common.state()
+    data = st.usage.status_data()
+    data.keys = key_reports(known_keys(st.config), st.executor.gate, data.generated_at,
+                            st.usage.store)
+    page = status_page.render(data)
     return Response(page, mimetype="text/html", headers={
         "Cache-Control": "no-store", "Content-Security-Policy": status_page.CSP,
         "X-Content-Type-Options": "nosniff", "Referrer-Policy": "no-referrer"})

@@ -68,3 +68,12 @@ def key_reports(keys: list[tuple[str, str]], policies, counters, usage_store, no
         out.append(key_report(key_id, name, policy, today.get(key_id), week.get(key_id),
                               seen, now))
     return out
+
+
+def gate_reports(keys: list[tuple[str, str]], gate, now: float, usage_store) -> list[dict]:
+    """``key_reports`` with a gate's policies and counters; [] when they cannot be
+    read (the status page still shows the rest)."""
+    try:
+        return key_reports(keys, gate.policies, gate.counters, usage_store, now)
+    except Exception:  # noqa: BLE001 - StateUnavailable, sqlite3.Error
+        return []

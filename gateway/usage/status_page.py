@@ -68,6 +68,7 @@ class StatusData:
     errors: list[UsageRow] = field(default_factory=list)   # newest first
     chart_hours: int = 48
     note: str | None = None   # e.g. "usage recording is off"
+    keys: list[dict] = field(default_factory=list)  # gateway.policy.report.key_report, each
 
 
 def render(data: StatusData) -> str:
@@ -85,6 +86,7 @@ def render(data: StatusData) -> str:
     if data.note:
         parts.append(f'<section><p class="muted">{_e(data.note)}</p></section>')
     parts.append(_accounts(data.accounts, now))
+    parts.append(_keys(data.keys, now))
     parts.append('<section><h2>Usage per client key</h2><div class="grid">'
                  f'<div><h3>Today (UTC)</h3>{_usage(data.today)}</div>'
                  f'<div><h3>Last 7 days</h3>{_usage(data.week)}</div></div></section>')
@@ -156,6 +158,55 @@ def _cooldown(until, now: float) -> str:
         return "-"
     clock = time.strftime("%H:%M UTC", time.gmtime(until))
     return f"{format_duration(until - now)} (until {clock})"
+
+
+# -- client keys and their limits -------------------------------------------------
+
+_LIMIT_LABELS = (("tokens_per_day", "tokens today"), ("tokens_per_week", "tokens this week"),
+                 ("requests_per_minute", "requests this minute"),
+                 ("concurrency", "answers in flight"))
+
+
+def _keys(reports: list[dict], now: float) -> str:
+    if not any(r.get("limits") or r.get("status") != "active" or r.get("models")
+               for r in reports):
+        return ""
+    out = ['<section><h2>Client keys and their limits</h2><table id="keys"><thead><tr>'
+           "<th>Key</th><th>State</th><th>Models</th>"
+           + "".join(f"<th>{_e(label.capitalize())}</th>" for _, label in _LIMIT_LABELS)
+           + "</tr></thead><tbody>"]
+    for r in reports:
+        limits = r.get("limits") or {}
+        state = "ok" if r.get("status") == "active" else "disabled"
+        expires = r.get("expires_at")
+        out.append(
+            f'<tr data-key="{_e(r.get("id"))}"><td><div>{_e(r.get("name"))}</div>'
+            f'<small class="mono muted">{_e(r.get("id"))}</small></td>'
+            f'<td><span class="badge state-{state}">{_e(r.get("status"))}</span>'
+            f'{f"<br><small class=muted>until {_e(_utc(expires))}</small>" if expires else ""}'
+            f'</td><td>{_e(", ".join(r.get("models") or []) or "all")}</td>'
+            + "".join(f"<td>{limit_bar(limits.get(name), name, label, now)}</td>"
+                      for name, label in _LIMIT_LABELS) + "</tr>")
+    out.append("</tbody></table></section>")
+    return "".join(out)
+
+
+def limit_bar(limit: dict | None, name: str, label: str, now: float) -> str:
+    """One key limit as a bar (``div.bar`` with ``data-limit``) and its text."""
+    if not isinstance(limit, dict):
+        return '<span class="muted">no limit</span>'
+    used = limit.get("used", limit.get("in_flight", 0))
+    cap = limit.get("limit") or 1
+    pct = min(max(used / cap * 100, 0.0), 100.0)
+    level = "ok" if pct < 70 else "warn" if pct < 100 else "bad"
+    text = f"{used:,} of {cap:,} {label}"
+    reset = limit.get("resets_at")
+    if isinstance(reset, (int, float)) and reset > now:
+        text += f" · resets in {format_duration(reset - now)}"
+    return (f'<div class="quota"><div class="bar" data-limit="{_e(name)}" role="meter" '
+            f'aria-valuemin="0" aria-valuemax="{cap}" aria-valuenow="{used}" '
+            f'aria-label="{_e(label)}"><span class="lvl-{level}" style="width:{pct:.1f}%">'
+            f'</span></div><small>{_e(text)}</small></div>')
 
 
 # -- usage ------------------------------------------------------------------------

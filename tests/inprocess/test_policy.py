@@ -130,3 +130,20 @@ def test_the_usage_endpoint_reports_the_key_and_nothing_else(make_client, upstre
     assert (day["limit"], day["used"], day["remaining"]) == (50000, spent, 50000 - spent)
     assert report["limits"]["requests_per_minute"]["used"] == 1
     assert "acct-a" not in str(report)
+
+
+def test_the_status_page_shows_each_keys_limits_as_bars(make_client, upstream):
+    from tests.support import register_secret
+    admin = register_secret("test-admin-key-policy-5150")
+    gw = make_client(usage_quota_poll_seconds=0, auth_admin_keys=admin)
+    gate = gw.app.extensions["gateway"].executor.gate
+    gate.policies.put(KEY_ID, Policy(tokens_per_day=50000, concurrency=2, models=("gpt-5.4",)))
+    assert gw.post(*RESPONSES).status_code == 403
+    assert gw.post("/v1/responses", dict(RESPONSES[1], model="gpt-5.4")).status_code == 200
+    gate.flush()
+    page = gw.client.get("/status", headers={"Authorization": f"Bearer {admin}"})
+    assert page.status_code == 200
+    html = page.get_data(as_text=True)
+    assert f'data-key="{KEY_ID}"' in html and 'data-limit="tokens_per_day"' in html
+    assert 'data-limit="concurrency"' in html and "of 50,000 tokens today" in html
+    assert CLIENT_KEY not in html
