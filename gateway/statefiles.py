@@ -60,3 +60,20 @@ def atomic_write(path: str | Path, fill: str | Callable[[TextIO], object]) -> No
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
+
+
+@contextlib.contextmanager
+def write_transaction(conn):
+    """One SQLite write transaction on *conn* (autocommit mode): the write lock
+    taken at once (``BEGIN IMMEDIATE``; its busy timeout waits for it), rolled
+    back on any error, committed otherwise."""
+    import sqlite3
+
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield conn
+    except BaseException:
+        with contextlib.suppress(sqlite3.Error):
+            conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")

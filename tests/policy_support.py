@@ -216,11 +216,32 @@ def check_quota_visibility(site: Site) -> None:
                                      headers={"Authorization": f"Bearer {key}"})
                 assert usage.status_code == 200
                 assert ("used_percent" in usage.text) is shown
+        # The quota in answer headers only: over the client WebSocket the gateway says it
+        # in a codex.rate_limits event of its own, to the --show-quota key only.
+        site.upstream.configure(rate_limit_events=False)
+        for url in site.urls:
+            with site.ws(owner, url) as ws:
+                frames = ws_turn(ws, "gpt-5-codex", owner)
+            event = next(f for f in frames if f["type"] == "codex.rate_limits")
+            assert event["rate_limits"]["primary"]["used_percent"] == 12.0
+            with site.ws(plain, url) as ws:
+                frames = ws_turn(ws, "gpt-5-codex", plain)
+            assert "codex.rate_limits" not in [f["type"] for f in frames]
     finally:
         site.upstream.configure(rate_limit_events=False)
 
 
-def check_reports_agree(site: Site, wait_for) -> dict:
+def wait_for(fn, timeout=15.0):
+    """Poll *fn* until it returns a truthy value (bounded; no fixed sleeps)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = fn()
+        if value or time.monotonic() > deadline:
+            return value
+        time.sleep(0.2)
+
+
+def check_reports_agree(site: Site) -> dict:
     """``keys list --json`` and ``GET /v1/usage`` (on every instance) say what the
     usage rows say."""
     key = site.create_key("report", "--tokens-per-day", "1m", "--requests-per-minute", "100")

@@ -15,14 +15,13 @@ Redis for several instances.
 """
 from __future__ import annotations
 
-import contextlib
 import os
 import sqlite3
 import threading
 from pathlib import Path
 from typing import Protocol
 
-from ..statefiles import create_private, private_dir
+from ..statefiles import create_private, private_dir, write_transaction
 from .limits import DAY, MINUTE, Plan, Seen, refused_by
 
 KEEP_BUCKETS = 9 * DAY  # charged tokens are kept a little longer than a week
@@ -122,17 +121,8 @@ class SQLiteCounters:
         return Seen(requests, oldest, in_flight, int(reserved), charged)
 
     # -- plumbing (as gateway.usage.store.SQLiteUsage) ---------------------------
-    @contextlib.contextmanager
     def _transaction(self):
-        conn = self._conn()
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            yield conn
-        except BaseException:
-            with contextlib.suppress(sqlite3.Error):
-                conn.execute("ROLLBACK")
-            raise
-        conn.execute("COMMIT")
+        return write_transaction(self._conn())
 
     def _conn(self, create: bool = True) -> sqlite3.Connection | None:
         local = self._local

@@ -10,14 +10,13 @@ modes, SQL, connections per thread) stays inside :class:`SQLiteUsage`.
 """
 from __future__ import annotations
 
-import contextlib
 import os
 import sqlite3
 import threading
 from pathlib import Path
 from typing import Iterable, Protocol
 
-from ..statefiles import create_private, private_dir
+from ..statefiles import create_private, private_dir, write_transaction
 from .records import COLUMNS, GROUPS, Aggregate, UsageRow, is_error
 
 
@@ -132,17 +131,8 @@ class SQLiteUsage:
         return [UsageRow(*row) for row in rows]
 
     # -- plumbing ------------------------------------------------------------
-    @contextlib.contextmanager
     def _transaction(self):
-        conn = self._conn()
-        conn.execute("BEGIN IMMEDIATE")  # take the write lock now (busy_timeout waits for it)
-        try:
-            yield conn
-        except BaseException:
-            with contextlib.suppress(sqlite3.Error):
-                conn.execute("ROLLBACK")
-            raise
-        conn.execute("COMMIT")
+        return write_transaction(self._conn())
 
     def _conn(self, create: bool = True) -> sqlite3.Connection | None:
         """This thread's connection. Readers (``create=False``) get None while
