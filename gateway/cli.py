@@ -117,7 +117,9 @@ def cmd_keys_create(cfg, args) -> int:
         print("# [state] backend = redis: client keys stay per instance "
               "(README, *Several instances*).\n"
               f"# Add the line `{entry.name} {hash_key(key)}` to every instance's keys file,\n"
-              "# or its digest to auth.client_keys in every instance's config.", file=sys.stderr)
+              "# or its digest to auth.client_keys in every instance's config.\n"
+              "# Its policy (docs/sharing.md) is in Redis: every instance applies it.",
+              file=sys.stderr)
     return 0
 
 

@@ -54,6 +54,7 @@ class Call:
     record: RequestRecord | None = None
     stream: bool = False                   # the client reads events as they come
     keepalive: float = 0.0                 # > 0: it wants keep-alive ticks while silent
+    policy: object = None                  # the key's policy, once the gate has read it
 
 
 class _Failover(Exception):
@@ -118,7 +119,7 @@ class Executor:
         key's policy refuses the call (*count*: it counts against the key's limits)."""
         model = self._resolve_model(call)
         if self.gate is not None:
-            self.gate.admit(call.principal, model, call.body, call.record, count)
+            call.policy = self.gate.admit(call.principal, model, call.body, call.record, count)
         cont = continuity.resolve(call.body, call.headers, call.principal,
                                   self.config.continuity, session=call.session)
         call.record.continuity_source = cont.source
@@ -330,16 +331,18 @@ class Executor:
         if names:
             headers["x-gateway-dropped-params"] = header_list(names)
         headers.update(profile.relayed(answer_headers, creds))
-        if self.gate is not None and self.gate.shows_quota(call.principal):
+        if self._shows_quota(call):
             headers.update(profile.quota_headers(answer_headers))
         return headers
+
+    @staticmethod
+    def _shows_quota(call: Call) -> bool:
+        return getattr(call.policy, "show_quota", False)
 
     def _hidden(self, call: Call) -> frozenset:
         """Upstream events the caller must not see: the account's quota, unless
         its key may (``--show-quota``)."""
-        if self.gate is not None and self.gate.shows_quota(call.principal):
-            return frozenset()
-        return quota.HIDDEN_EVENTS
+        return frozenset() if self._shows_quota(call) else quota.HIDDEN_EVENTS
 
     def collect(self, stream: UpstreamStream) -> dict:
         """Consume a stream and return the final Responses object (non-stream)."""

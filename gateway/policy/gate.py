@@ -57,12 +57,12 @@ class Gate:
         return self.policy(principal).show_quota
 
     def admit(self, principal: str | None, model: str, body: dict, record,
-              count: bool = True) -> None:
-        """Let the request through or raise; *count* False (a prewarm, which costs
-        nothing): only the key and the model are checked."""
+              count: bool = True) -> Policy:
+        """Let the request through (its key's policy) or raise; *count* False (a
+        prewarm, which costs nothing): only the key and the model are checked."""
         policy = self.policy(principal)
         if policy is NO_POLICY:
-            return
+            return policy
         now = self.clock()
         _check_key(policy, now)
         if not policy.allows(model):
@@ -70,7 +70,7 @@ class Gate:
                 403, f"This key may not use the model '{model}'. Allowed: "
                 f"{', '.join(policy.models)}.", code="model_not_allowed", param="model")
         if not (count and policy.counted):
-            return
+            return policy
         estimate = limits.estimate_tokens(body) if (
             policy.tokens_per_day is not None or policy.tokens_per_week is not None) else 0
         plan = limits.plan(policy, principal, os.urandom(8).hex(), now, estimate)
@@ -78,13 +78,14 @@ class Gate:
             refused, seen = self.counters.admit(plan)
         except Exception as exc:  # noqa: BLE001 - StateUnavailable, sqlite3.Error
             self._outage(exc)
-            return
+            return policy
         if self._down:
             self._down = False
             log.warning("key limits are counted again")
         if refused is not None:
             raise limits.refusal(plan, refused, seen)
         record.sinks = (*record.sinks, _Ticket(plan, self._settler))
+        return policy
 
     def _outage(self, exc: Exception) -> None:
         if not self._down:
