@@ -16,6 +16,8 @@ CHAT = ("/v1/chat/completions", {"model": "gpt-5-codex",
                                  "messages": [{"role": "user", "content": "Say hello"}]})
 MESSAGES = ("/v1/messages", {"model": "claude-sonnet-4-5", "max_tokens": 100,
                              "messages": [{"role": "user", "content": "Say hello"}]})
+GEMINI = ("/v1beta/models/gpt-5-codex:generateContent",
+          {"contents": [{"role": "user", "parts": [{"text": "Say hello"}]}]})
 
 
 def with_policy(make_client, **policy):
@@ -25,7 +27,7 @@ def with_policy(make_client, **policy):
     return gw, gate
 
 
-@pytest.mark.parametrize("path,body", [RESPONSES, CHAT, MESSAGES])
+@pytest.mark.parametrize("path,body", [RESPONSES, CHAT, MESSAGES, GEMINI])
 def test_a_model_outside_the_list_is_403_in_each_dialect(make_client, upstream, path, body):
     gw, _ = with_policy(make_client, models=("gpt-5.4",))
     resp = gw.post(path, body)
@@ -33,11 +35,16 @@ def test_a_model_outside_the_list_is_403_in_each_dialect(make_client, upstream, 
     err = resp.get_json()
     if path == "/v1/messages":
         assert err["type"] == "error" and err["error"]["type"] == "permission_error"
+    elif path.startswith("/v1beta/"):
+        assert err["error"]["code"] == 403 and err["error"]["status"] == "PERMISSION_DENIED"
     else:
         assert err["error"]["code"] == "model_not_allowed" and err["error"]["param"] == "model"
     assert "Allowed: gpt-5.4" in err["error"]["message"]
     assert upstream.requests == []
-    ok = gw.post(path, dict(body, model="gpt-5.4-high"))  # a suffix of an allowed model
+    if path.startswith("/v1beta/"):  # a suffix of an allowed model
+        ok = gw.post(path.replace("gpt-5-codex", "gpt-5.4-high"), body)
+    else:
+        ok = gw.post(path, dict(body, model="gpt-5.4-high"))
     assert ok.status_code == 200, ok.get_data()
 
 
