@@ -140,7 +140,7 @@ def policy_rows() -> list[tuple[str, float]]:
     always; Redis counters when a redis-server is installed."""
     from gateway.policy.counters import SQLiteCounters
     from gateway.policy.gate import Gate
-    from gateway.policy.limits import day_window, week_window
+    from gateway.policy.admission import day_window, week_window
     from gateway.policy.model import Policy
     from gateway.policy.store import FilePolicies
     from gateway.record import RequestRecord

@@ -4,7 +4,7 @@ Per-key policy: what one client key may use and how much (docs/sharing.md).
 
 * :mod:`.model`: the policy of a key, as data (allowed models, token budgets,
   requests per minute, concurrency, expiry, revocation, quota visibility);
-* :mod:`.limits`: the window arithmetic (days, weeks, the minute, reservations),
+* :mod:`.admission`: the window arithmetic (days, weeks, the minute, reservations),
   the admission rule and how a refusal is worded; pure;
 * :mod:`.store`: where policies live (a JSON file beside the keys file, or Redis);
 * :mod:`.counters` / :mod:`.redis_counters`: the shared counters the limits are

@@ -4,7 +4,7 @@ The counters a key's limits are checked against, shared by every worker:
 
 * the requests of the last minute (a log of start times);
 * leases: the answers in flight, each with the tokens it reserved and an
-  expiry (``limits.LEASE_SECONDS``) for a worker that died mid-answer;
+  expiry (``admission.LEASE_SECONDS``) for a worker that died mid-answer;
 * tokens charged per window bucket (``d:<day>``, ``w:<monday>``).
 
 :class:`Counters` is the interface; :class:`SQLiteCounters` keeps them in
@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Protocol
 
 from ..statefiles import create_private, private_dir, write_transaction
-from .limits import DAY, MINUTE, Plan, Seen, refused_by
+from .admission import DAY, MINUTE, Plan, Seen, refused_by
 
 KEEP_BUCKETS = 9 * DAY  # charged tokens are kept a little longer than a week
 
@@ -41,7 +41,7 @@ os.register_at_fork(after_in_child=lambda: setattr(_Forks, "count", _Forks.count
 class Counters(Protocol):
     def admit(self, plan: Plan) -> tuple[str | None, Seen]:
         """Atomically: read the key's counters, and unless a limit refuses
-        (``limits.refused_by``) record the request and its lease. Returns the
+        (``admission.refused_by``) record the request and its lease. Returns the
         refusing limit (None: admitted) and what was seen."""
 
     def settle(self, key_id: str, lease_id: str, tokens: int, buckets: tuple[str, ...],

@@ -27,7 +27,7 @@ from collections import deque
 from collections.abc import Callable
 
 from ..errors import GatewayError
-from . import limits
+from . import admission
 from .counters import _Forks
 from .model import Policy, format_time
 from .store import NO_POLICY, PolicyStore
@@ -71,9 +71,9 @@ class Gate:
                 f"{', '.join(policy.models)}.", code="model_not_allowed", param="model")
         if not (count and policy.counted):
             return policy
-        estimate = limits.estimate_tokens(body) if (
+        estimate = admission.estimate_tokens(body) if (
             policy.tokens_per_day is not None or policy.tokens_per_week is not None) else 0
-        plan = limits.plan(policy, principal, os.urandom(8).hex(), now, estimate)
+        plan = admission.plan(policy, principal, os.urandom(8).hex(), now, estimate)
         try:
             refused, seen = self.counters.admit(plan)
         except Exception as exc:  # noqa: BLE001 - StateUnavailable, sqlite3.Error
@@ -83,7 +83,7 @@ class Gate:
             self._down = False
             log.warning("key limits are counted again")
         if refused is not None:
-            raise limits.refusal(plan, refused, seen)
+            raise admission.refusal(plan, refused, seen)
         record.sinks = (*record.sinks, _Ticket(plan, self._settler))
         return policy
 
@@ -111,7 +111,7 @@ class _Ticket:
 
     __slots__ = ("plan", "settler")
 
-    def __init__(self, plan: limits.Plan, settler: "_Settler"):
+    def __init__(self, plan: admission.Plan, settler: "_Settler"):
         self.plan, self.settler = plan, settler
 
     def __call__(self, record) -> None:
@@ -128,7 +128,7 @@ class _Settler:
         self._forks: int | None = None  # the thread runs in this process
         self._busy = False
 
-    def put(self, plan: limits.Plan, record) -> None:
+    def put(self, plan: admission.Plan, record) -> None:
         tokens = (record.input_tokens or 0) + (record.output_tokens or 0)
         self._queue.append((plan, tokens))
         if self._forks != _Forks.count:

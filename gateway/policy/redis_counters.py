@@ -2,7 +2,7 @@
 ~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~
 :class:`~gateway.policy.counters.Counters` in Redis, for several instances:
 one Lua script reads a key's counters, applies the admission rule of
-:func:`gateway.policy.limits.refused_by` and records the request, atomically
+:func:`gateway.policy.admission.refused_by` and records the request, atomically
 (Redis runs a script alone), in one round trip.
 
 Keys (``state.key_prefix`` in front): ``policy:req:<key id>`` (sorted set of
@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import os
 
-from .limits import MINUTE, Plan, Seen
+from .admission import MINUTE, Plan, Seen
 
 _PRUNE = """
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', tonumber(ARGV[1]) - tonumber(ARGV[2]))

@@ -10,7 +10,7 @@ describes an account or another key.
 """
 from __future__ import annotations
 
-from .limits import MINUTE, day_window, week_window
+from .admission import MINUTE, day_window, week_window
 from .model import Policy
 
 

@@ -8,10 +8,10 @@ import threading
 import pytest
 
 from gateway.errors import GatewayError
-from gateway.policy import limits
+from gateway.policy import admission
 from gateway.policy.counters import SQLiteCounters
 from gateway.policy.gate import Gate
-from gateway.policy.limits import Plan, Seen, day_window, plan, refused_by, refusal, week_window
+from gateway.policy.admission import Plan, Seen, day_window, plan, refused_by, refusal, week_window
 from gateway.policy.model import Policy, parse_expires, parse_limit
 from gateway.policy.redis_counters import RedisCounters
 from gateway.policy.store import FilePolicies
@@ -56,9 +56,9 @@ def test_windows_are_the_utc_day_and_the_iso_week():
 
 def test_the_estimate_is_the_body_in_tokens_plus_the_answer_allowance():
     body = {"model": "m", "input": "x" * 400}
-    assert limits.estimate_tokens(body) == len('{"model":"m","input":""}') // 4 + 100 + \
-        limits.OUTPUT_ALLOWANCE
-    assert limits.estimate_tokens(dict(body, max_output_tokens=10)) < 200
+    assert admission.estimate_tokens(body) == len('{"model":"m","input":""}') // 4 + 100 + \
+        admission.OUTPUT_ALLOWANCE
+    assert admission.estimate_tokens(dict(body, max_output_tokens=10)) < 200
 
 
 def _plan(**policy) -> Plan:
@@ -148,7 +148,7 @@ def test_both_stores_let_a_dead_workers_lease_expire(counters):
     policy = Policy(concurrency=1)
     assert counters.admit(plan(policy, "k", "a", T0))[0] is None
     assert counters.admit(plan(policy, "k", "b", T0 + 10))[0] == "concurrency"
-    assert counters.admit(plan(policy, "k", "c", T0 + limits.LEASE_SECONDS))[0] is None
+    assert counters.admit(plan(policy, "k", "c", T0 + admission.LEASE_SECONDS))[0] is None
 
 
 class Clock:

@@ -1,4 +1,4 @@
-"""gateway.policy.limits
+"""gateway.policy.admission
 ~~~~~~~~~~~~~~~~~~~~~~~~
 The arithmetic of a key's limits, with no I/O: which windows a request falls
 in, what it reserves, whether the counters let it through, and how a refusal
