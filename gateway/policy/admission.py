@@ -1,5 +1,5 @@
 """gateway.policy.admission
-~~~~~~~~~~~~~~~~~~~~~~~~
+~~~~~~~~~~~~~~~~~~~~~~~~~~~
 The arithmetic of a key's limits, with no I/O: which windows a request falls
 in, what it reserves, whether the counters let it through, and how a refusal
 is worded (status, message, ``Retry-After``).
