@@ -21,7 +21,7 @@ def site(gateway_factory, upstream, tmp_path):
 
 
 def test_a_daily_token_budget_stops_within_one_request(site):
-    checks.check_token_budget(site)
+    print("4 workers, tokens per day 20000:", checks.check_token_budget(site))
 
 
 def test_thirty_requests_per_minute_lets_exactly_thirty_through(site):

@@ -283,3 +283,21 @@ def test_keys_flags_are_checked_before_anything_is_written(state_env, capsys):
     assert not (state_env / "client_keys").exists()
     assert cli.main(["keys", "update", "nobody", "--concurrency", "2"]) == 2
     assert "no client key named 'nobody'" in capsys.readouterr().err
+
+
+def test_counters_out_of_reach_serve_the_request_and_say_so_once(tmp_path, caplog):
+    from gateway.state import StateUnavailable
+
+    class Down:
+        def admit(self, plan):
+            raise StateUnavailable("redis is down")
+
+    store = FilePolicies(tmp_path / "keys.policy.json")
+    store.put("key-1", Policy(models=("gpt-5.4",), requests_per_minute=1))
+    gate = Gate(store, Down(), clock=Clock())
+    with caplog.at_level("ERROR", logger="gateway.policy"):
+        for _ in range(3):
+            gate.admit("key-1", "gpt-5.4", {}, _record())
+    assert len(caplog.records) == 1 and "cannot be reached" in caplog.records[0].message
+    with pytest.raises(GatewayError):  # the model list still holds
+        gate.admit("key-1", "gpt-5.5", {}, _record())
