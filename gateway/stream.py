@@ -85,6 +85,7 @@ class UpstreamStream:
             events = self._parser.flush()
             for event in events:
                 self._observe(event)
+            events = self._visible(events)
             if self._terminal:
                 self._eof = True
                 return events
@@ -95,9 +96,13 @@ class UpstreamStream:
         events = self._parser.feed(chunk)
         for event in events:
             self._observe(event)
-        if self.hidden:
-            events = [event for event in events if event.type not in self.hidden]
-        return events
+        return self._visible(events)
+
+    def _visible(self, events: list[Event]) -> list[Event]:
+        """*events* without the ones this caller must not see (``hidden``)."""
+        if not self.hidden or not events:
+            return events
+        return [event for event in events if event.type not in self.hidden]
 
     def _end(self, event: Event, outcome: Outcome) -> list[Event]:
         """The upstream is gone: a synthesised error event, unless the answer was complete."""

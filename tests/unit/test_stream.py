@@ -76,3 +76,23 @@ def test_what_is_read_together_is_written_together():
                                   ChatStreamTranslator("gpt-5-codex", include_usage=False)))
     assert len(chat) <= len(reads) + 1  # a write per read at most, and the closing [DONE]
     assert all(b'"content":"%s"' % t in b"".join(chat) for t in (b"a", b"b", b"c"))
+
+
+def test_hidden_events_never_reach_a_renderer_and_do_not_start_the_answer():
+    """The account's quota (codex.rate_limits) for a key that may not see it: dropped
+    whether it comes first, mid-answer or in the last bytes; priming still waits for
+    the answer to start (a failure after it can fail over)."""
+    quota = frame("codex.rate_limits", rate_limits={"primary": {"used_percent": 12.0}})
+    failed = frame("response.failed", response={"error": {"code": "server_error",
+                                                          "message": "boom"}})
+    stream = _stream([quota + frame("response.created"), failed],
+                     hidden=frozenset({"codex.rate_limits"}))
+    assert stream.prime(1.0).code == "server_error"
+    stream = _stream([quota + frame("response.created"), frame("response.output_text.delta",
+                      delta="hi") + quota, COMPLETED + quota[:-1]],
+                     hidden=frozenset({"codex.rate_limits"}))
+    assert stream.prime(1.0) is None
+    kinds = [e.type for e in stream.events() if e is not None]
+    assert kinds == ["response.created", "response.output_text.delta", "response.completed"]
+    shown = _stream([quota + frame("response.created") + COMPLETED])
+    assert [e.type for e in shown.events() if e is not None][0] == "codex.rate_limits"
