@@ -10,6 +10,7 @@ modes, SQL, connections per thread) stays inside :class:`SQLiteUsage`.
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import sqlite3
 import threading
