@@ -172,6 +172,13 @@ def policy_rows() -> list[tuple[str, float]]:
                  best("gate.admit('key-models', 'gpt-5.4', body, Record('responses'))", 20000, g)
                  - bare),
             ]
+            if redis_srv is not None:
+                from gateway.policy.store import RedisPolicies
+                g.update(gate=Gate(RedisPolicies(backends[1][1].link, "bench:"), None))
+                rows.append(("policy: key without a policy, policies in Redis (one GET of "
+                             "their change counter)",
+                             best("gate.admit('key-none', 'gpt-5.4', body, Record('responses'))",
+                                  2000, g) - bare))
             for name, counters in backends:
                 # Steady state: each admitted request is settled before the next (a lease
                 # or two in flight, not thousands); the minute's log grows to 150 at most.
