@@ -18,7 +18,7 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .models import Catalog, CatalogConfigError, parse_version
+from .models import CatalogConfigError, load_catalog, parse_version
 
 ENV_PREFIX = "CODEX_GATEWAY_"
 
@@ -205,7 +205,7 @@ class Config:
     state: StateConfig = field(default_factory=StateConfig)
     usage: UsageConfig = field(default_factory=UsageConfig)
     images: ImagesConfig = field(default_factory=ImagesConfig)
-    # The [models] table as written: gateway.models.Catalog reads and checks it.
+    # The [models] table as written: gateway.models.load_catalog reads and checks it.
     models: dict = field(default_factory=dict)
 
     @property
@@ -265,7 +265,7 @@ def load(path: str | None = None, env: dict | None = None) -> Config:
 def catalog(cfg: Config):
     """The model catalog the ``[models]`` table describes."""
     try:
-        return Catalog.from_config(cfg.models)
+        return load_catalog(cfg.models)
     except CatalogConfigError as exc:
         raise ConfigError(f"models: {exc}") from None
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 
 from gateway.upstream.catalog import merge, model_of
-from gateway.models import Catalog
+from gateway.models import load_catalog
 
 GATED = {"slug": "gpt-6-astra", "minimal_client_version": "0.170.0",
          "base_instructions": "You are Astra, the backend's own base prompt."}
@@ -105,7 +105,7 @@ def test_catalog_unreachable_at_start_serves_with_the_table_and_says_so(make_cli
 
 
 def test_merge_keeps_the_table_for_kinds_nobody_fetched():
-    static = Catalog.default()
+    static = load_catalog({})
     fetched = {"accounts": {"a": {"kind": "codex", "models": [{"slug": "gpt-9"}]}}}
     merged = merge(static, fetched)
     slugs = [m.slug for m in merged.models]

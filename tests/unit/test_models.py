@@ -3,7 +3,6 @@ shapes, config validation, and agreement with the continuity model family."""
 from __future__ import annotations
 
 import json
-import textwrap
 import tomllib
 from pathlib import Path
 
@@ -14,10 +13,10 @@ from hypothesis import strategies as st
 from gateway import continuity
 from gateway import models as M
 from gateway.errors import GatewayError
-from gateway.models import Catalog, CatalogConfigError, Model, resolve
+from gateway.models import Catalog, CatalogConfigError, Model, load_catalog, resolve
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
-CAT = Catalog.default()
+CAT = load_catalog({})
 SUFFIX_FORMS = ("-{}", "({})")
 
 
@@ -77,7 +76,7 @@ def test_resolve_builtin(asked, kw, model, effort, alias, via):
 
 
 # -- resolution: configured aliases, tiers and allow globs -----------------------
-CONFIGURED = Catalog.from_config({
+CONFIGURED = load_catalog({
     "aliases": {"fast": "gpt-5.4-mini-low", "deep": "gpt-5.5(xhigh)",
                 "claude-*haiku*": "gpt-5.2", "team-?": "gpt-5.3-codex",
                 "legacy-*": "gpt-5-codex"},
@@ -264,13 +263,13 @@ def test_openai_list_suffixed_variants():
     assert "gpt-5.5-max" not in ids and "gpt-5.5-minimal" not in ids  # not its efforts
     for d in data:
         assert res(d["id"]).model in plain
-    listed = Catalog.from_config({"list_suffixed": True})
+    listed = load_catalog({"list_suffixed": True})
     assert {d["id"] for d in M.openai_list(listed)["data"]} == set(ids)
     assert len(M.openai_list(listed, with_suffixes=False)["data"]) == len(plain)
 
 
 def test_hidden_models_resolve_but_are_not_listed():
-    cat = Catalog.from_config({"models": [{"slug": "gpt-5.2", "hidden": True}]})
+    cat = load_catalog({"models": [{"slug": "gpt-5.2", "hidden": True}]})
     assert res("gpt-5.2", cat).model == "gpt-5.2"
     assert "gpt-5.2" not in {d["id"] for d in M.openai_list(cat)["data"]}
     with pytest.raises(GatewayError) as exc:
@@ -293,22 +292,22 @@ INSTRUCTED = {"slug": "gpt-5.4", "codex_instructions": "You are a careful coding
 
 def test_codex_list_by_default_leaves_codex_its_own_metadata():
     assert M.codex_list(CAT, "0.171.0") == {"models": []}
-    assert M.codex_list(Catalog.from_config({"codex_entries": "none",
+    assert M.codex_list(load_catalog({"codex_entries": "none",
                                             "models": [INSTRUCTED]}), "0.171.0") == \
         {"models": []}
 
 
 def test_codex_list_entries_have_every_required_field():
-    cat = Catalog.from_config({"codex_entries": "all"})
+    cat = load_catalog({"codex_entries": "all"})
     models = M.codex_list(cat, "0.171.0")["models"]
     slugs = [e["slug"] for e in models]
     assert "gpt-5.4" in slugs and "gpt-5-codex" in slugs
-    assert not set(slugs) & set(M.CODEX_BUNDLED)      # Codex ships better metadata
+    assert not set(slugs) & set(CAT.codex_bundled)      # Codex ships better metadata
     assert len({e["priority"] for e in models}) == len(models)
     for e in models:
         assert CODEX_REQUIRED <= set(e), CODEX_REQUIRED - set(e)
         levels = [lv["effort"] for lv in e["supported_reasoning_levels"]]
-        assert set(levels) <= set(M.CODEX_SAFE_EFFORTS)
+        assert set(levels) <= set(CAT.codex_efforts)
         assert all(lv["description"] for lv in e["supported_reasoning_levels"])
         assert e.get("default_reasoning_level", levels[0] if levels else None) in levels + [None]
         assert e["truncation_policy"]["mode"] in ("bytes", "tokens")
@@ -322,7 +321,7 @@ def test_codex_list_entries_have_every_required_field():
 
 
 def test_codex_list_describes_instructed_models_even_when_bundled():
-    cat = Catalog.from_config({"models": [
+    cat = load_catalog({"models": [
         INSTRUCTED, {"slug": "gpt-5.5", "codex_instructions": "Be terse.",
                      "codex": {"supports_parallel_tool_calls": False}}]})
     by = {e["slug"]: e for e in M.codex_list(cat, "0.171.0")["models"]}
@@ -336,7 +335,7 @@ def test_codex_list_describes_instructed_models_even_when_bundled():
 def test_codex_list_passes_the_upstream_list_through():
     upstream = [{"slug": "gpt-5.4", "display_name": "gpt-5.4", "base_instructions": "U",
                  "x_unknown": 1}, {"slug": "gpt-5.9", "display_name": "n"}, {"no": "slug"}]
-    cat = Catalog.from_config({"codex_entries": "all"})
+    cat = load_catalog({"codex_entries": "all"})
     models = M.codex_list(cat, "0.171.0", upstream=upstream)["models"]
     assert models[0] == upstream[0] and models[1] == upstream[1]
     assert [e["slug"] for e in models].count("gpt-5.4") == 1
@@ -348,13 +347,13 @@ def test_codex_list_passes_the_upstream_list_through():
     (None, True), ("", True), ("garbage", True),
 ])
 def test_codex_list_respects_min_client_version(version, listed):
-    cat = Catalog.from_config({"models": [{**INSTRUCTED, "codex_min_version": "0.171.0"}]})
+    cat = load_catalog({"models": [{**INSTRUCTED, "codex_min_version": "0.171.0"}]})
     slugs = [e["slug"] for e in M.codex_list(cat, version)["models"]]
     assert ("gpt-5.4" in slugs) is listed
 
 
 def test_codex_list_kinds_filter_and_etag():
-    cat = Catalog.from_config({"codex_entries": "all"})
+    cat = load_catalog({"codex_entries": "all"})
     api_only = M.codex_list(cat, "0.171.0", kinds=["openai"])["models"]
     assert "gpt-5.3-codex-spark" not in {e["slug"] for e in api_only}
     a, b = M.codex_list(cat, "0.171.0"), M.codex_list(cat, "0.171.0")
@@ -364,7 +363,7 @@ def test_codex_list_kinds_filter_and_etag():
 
 # -- configuration ------------------------------------------------------------------
 def test_overrides_merge_into_the_builtin_entry():
-    cat = Catalog.from_config({"models": [
+    cat = load_catalog({"models": [
         {"slug": "gpt-5.5", "context_window": 200_000},
         {"slug": "gpt-5.4", "context_window": {"codex": 250_000}, "upstreams": ["codex"]},
         {"slug": "brand-new", "efforts": ["low", "ultra"], "default_effort": "ultra"},
@@ -381,11 +380,11 @@ def test_overrides_merge_into_the_builtin_entry():
 
 
 def test_builtin_false_starts_empty_and_tiers_follow_main_model():
-    cat = Catalog.from_config({"builtin": False, "models": [{"slug": "local-1"}]})
+    cat = load_catalog({"builtin": False, "models": [{"slug": "local-1"}]})
     assert cat.slugs() == ["local-1"]
     with pytest.raises(GatewayError):
         res("claude-opus-5-5", cat)       # no main model, so no Claude aliases
-    cat = Catalog.from_config({"builtin": False, "models": [{"slug": "local-1"}],
+    cat = load_catalog({"builtin": False, "models": [{"slug": "local-1"}],
                                "main_model": "local-1-high"})
     r = res("claude-haiku-4-5", cat)
     assert (r.model, r.effort) == ("local-1", "high")
@@ -419,22 +418,32 @@ def test_builtin_false_starts_empty_and_tiers_follow_main_model():
 ])
 def test_bad_config_names_the_key(section, needle):
     with pytest.raises(CatalogConfigError) as exc:
-        Catalog.from_config(section)
+        load_catalog(section)
     assert needle in str(exc.value)
 
 
 def test_lists_may_come_comma_separated_from_the_environment():
-    cat = Catalog.from_config({"allow": "gpt-7*, o9*", "remove": "gpt-4.1"})
+    cat = load_catalog({"allow": "gpt-7*, o9*", "remove": "gpt-4.1"})
     assert cat.allow == ("gpt-7*", "o9*") and cat.get("gpt-4.1") is None
 
 
-def test_the_docstring_example_is_valid_toml_and_config():
-    doc = M.__doc__
-    start = doc.index("    [models]\n")
-    block = textwrap.dedent(doc[start:doc.index("``context_window`` is")])
-    cat = Catalog.from_config(tomllib.loads(block)["models"])
+def test_the_documented_example_is_valid_toml_and_config():
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "models.md").read_text()
+    start = doc.index("```toml\n[models]\n") + len("```toml\n")
+    block = doc[start:doc.index("```", start)]
+    cat = load_catalog(tomllib.loads(block)["models"])
     assert res("fast", cat).effort == "low" and res("claude-x", cat).model == "gpt-5.5"
     assert cat.get("gpt-5.6-sol").efforts[-1] == "max"
+
+
+def test_builtin_models_keep_their_windows_and_efforts():
+    """builtin.toml goes through the configured path: every built-in model
+    keeps its context windows, efforts and default effort."""
+    by = {m.slug: m for m in CAT.models}
+    assert by["gpt-5.5"].context == {"codex": 272_000, "openai": 1_050_000}
+    assert by["gpt-4.1"].efforts == () and by["gpt-4.1"].kinds == {"openai"}
+    assert by["gpt-5.3-codex-spark"].context_window() == 128_000
+    assert CAT.aliases[-1] == ("gemini-*", "gpt-5.5")
 
 
 # -- real clients' names (trimmed from the shared captures) ---------------------------
@@ -447,6 +456,6 @@ def test_every_model_a_real_client_sent_resolves(seen):
     assert r.model in {m.slug for m in CAT.models}
     assert r.effort == seen["effort"]
     if seen["model"].startswith("claude-"):
-        assert r.model == M.MAIN_MODEL and r.alias == "claude-*opus*"
+        assert r.model == "gpt-5.5" and r.alias == "claude-*opus*"
     else:
         assert r.model == seen["model"] and r.alias is None
