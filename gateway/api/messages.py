@@ -14,7 +14,7 @@ from ..dialects.messages.count_tokens import count_tokens
 from ..dialects.messages.events import MessagesStreamTranslator
 from ..dialects.messages.events import message_from_response
 from ..dialects.messages.count_tokens import estimate_input_tokens
-from ..dialects.messages.request import client_authorization
+from ..dialects.messages.session import client_authorization
 from ..dialects.messages.request import translate_request
 from ..dialects.translator import frames
 from ..executor import Call

@@ -1,13 +1,15 @@
 """gateway.dialects.tools
 ~~~~~~~~~~~~~~~~~~~~~~~~~~
-Tool names and call ids that every translated dialect needs the same way.
+Tool names, call ids and call arguments that every translated dialect needs
+the same way.
 
-Both are deterministic (hashes, never random) so a conversation's history maps
+All are deterministic (hashes, never random) so a conversation's history maps
 to the same upstream input on every turn and its prompt prefix stays cacheable.
 """
 from __future__ import annotations
 
 import hashlib
+import json
 
 
 def shorten_tool_name(name: str, limit: int = 64) -> str:
@@ -16,6 +18,19 @@ def shorten_tool_name(name: str, limit: int = 64) -> str:
         return name
     digest = hashlib.sha256(name.encode()).hexdigest()[:8]
     return name[: limit - 9] + "_" + digest if limit > 9 else digest[:limit]
+
+
+def arguments_json(value) -> str:
+    """Tool-call arguments (an object) as the compact JSON string Responses
+    wants (Messages ``tool_use.input``, Gemini ``functionCall.args``).
+
+    The standard library on purpose, like the continuity fingerprints: these
+    bytes are part of the cached prompt prefix and must not change between
+    releases. Key order is the client's.
+    """
+    if isinstance(value, str):
+        return value
+    return json.dumps({} if value is None else value, separators=(",", ":"), ensure_ascii=False)
 
 
 def stable_call_id(msg_index: int, call_index: int, name: str, arguments: str) -> str:

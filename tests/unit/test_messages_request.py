@@ -19,9 +19,8 @@ from hypothesis import strategies as st
 from gateway.continuity import conversation_fingerprint
 from gateway.dialects.messages.count_tokens import count_tokens
 from gateway.dialects.messages.count_tokens import estimate_input_tokens
-from gateway.dialects.messages.request import client_authorization
+from gateway.dialects.messages.session import client_authorization, session_signal
 from gateway.dialects.messages.request import translate_request
-from gateway.dialects.messages.request import without_reasoning
 from gateway.dialects.messages.signature import decode_signature
 from gateway.dialects.messages.signature import encode_signature
 from gateway.errors import GatewayError
@@ -535,27 +534,27 @@ def test_never_a_400_for_unknown_fields_blocks_or_betas(extra, blocks, role, bet
 
 UID = json.dumps({"device_id": "d" * 64, "account_uuid": "", "session_id": "s-meta"})
 SESSIONS = [
-    ("header", {"X-Claude-Code-Session-Id": "s-head"}, {}, "s-head", "header"),
-    ("header, any case", {"x-claude-code-session-id": "s-head"}, {}, "s-head", "header"),
-    ("header wins over metadata", {"X-Claude-Code-Session-Id": "s-head"}, {"user_id": UID}, "s-head", "header"),
-    ("metadata JSON string", {}, {"user_id": UID}, "s-meta", "metadata.user_id"),
+    ("header", {"X-Claude-Code-Session-Id": "s-head"}, {}, "s-head"),
+    ("header, any case", {"x-claude-code-session-id": "s-head"}, {}, "s-head"),
+    ("header wins over metadata", {"X-Claude-Code-Session-Id": "s-head"}, {"user_id": UID}, "s-head"),
+    ("metadata JSON string", {}, {"user_id": UID}, "s-meta"),
     ("pre-2.0 user_id string", {}, {"user_id": "user_" + "a" * 64 + "_account__session_0f0e0d0c-1111-2222-3333-444455556666"},
-     "0f0e0d0c-1111-2222-3333-444455556666", "metadata.user_id"),
-    ("plain user id is not a session", {}, {"user_id": "alice"}, None, None),
-    ("broken JSON user_id", {}, {"user_id": "{nope"}, None, None),
-    ("blank header falls through", {"X-Claude-Code-Session-Id": "  "}, {"user_id": UID}, "s-meta", "metadata.user_id"),
-    ("agent appended", {"X-Claude-Code-Session-Id": "s-head", "x-claude-code-agent-id": "a65"}, {}, "s-head/a65", "header"),
-    ("agent appended to metadata session", {"x-claude-code-agent-id": "a65"}, {"user_id": UID}, "s-meta/a65", "metadata.user_id"),
-    ("agent alone is no session", {"x-claude-code-agent-id": "a65"}, {}, None, None),
-    ("nothing", {}, {}, None, None),
+     "0f0e0d0c-1111-2222-3333-444455556666"),
+    ("plain user id is not a session", {}, {"user_id": "alice"}, None),
+    ("broken JSON user_id", {}, {"user_id": "{nope"}, None),
+    ("blank header falls through", {"X-Claude-Code-Session-Id": "  "}, {"user_id": UID}, "s-meta"),
+    ("agent appended", {"X-Claude-Code-Session-Id": "s-head", "x-claude-code-agent-id": "a65"}, {}, "s-head/a65"),
+    ("agent appended to metadata session", {"x-claude-code-agent-id": "a65"}, {"user_id": UID}, "s-meta/a65"),
+    ("agent alone is no session", {"x-claude-code-agent-id": "a65"}, {}, None),
+    ("nothing", {}, {}, None),
 ]
 
 
-@pytest.mark.parametrize("headers,metadata,session,source", [s[1:] for s in SESSIONS], ids=[s[0] for s in SESSIONS])
-def test_session_signal(headers, metadata, session, source):
+@pytest.mark.parametrize("headers,metadata,session", [s[1:] for s in SESSIONS], ids=[s[0] for s in SESSIONS])
+def test_session_signal(headers, metadata, session):
     extra = {"metadata": metadata} if metadata else {}
     req = tr(USER, headers=headers, **extra)
-    assert (req.session, req.session_source) == (session, source)
+    assert req.session == session
 
 
 AUTH = [
@@ -571,13 +570,6 @@ AUTH = [
 @pytest.mark.parametrize("headers,expected", [a[1:] for a in AUTH], ids=[a[0] for a in AUTH])
 def test_client_authorization(headers, expected):
     assert client_authorization(headers) == expected
-
-
-def test_without_reasoning():
-    body = tr(USER, assistant({"type": "thinking", "thinking": "", "signature": SIG}, text("ok"))).responses
-    stripped = without_reasoning(body)
-    assert [i["type"] for i in stripped["input"]] == ["message", "message"]
-    assert [i["type"] for i in body["input"]] == ["message", "reasoning", "message"]
 
 
 # --- signatures -------------------------------------------------------------------------------
@@ -642,7 +634,7 @@ def test_every_captured_request_translates(record):
     rs = req.responses
     assert rs["model"] == record["body"]["model"]
     assert req.stream is record["body"]["stream"]
-    assert req.session and req.session_source == "header"
+    assert req.session and req.session == session_signal({}, record["headers"])  # the header's
     texts = json.dumps(rs["input"])
     assert "x-anthropic-billing-header" not in texts
     names = [t["name"] for t in rs["tools"]]

@@ -85,9 +85,8 @@ from dataclasses import dataclass, field
 
 from gateway.errors import bad_request
 from gateway.dialects.stops import stop_list
-from gateway.dialects.tools import ToolNames, stable_call_id
 # The arguments' stable bytes are the Messages dialect's (one rule for every dialect).
-from gateway.dialects.messages.request import arguments_json
+from gateway.dialects.tools import ToolNames, arguments_json, stable_call_id
 
 from .schema import json_schema
 from .signature import decode_thought_signature
