@@ -226,7 +226,8 @@ def proxy_nginx(workdir: Path, upstreams: dict, workers: int = 2) -> Nginx:
 def write_accounts(state_dir: Path, ids=ACCOUNT_IDS[:1]) -> Path:
     """A Codex CLI auth.json for the first id (the accounts.auth_file shortcut) and
     store files for the others; tokens are unsigned JWTs valid for a day."""
-    from gateway.accounts.store import atomic_write_json, codex_record
+    from gateway.state.files import atomic_write_json
+    from gateway.state.records import codex_record
     from tests.fakes.jwt import codex_claims, make_jwt
 
     state_dir.mkdir(parents=True, exist_ok=True)

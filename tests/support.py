@@ -22,8 +22,9 @@ from pathlib import Path
 import requests
 
 from gateway import config as config_mod
-from gateway.accounts.store import Store, codex_record
 from gateway.app import create_app
+from gateway.state.files import FileStore
+from gateway.state.records import codex_record
 from tests.fakes.jwt import codex_claims, make_jwt
 from tests.process import stop_process
 
@@ -254,7 +255,7 @@ class InProcess:
 
     def __init__(self, upstream, tmp_path, accounts, settings: dict):
         state = tmp_path / "state"
-        store = Store(state)
+        store = FileStore(state)
         for account_id in accounts:
             store.save(codex_record(codex_tokens(account_id)))
         env = {
@@ -308,7 +309,7 @@ def credentials_in_threads(env, threads, barrier, queue):
 
 def accounts_env(upstream, tmp_path, account_ids) -> dict:
     """gateway_env with these Codex accounts in the state store instead of an auth file."""
-    store = Store(tmp_path / "state")
+    store = FileStore(tmp_path / "state")
     for account in account_ids:
         token = register_secret(make_jwt(codex_claims(account, exp=int(time.time()) + 3600)))
         store.save(codex_record({"access_token": token, "id_token": token,

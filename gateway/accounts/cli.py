@@ -27,7 +27,7 @@ from ..upstream import catalog
 from ..usage import quota
 from . import oauth
 from .pool import AccountPool
-from .store import StoreError, codex_record, from_codex_auth, openai_record
+from ..state.records import StoreError, codex_record, from_codex_auth, openai_record
 
 
 def open_browser(url: str) -> None:
@@ -226,7 +226,7 @@ def cmd_clear(cfg, args) -> int:
     on one Redis) sends to the account again on its next request. A needs-login
     mark stays: only a new login lifts it."""
     pool = _pool(cfg)
-    rows = {r["id"]: r for r in account_rows(cfg, pool)}
+    rows = {r["id"]: r for r in pool.rows()}
     if args.all == bool(args.id):
         print("codex-gateway: name one account, or --all", file=sys.stderr)
         return 2
@@ -249,33 +249,9 @@ def cmd_clear(cfg, args) -> int:
     return 0
 
 
-def account_rows(cfg, pool=None) -> list[dict]:
-    """What `accounts list` (and /status, /metrics) show: identity and health,
-    never a token or key."""
-    pool = pool or _pool(cfg)
-    snap = pool.health.snapshot()
-    now = time.time()
-    rows = []
-    for rec in pool.records():
-        h = snap.get(rec["id"]) or {}
-        until = h.get("cooldown_until") if (h.get("cooldown_until") or 0) > now else None
-        state = ("needs_login" if h.get("needs_login") else "disabled" if rec.get("disabled")
-                 else "cooling" if until else "ok")
-        refreshed = [t for t in (rec.get("last_refresh"), h.get("last_refresh")) if t]
-        rows.append({"id": rec["id"], "kind": rec["kind"], "label": rec.get("label") or "",
-                     "plan": rec.get("plan"), "email": rec.get("email"), "state": state,
-                     "reason": h.get("login_reason") if h.get("needs_login") else
-                     (h.get("reason") if until else None),
-                     "cooldown_until": until, "last_refresh": max(refreshed, default=None),
-                     "last_used": h.get("last_used"), "rate_limits": h.get("rate_limits") or {},
-                     "weight": rec.get("weight", 1.0), "models": rec.get("models") or [],
-                     "base_url": rec.get("base_url")})
-    return rows
-
-
 def cmd_list(cfg, args) -> int:
     pool = _pool(cfg)
-    rows = account_rows(cfg, pool)
+    rows = pool.rows()
     if args.json:
         print(json.dumps(rows, indent=2))
         return 0

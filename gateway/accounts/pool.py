@@ -30,8 +30,9 @@ from .. import state as state_mod
 from ..background import weak_loop
 from ..errors import GatewayError
 from ..state import StateUnavailable
-from . import oauth, ranking, tokens
-from .store import openai_record
+from ..state import tokens
+from ..state.records import openai_record
+from . import oauth, ranking
 
 log = logging.getLogger("gateway.accounts")
 
@@ -122,6 +123,29 @@ class AccountPool:
         if self._key_rec and all(r["id"] != self._key_rec["id"] for r in recs):
             recs.append(self._key_rec)
         return recs
+
+    def rows(self) -> list[dict]:
+        """What `accounts list`, /status and /metrics show of each account:
+        identity and health, never a token or key."""
+        snap = self.health.snapshot()
+        now = time.time()
+        rows = []
+        for rec in self.records():
+            h = snap.get(rec["id"]) or {}
+            until = h.get("cooldown_until") if (h.get("cooldown_until") or 0) > now else None
+            state = ("needs_login" if h.get("needs_login") else "disabled" if rec.get("disabled")
+                     else "cooling" if until else "ok")
+            refreshed = [t for t in (rec.get("last_refresh"), h.get("last_refresh")) if t]
+            rows.append({"id": rec["id"], "kind": rec["kind"], "label": rec.get("label") or "",
+                         "plan": rec.get("plan"), "email": rec.get("email"), "state": state,
+                         "reason": h.get("login_reason") if h.get("needs_login") else
+                         (h.get("reason") if until else None),
+                         "cooldown_until": until, "last_refresh": max(refreshed, default=None),
+                         "last_used": h.get("last_used"),
+                         "rate_limits": h.get("rate_limits") or {},
+                         "weight": rec.get("weight", 1.0), "models": rec.get("models") or [],
+                         "base_url": rec.get("base_url")})
+        return rows
 
     def accounts(self) -> list[Account]:
         cached = self._cache

@@ -3,27 +3,32 @@
 Where the state that workers (and instances) share lives, chosen by
 ``[state] backend``:
 
-* ``sqlite`` (default): :mod:`.sqlite`, files and SQLite in the state dir of
-  one host, exactly as before;
+* ``sqlite`` (default): account files (:mod:`.files`) and health in SQLite
+  (:mod:`.sqlite_health`) in the state dir of one host;
 * ``redis``: :mod:`.redis`, one Redis that several instances share.
 
-Either way the account pool sees the same two objects: a store (account
-records and their refresh lock) and a health store (:class:`HealthStore`).
+Either way the account pool sees the same two objects (:mod:`.base`): an
+:class:`AccountStore` (account records and their refresh lock) and a
+:class:`HealthStore`. Records are built by :mod:`.records`; nothing here
+imports the accounts package.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+from .base import AccountStore, HealthStore
 from .errors import StateUnavailable
+from .files import FileStore
+from .sqlite_health import SQLiteHealth
 
-__all__ = ["Backend", "StateUnavailable", "open_state"]
+__all__ = ["AccountStore", "Backend", "HealthStore", "StateUnavailable", "open_state"]
 
 
 @dataclass
 class Backend:
     name: str          # "sqlite" | "redis"
-    store: object      # records(), load(), save(), remove(), lock()
-    health: object     # gateway.accounts.health.HealthStore
+    store: AccountStore
+    health: HealthStore
     link: object = None  # the Redis link (None for sqlite)
 
     def reachable(self) -> bool:
@@ -49,6 +54,5 @@ def open_state(cfg, backend: str | None = None) -> Backend:
         from .redis import open_redis  # the redis package only in Redis mode
         store, health, link = open_redis(cfg)
         return Backend("redis", store, health, link)
-    from .sqlite import open_sqlite
-    store, health = open_sqlite(cfg)
-    return Backend("sqlite", store, health)
+    return Backend("sqlite", FileStore(cfg.state_dir, cfg.accounts.auth_file),
+                   SQLiteHealth(cfg.state_dir / "health.sqlite"))

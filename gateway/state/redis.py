@@ -36,10 +36,10 @@ import time
 
 import redis
 
-from ..accounts.store import safe_id
 from . import rows
 from .errors import StateUnavailable
 from .link import Link
+from .records import safe_id
 
 log = logging.getLogger("gateway.state")
 
@@ -120,7 +120,7 @@ def _record(data):
 
 
 class RedisStore:
-    """The account records (same interface as :class:`gateway.accounts.store.Store`)."""
+    """:class:`~.base.AccountStore` on one Redis hash."""
 
     auth_file = None  # config refuses the auth_file shortcut in Redis mode
 
@@ -231,7 +231,7 @@ return 1
 
 
 class RedisHealth:
-    """:class:`gateway.accounts.health.HealthStore` on one Redis hash."""
+    """:class:`~.base.HealthStore` on one Redis hash."""
 
     def __init__(self, link: Link, prefix: str):
         self.link = link
@@ -252,11 +252,6 @@ class RedisHealth:
 
     def state(self, account_id: str) -> dict | None:
         return self.snapshot().get(account_id)
-
-    def cooldown_until(self, account_id: str) -> float | None:
-        row = self.state(account_id)
-        until = row and row["cooldown_until"]
-        return until if until and until > time.time() else None
 
     # -- writes --------------------------------------------------------------
     def set_cooldown(self, account_id: str, until: float, reason: str) -> None:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import time
 
-from ..accounts.cli import account_rows
 from . import report
 from .metrics import Metrics, OpenConnections
 from .quota import QuotaPoller
@@ -56,11 +55,11 @@ class UsageService:
         return OpenConnections(wsgi_app, self.metrics)
 
     def render_metrics(self) -> tuple[bytes, str]:
-        return self.metrics.render(lambda: account_rows(self.config, self.pool))
+        return self.metrics.render(self.pool.rows)
 
     def status_data(self, now: float | None = None) -> StatusData:
         now = time.time() if now is None else now
-        data = StatusData(generated_at=now, accounts=account_rows(self.config, self.pool),
+        data = StatusData(generated_at=now, accounts=self.pool.rows(),
                           chart_hours=CHART_HOURS)
         if self.writer is None:
             data.note = "Usage recording is off (usage.enabled = false)."

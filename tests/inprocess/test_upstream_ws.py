@@ -243,14 +243,15 @@ def test_a_refusal_about_the_account_is_served_over_http_without_the_mark(
 
 def test_an_upgrade_refused_for_an_expired_login_refreshes_it_then_uses_the_socket(
         make_client, upstream, tmp_path):
-    from gateway.accounts.store import Store, codex_record
+    from gateway.state.files import FileStore
+    from gateway.state.records import codex_record
     from tests.fakes.oauth_issuer import FakeOAuthIssuer
     from tests.support import register_secret
     with FakeOAuthIssuer() as issuer:
         toks = issuer.add_account("acct-r")
         for name in ("access_token", "refresh_token", "id_token"):
             register_secret(toks[name])
-        Store(tmp_path / "state").save(codex_record(toks))
+        FileStore(tmp_path / "state").save(codex_record(toks))
         gw = make_client(accounts=(), oauth_issuer=issuer.base_url,
                          oauth_token_url=issuer.token_url, accounts_auth_file="")
         upstream.inject("http_401", at="upgrade")  # the login expired: refused at once...

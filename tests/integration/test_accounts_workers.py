@@ -10,7 +10,8 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 import requests
 
-from gateway.accounts.store import Store, codex_record
+from gateway.state.files import FileStore
+from gateway.state.records import codex_record
 from tests.support import ROOT, register_secret
 from tests.fakes.oauth_issuer import FakeOAuthIssuer
 
@@ -27,7 +28,7 @@ def add_account(issuer, state_dir, account_id, expired=False) -> dict:
     toks = issuer.add_account(account_id, expired=expired)
     for k in ("access_token", "refresh_token", "id_token"):
         register_secret(toks[k])
-    Store(state_dir).save(codex_record(toks))
+    FileStore(state_dir).save(codex_record(toks))
     return toks
 
 

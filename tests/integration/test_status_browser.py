@@ -14,7 +14,8 @@ import time
 import pytest
 import requests
 
-from gateway.accounts.store import Store, codex_record
+from gateway.state.files import FileStore
+from gateway.state.records import codex_record
 from tests.support import ROOT, register_secret
 from tests.support import codex_tokens
 
@@ -47,7 +48,7 @@ def test_status_page_in_chromium(gateway_factory, upstream, tmp_path):
         toks = codex_tokens(account)
         for k in ("access_token", "refresh_token"):
             register_secret(toks[k])
-        Store(state).save(codex_record(toks))
+        FileStore(state).save(codex_record(toks))
     env = gateway_env(upstream, tmp_path, CODEX_GATEWAY_AUTH_CLIENT_KEYS=BOTH_KEYS,
                       CODEX_GATEWAY_AUTH_ADMIN_KEYS=ADMIN_KEY)
     env["CODEX_GATEWAY_ACCOUNTS_AUTH_FILE"] = ""

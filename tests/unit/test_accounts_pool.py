@@ -14,7 +14,8 @@ from gateway.accounts import pool as pool_mod
 from gateway.accounts.pool import AccountPool
 from gateway.upstream.codex import CodexProfile
 from tests.support import credentials_in_threads
-from gateway.accounts.store import Store, codex_record, openai_record
+from gateway.state.files import FileStore
+from gateway.state.records import codex_record, openai_record
 from tests.fakes.oauth_issuer import FakeOAuthIssuer
 
 MODEL = "gpt-5"
@@ -48,7 +49,7 @@ def issuer():
 def _codex_pool(tmp_path, issuer, expired=True, account="acct-1"):
     env = _env(tmp_path, issuer)
     toks = issuer.add_account(account, plan="pro", expired=expired)
-    Store(tmp_path / "state").save(codex_record(toks))
+    FileStore(tmp_path / "state").save(codex_record(toks))
     return AccountPool(config.load(env=env)), toks, env
 
 
@@ -157,7 +158,7 @@ def test_auth_file_is_refreshed_in_place(tmp_path, issuer):
 
 # -- selection -----------------------------------------------------------------
 def _key_pool(tmp_path, n=3, **extra_env) -> AccountPool:
-    st = Store(tmp_path / "state")
+    st = FileStore(tmp_path / "state")
     for i in range(n):
         st.save(openai_record(f"sk-test-{i}", label=f"k{i}"))
     return AccountPool(config.load(env=_env(tmp_path, **extra_env)))
@@ -183,7 +184,7 @@ def test_sticky_and_fair_and_failover_moves_only_the_cooling_accounts_keys(tmp_p
 
 
 def test_models_weights_and_disabled(tmp_path):
-    st = Store(tmp_path / "state")
+    st = FileStore(tmp_path / "state")
     st.save(openai_record("sk-a", label="mini", models=["gpt-5-mini"]))
     st.save(openai_record("sk-b", label="big", weight=3.0))
     st.save(openai_record("sk-c", label="off", disabled=True))

@@ -19,9 +19,9 @@ from hypothesis import strategies as st
 
 from gateway import cli as main_cli
 from gateway import config
-from gateway.accounts.health import SQLiteHealth
+from gateway.state.sqlite_health import SQLiteHealth
 from gateway.accounts.pool import AccountPool
-from gateway.accounts.store import codex_record
+from gateway.state.records import codex_record
 from gateway.app import create_app
 from gateway.errors import GatewayError
 from gateway.state import StateUnavailable, open_state
@@ -430,7 +430,7 @@ def test_both_health_stores_have_the_whole_interface():
     """The quota poll once existed only in SQLite: with Redis its thread died."""
     import inspect
 
-    from gateway.accounts.health import HealthStore
+    from gateway.state.base import HealthStore
     from gateway.state.redis import RedisHealth
     for name, member in vars(HealthStore).items():
         if callable(member) and not name.startswith("_"):

@@ -7,8 +7,9 @@ import stat
 import pytest
 
 from gateway import statefiles
-from gateway.accounts.health import SQLiteHealth
-from gateway.accounts.store import Store, openai_record
+from gateway.state.files import FileStore
+from gateway.state.records import openai_record
+from gateway.state.sqlite_health import SQLiteHealth
 from gateway.auth import ClientKeys, add_key
 
 
@@ -26,7 +27,7 @@ def loose_umask():
 
 def test_everything_the_gateway_writes_is_private(tmp_path, loose_umask):
     state = tmp_path / "home" / ".local" / "state" / "codex-gateway"
-    store = Store(state)
+    store = FileStore(state)
     store.save(openai_record("sk-test-0123456789", label="api"))
     with store.lock("openai-api"):
         pass

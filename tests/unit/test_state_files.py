@@ -9,9 +9,10 @@ import time
 
 import pytest
 
-from gateway.accounts import store as store_mod
-from gateway.accounts import tokens
-from gateway.accounts.store import Store, StoreError, codex_record, openai_record
+from gateway.state import files as store_mod
+from gateway.state import records, tokens
+from gateway.state.files import FileStore
+from gateway.state.records import StoreError, codex_record, openai_record
 from tests.fakes.jwt import codex_claims, make_jwt
 
 
@@ -50,13 +51,13 @@ def test_codex_record_needs_an_account_id():
 
 
 def test_round_trip_atomic_and_0600(tmp_path):
-    st = Store(tmp_path)
+    st = FileStore(tmp_path)
     rec = codex_record(_toks(), weight=2.0, models=["gpt-5"])
     st.save(rec)
     path = tmp_path / "accounts" / "codex-acct-1.json"
     assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
     assert stat.S_IMODE(os.stat(path.parent).st_mode) == 0o700
-    assert st.load("codex-acct-1") == rec and Store(tmp_path).records() == [rec]
+    assert st.load("codex-acct-1") == rec and FileStore(tmp_path).records() == [rec]
     key = openai_record("sk-test-123", base_url="http://x/v1", label="team key")
     st.save(key)
     assert key["id"] == "openai-team-key" and st.load(key["id"])["api_key"] == "sk-test-123"
@@ -64,7 +65,7 @@ def test_round_trip_atomic_and_0600(tmp_path):
 
 
 def test_failed_write_leaves_the_old_file_and_no_temp(tmp_path, monkeypatch):
-    st = Store(tmp_path)
+    st = FileStore(tmp_path)
     rec = codex_record(_toks())
     st.save(rec)
 
@@ -77,11 +78,11 @@ def test_failed_write_leaves_the_old_file_and_no_temp(tmp_path, monkeypatch):
         st.save(dict(rec, access_token="new"))
     monkeypatch.undo()
     assert os.listdir(tmp_path / "accounts") == ["codex-acct-1.json"]
-    assert Store(tmp_path).load("codex-acct-1")["access_token"] == rec["access_token"]
+    assert FileStore(tmp_path).load("codex-acct-1")["access_token"] == rec["access_token"]
 
 
 def test_replace_is_seen_by_a_cached_reader(tmp_path):
-    reader, writer = Store(tmp_path), Store(tmp_path)
+    reader, writer = FileStore(tmp_path), FileStore(tmp_path)
     rec = codex_record(_toks())
     writer.save(rec)
     assert reader.load(rec["id"])["refresh_token"] == "rt-acct-1"
@@ -90,8 +91,8 @@ def test_replace_is_seen_by_a_cached_reader(tmp_path):
 
 
 def test_ids_are_filename_safe():
-    assert store_mod.safe_id("openai-../../etc/passwd") == "openai-..-..-etc-passwd"
-    assert "/" not in store_mod.safe_id("codex-a/b") and not store_mod.safe_id("..x").startswith(".")
+    assert records.safe_id("openai-../../etc/passwd") == "openai-..-..-etc-passwd"
+    assert "/" not in records.safe_id("codex-a/b") and not records.safe_id("..x").startswith(".")
     assert openai_record("sk-abc")["id"] == "openai-" + hashlib.sha256(b"sk-abc").hexdigest()[:8]
 
 
@@ -101,7 +102,7 @@ def test_auth_file_shortcut_read_and_written_back_in_place(tmp_path):
     toks = _toks("acct-cli", parsed_id_token=True)
     auth.write_text(json.dumps({"OPENAI_API_KEY": None, "tokens": {**toks, "account_id": "acct-cli"},
                                 "last_refresh": "2025-09-01T12:34:56.123456789Z"}))
-    st = Store(tmp_path / "state", str(auth))
+    st = FileStore(tmp_path / "state", str(auth))
     (rec,) = st.records()
     assert (rec["id"], rec["source"], rec["plan"]) == ("codex-acct-cli", "auth_file", "pro")
     st.save(dict(rec, access_token="new-at", refresh_token="new-rt"))

@@ -1,12 +1,8 @@
-"""gateway.accounts.health
-~~~~~~~~~~~~~~~~~~~~~~~~~~~
-Per-account health every worker shares: cooldowns, "needs login", the last
-rate-limit headers, when an account was last used and refreshed.
-
-Cooldowns are per account, not per model: a ChatGPT quota covers every model.
-The default store is one SQLite file in WAL mode (readers never wait for the
-writer); another store can replace it by implementing :class:`HealthStore`.
-Reads are served from a per-thread snapshot that is re-read only when SQLite's
+"""gateway.state.sqlite_health
+~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~
+The SQLite backend's :class:`~.base.HealthStore`: one SQLite file in WAL mode
+(readers never wait for the writer) that every worker of one host shares.
+Reads are served from a per-process snapshot that is re-read only when SQLite's
 ``PRAGMA data_version`` says another connection committed since: every worker
 sees every other worker's cooldown on its very next request (no staleness
 window), while an unchanged store costs one tiny pragma, not a query.
@@ -19,7 +15,6 @@ import sqlite3
 import threading
 import time
 from pathlib import Path
-from typing import Protocol
 
 from ..statefiles import create_private, private_dir
 
@@ -37,23 +32,8 @@ _COLUMNS = ("id", "cooldown_until", "reason", "failures", "probe_at", "needs_log
             "login_reason", "login_credential", "rate_limits", "last_used", "last_refresh")
 
 
-class HealthStore(Protocol):
-    def state(self, account_id: str) -> dict | None: ...
-    def set_cooldown(self, account_id: str, until: float, reason: str) -> None: ...
-    def clear(self, account_id: str, *, login: bool = False,
-              before: float | None = None) -> None: ...
-    def claim_probe(self, account_id: str, older_than: float) -> bool: ...
-    def mark_needs_login(self, account_id: str, reason: str, credential: str = "") -> None: ...
-    def record_rate_limits(self, account_id: str, limits: dict, used: bool = True) -> None: ...
-    def claim_quota_poll(self, account_id: str, older_than: float) -> bool: ...
-    def record_used(self, account_id: str) -> None: ...
-    def record_refresh(self, account_id: str) -> None: ...
-    def forget(self, account_id: str) -> None: ...
-    def snapshot(self) -> dict: ...
-
-
 class SQLiteHealth:
-    """:class:`HealthStore` on ``<state_dir>/health.sqlite``.
+    """:class:`~.base.HealthStore` on ``<state_dir>/health.sqlite``.
 
     One connection and one snapshot per process, shared by its threads under a
     lock (opened lazily, so a worker forked after the master touched the store

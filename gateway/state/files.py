@@ -1,6 +1,7 @@
-"""gateway.accounts.store
-~~~~~~~~~~~~~~~~~~~~~~~~~~
-Account files: ``<state_dir>/accounts/<id>.json``, one per account, plus the
+"""gateway.state.files
+~~~~~~~~~~~~~~~~~~~~~
+The SQLite backend's account store (its health is :mod:`.sqlite_health`):
+``<state_dir>/accounts/<id>.json``, one file per account, plus the
 ``accounts.auth_file`` shortcut (a Codex CLI auth.json used in place).
 
 Every write is a temp file in the same directory, fsync, ``os.replace``, so a
@@ -12,7 +13,6 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import hashlib
 import json
 import os
 import re
@@ -22,56 +22,9 @@ from datetime import datetime
 from pathlib import Path
 
 from ..statefiles import atomic_write, private_dir
-from . import tokens
-
-AUTH_FILE_SOURCE = "auth_file"  # record["source"] of the auth_file shortcut
+from .records import AUTH_FILE_SOURCE, StoreError, codex_record, from_codex_auth, safe_id
 
 
-class StoreError(ValueError):
-    """An account file that cannot be read, written or understood."""
-
-
-# -- ids and records ---------------------------------------------------------
-def safe_id(text: str) -> str:
-    """A filename-safe account id (no slashes, no leading dot)."""
-    return re.sub(r"[^A-Za-z0-9_.@-]+", "-", text).strip(".-")[:120] or "account"
-
-
-def codex_record(toks: dict, **extra) -> dict:
-    """A ``codex`` record from ``{access_token, refresh_token, id_token[, account_id]}``;
-    account id, plan and email come from the id token's claims."""
-    who = tokens.identity(toks.get("id_token"))
-    account_id = who["account_id"] or toks.get("account_id")
-    if not account_id or not toks.get("access_token"):
-        raise StoreError("the tokens carry no ChatGPT account id or no access token")
-    rec = {"kind": "codex", "id": safe_id(f"codex-{account_id}"), "account_id": account_id,
-           "plan": who["plan"], "email": who["email"],
-           "access_token": toks["access_token"], "refresh_token": toks.get("refresh_token"),
-           "id_token": toks.get("id_token"), "expires_at": tokens.expiry(toks["access_token"]),
-           "last_refresh": time.time()}
-    rec.update({k: v for k, v in extra.items() if v not in (None, "", ())})
-    return rec
-
-
-def openai_record(key: str, base_url: str | None = None, label: str | None = None,
-                  **extra) -> dict:
-    """An ``openai`` (API key) record; the id is the label or 8 hex of the key's hash."""
-    tag = label or hashlib.sha256(key.encode()).hexdigest()[:8]
-    rec = {"kind": "openai", "id": safe_id(f"openai-{tag}"), "api_key": key,
-           "base_url": base_url, "label": label}
-    rec.update({k: v for k, v in extra.items() if v not in (None, "", ())})
-    return {k: v for k, v in rec.items() if v is not None}
-
-
-def from_codex_auth(data: dict) -> dict:
-    """Tokens of a Codex CLI auth.json (``{tokens: {...}}``, or the tokens flat)."""
-    toks = data.get("tokens") if isinstance(data.get("tokens"), dict) else data
-    if not isinstance(toks, dict) or not toks.get("access_token"):
-        raise StoreError("not a Codex CLI auth.json with ChatGPT tokens")
-    return {k: toks.get(k) for k in ("access_token", "refresh_token", "id_token", "account_id")}
-
-
-# -- files -------------------------------------------------------------------
 def atomic_write_json(path: Path, data: dict) -> None:
     """Replace *path* with *data* (0600) so readers never see a partial file."""
     def fill(fh) -> None:
@@ -81,8 +34,9 @@ def atomic_write_json(path: Path, data: dict) -> None:
     atomic_write(path, fill)
 
 
-class Store:
-    """The account files of one state dir (and the optional auth_file)."""
+class FileStore:
+    """:class:`~.base.AccountStore` on the account files of one state dir (and
+    the optional auth_file)."""
 
     def __init__(self, state_dir, auth_file: str = ""):
         self.dir = Path(state_dir) / "accounts"

@@ -1,5 +1,5 @@
-"""gateway.accounts.tokens
-~~~~~~~~~~~~~~~~~~~~~~~~~~~
+"""gateway.state.tokens
+~~~~~~~~~~~~~~~~~~~~~~~~
 Reading claims out of ChatGPT tokens.
 
 The gateway only needs facts the tokens carry about themselves: when the

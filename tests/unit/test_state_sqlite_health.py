@@ -5,7 +5,7 @@ import multiprocessing
 import sqlite3
 import time
 
-from gateway.accounts.health import SQLiteHealth
+from gateway.state.sqlite_health import SQLiteHealth
 
 
 def _until(health, account_id):
