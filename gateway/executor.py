@@ -26,14 +26,6 @@ from .upstream import profiles_for, transport
 from .upstream.catalog import BackendCatalog
 from .upstream.sockets import CodexSockets
 
-NEEDS_LOGIN_MESSAGE = (
-    "Every configured upstream account needs a new login or is disabled. Run "
-    "`codex-gateway accounts list` to see why, then `codex-gateway login` on the gateway host."
-)
-NO_ACCOUNT_MESSAGE = (
-    "No upstream account is configured. Run `codex-gateway accounts import ~/.codex/auth.json`, "
-    "`codex-gateway login` or `codex-gateway accounts add-key` on the gateway host."
-)
 TRANSPORT_COOLDOWN = 5.0  # seconds an unreachable account is skipped
 # How long a streaming client may wait for the answer to start while the executor
 # can still fail over on an early failure event (keep-alives take over after it).
@@ -92,30 +84,25 @@ class Executor:
         rec = call.record = call.record or self.record_for(call.endpoint, call.principal)
         rec.model_asked = rec.model_asked or call.body.get("model")
         try:
-            cont, accounts = self._candidates(call)
+            cont, selection = self._candidates(call)
         except GatewayError as err:
             raise self._fail(rec, err) from None
         last: UpstreamFailure | None = None
-        cooling: list[tuple[float, str | None]] = []
-        for account in accounts:
-            wait = self.pool.cooldown_or_claim_probe(account)
-            if wait:
-                cooling.append(wait)
-                continue
+        for account in selection:
             try:
                 return self._attempt(call, account, cont)
             except _Failover as fo:
                 last = fo.failure
                 if last.status == 429 and last.retry_at:
-                    cooling.append((last.retry_at, last.code))
+                    selection.cooling.append((last.retry_at, last.code))
             except GatewayError as err:
                 rec.account = account.id
                 raise self._fail(rec, err) from None
-        raise self._fail(rec, self._exhausted(len(accounts), last, cooling))
+        raise self._fail(rec, self._exhausted(len(selection.accounts), last, selection.cooling))
 
     def _candidates(self, call: Call, count: bool = True) -> tuple:
-        """The call's continuity and the accounts that may serve it, best first;
-        a GatewayError (not yet in the record) when there are none, or when the
+        """The call's continuity and the pool's selection of accounts for it; a
+        GatewayError (not yet in the record) when there are none, or when the
         key's policy refuses the call (*count*: it counts against the key's limits)."""
         model = self._resolve_model(call)
         if self.gate is not None:
@@ -124,24 +111,13 @@ class Executor:
                                   self.config.continuity, session=call.session)
         call.record.continuity_source = cont.source
         call.record.continuity_hash = cont.short_hash
-        kinds = self.catalog.kinds_for(model)
-        ranked = self.pool.ranked(cont.key or "", model)
-        accounts = [a for a in ranked if a.kind in kinds]
+        serves = None
         listing = self.catalogs.accounts_listing(model)
         if listing is not None:  # routed to the accounts whose backend lists the model
             fetched = self.catalogs.fetched_accounts()
-            accounts = [a for a in accounts
-                        if a.id in listing or a.id not in fetched or model in a.models]
-        if ranked and not accounts:
-            raise GatewayError(
-                404, f"The model '{model}' is not served by any configured account "
-                f"(it needs an account of kind {' or '.join(sorted(kinds))}).",
-                code="model_not_found", param="model")
-        if not accounts:
-            if self.pool.records():
-                raise GatewayError(503, NEEDS_LOGIN_MESSAGE, code="accounts_need_login")
-            raise GatewayError(503, NO_ACCOUNT_MESSAGE, code="no_upstream_account")
-        return cont, accounts
+            serves = lambda a: a.id in listing or a.id not in fetched or model in a.models  # noqa: E731
+        return cont, self.pool.select(cont.key or "", model, self.catalog.kinds_for(model),
+                                      serves)
 
     def prewarm(self, call: Call) -> UpstreamStream | None:
         """Forward a prewarm (Codex's ``generate: false``) on the conversation's
@@ -160,10 +136,10 @@ class Executor:
         rec = call.record = call.record or self.record_for(call.endpoint, call.principal)
         rec.model_asked = rec.model_asked or call.body.get("model")
         try:
-            cont, accounts = self._candidates(call, count=False)
+            cont, selection = self._candidates(call, count=False)
         except GatewayError:
             return None
-        account = next((a for a in accounts if self.pool.usable(a)), None)
+        account = next(iter(selection.ready()), None)
         if account is None or not self.sockets.serves(account):
             return None
         cfg = self.config

@@ -1,12 +1,11 @@
 """gateway.accounts.pool
 ~~~~~~~~~~~~~~~~~~~~~~~~~
-The executor's only view of accounts: which ones may serve a key, their
-credentials, and what happened when they were used.
-
-Interface (kept stable for the executor):
-``ranked(key, model)``, ``cooldown_or_claim_probe(account)``, ``credentials(account)``,
-``refresh(account, stale_token)``, ``record_success(account, headers)``,
-``record_failure(account, status, code, retry_at)``.
+The executor's only view of accounts: which ones may serve a request
+(:meth:`AccountPool.select`, a :class:`Selection`), their credentials
+(``credentials``, ``refresh``), and what happened when they were used
+(``record_success``, ``record_failure``). ``rows()`` is what `accounts list`,
+/status and /metrics show; ``accounts()``, ``records()`` and
+``served_models()`` what exists.
 
 Accounts come from the state store (:mod:`gateway.state`: the state dir's
 files, or Redis; re-read at most once a second) and the config shortcuts;
@@ -24,6 +23,7 @@ import hashlib
 import logging
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from .. import state as state_mod
@@ -47,6 +47,14 @@ COOLDOWN_REFRESH = 60.0  # a 401 while the issuer could not be reached
 TRANSIENT_BASE, TRANSIENT_CAP = 5.0, 60.0  # 5xx/408/timeouts: 5, 10, 20, 40, 60, 60 … s
 STATE_RETRY_AFTER = 5  # Retry-After of the 503 while the state store is unreachable
 
+NEEDS_LOGIN_MESSAGE = (
+    "Every configured upstream account needs a new login or is disabled. Run "
+    "`codex-gateway accounts list` to see why, then `codex-gateway login` on the gateway host."
+)
+NO_ACCOUNT_MESSAGE = (
+    "No upstream account is configured. Run `codex-gateway accounts import ~/.codex/auth.json`, "
+    "`codex-gateway login` or `codex-gateway accounts add-key` on the gateway host."
+)
 STATE_UNAVAILABLE_MESSAGE = (
     "The gateway's state store (Redis) is unreachable, so {what}. Retry shortly; if it "
     "persists, check that Redis is running and reachable from every gateway host "
@@ -69,6 +77,32 @@ class Account:
 class Credentials:
     token: str = field(repr=False)
     account_id: str | None = None  # the chatgpt-account-id header (codex only)
+
+
+class Selection:
+    """The accounts that may serve one request, best first, and the cooldowns
+    met while going through them (what the client is told if none serves)."""
+
+    def __init__(self, pool: AccountPool, accounts: tuple[Account, ...]):
+        self.accounts = accounts  # cooling ones included
+        self.cooling: list[tuple[float, str | None]] = []  # (until, reason)
+        self._pool = pool
+
+    def __iter__(self):
+        """The accounts to try, in order. A cooling one is skipped and its
+        ``(until, reason)`` kept in :attr:`cooling`, unless this request wins
+        the right to probe it (:meth:`AccountPool.cooldown_or_claim_probe`):
+        checked only when the request gets that far."""
+        for account in self.accounts:
+            wait = self._pool.cooldown_or_claim_probe(account)
+            if wait:
+                self.cooling.append(wait)
+                continue
+            yield account
+
+    def ready(self) -> list[Account]:
+        """The accounts usable now, without claiming anything (/healthz, prewarm)."""
+        return [a for a in self.accounts if self._pool.usable(a)]
 
 
 def backoff(status: int, failures: int) -> float:
@@ -172,14 +206,41 @@ class AccountPool:
         """Every model some account's ``--models`` list names."""
         return tuple(dict.fromkeys(m for a in self.accounts() for m in a.models))
 
-    def ranked(self, key: str, model: str) -> list[Account]:
+    def select(self, key: str, model: str | None = None,
+               kinds: frozenset[str] | None = None,
+               serves: Callable[[Account], bool] | None = None) -> Selection:
+        """The accounts that may serve *model* (None: any) for continuity key
+        *key*, best first; *kinds* keeps only accounts of those kinds (the
+        catalog's upstreams for the model), *serves* only those it accepts (the
+        backend's own model lists). A GatewayError when none may: 404 when
+        accounts exist but none of them passes, else :meth:`unavailable_error`
+        (or a 503 while the state store has never answered)."""
+        ranked = self.ranked(key, model)
+        accounts = [a for a in ranked if (kinds is None or a.kind in kinds)
+                    and (serves is None or serves(a))]
+        if ranked and not accounts:
+            need = f" (it needs an account of kind {' or '.join(sorted(kinds))})" if kinds else ""
+            raise GatewayError(
+                404, f"The model '{model}' is not served by any configured account{need}.",
+                code="model_not_found", param="model")
+        if not accounts:
+            raise self.unavailable_error()
+        return Selection(self, tuple(accounts))
+
+    def unavailable_error(self) -> GatewayError:
+        """Why no account can serve: all need a login (or are disabled), or none exists."""
+        if self.records():
+            return GatewayError(503, NEEDS_LOGIN_MESSAGE, code="accounts_need_login")
+        return GatewayError(503, NO_ACCOUNT_MESSAGE, code="no_upstream_account")
+
+    def ranked(self, key: str, model: str | None) -> list[Account]:
         """Accounts for *key*, best first: rendezvous order over those that can
-        serve *model* and need no login (cooling ones stay: the executor skips them)."""
+        serve *model* and need no login (cooling ones stay: a Selection skips them)."""
         accounts = self.accounts()  # first: it may lift a needs-login mark
         if not accounts and self._state_missing:
             raise self._state_error("it does not know any upstream account yet")
         snap = self.health.snapshot()
-        usable = [a for a in accounts if (not a.models or model in a.models)
+        usable = [a for a in accounts if (not a.models or model is None or model in a.models)
                   and not (snap.get(a.id) or {}).get("needs_login")]
         return ranking.rank(key, usable)
 

@@ -8,8 +8,7 @@ from flask import Blueprint
 from flask import request
 
 from .. import models
-from ..executor import NEEDS_LOGIN_MESSAGE
-from ..executor import NO_ACCOUNT_MESSAGE
+from ..errors import GatewayError
 from . import common
 from . import gemini
 
@@ -44,11 +43,14 @@ def healthz():
     st = common.state()
     pool = st.pool
     accounts = pool.accounts()
-    usable = [a for a in accounts if pool.usable(a)]
+    try:
+        usable, message = pool.select("").ready(), None
+    except GatewayError as err:  # none may serve: say why (and what to run)
+        usable, message = [], err.message
     store = pool.state_status()
     payload = {"status": "ok" if usable and store["ok"] else "degraded",
                "accounts": len(accounts), "usable_accounts": len(usable), "state": store,
                "catalog": st.executor.catalogs.status()}
-    if not accounts:
-        payload["message"] = NEEDS_LOGIN_MESSAGE if pool.records() else NO_ACCOUNT_MESSAGE
+    if message:
+        payload["message"] = message
     return common.json_response(payload)

@@ -12,11 +12,12 @@ from gateway import config
 from gateway.accounts import cli
 from gateway.accounts import pool as pool_mod
 from gateway.accounts.pool import AccountPool
-from gateway.upstream.codex import CodexProfile
-from tests.support import credentials_in_threads
+from gateway.errors import GatewayError
 from gateway.state.files import FileStore
 from gateway.state.records import codex_record, openai_record
+from gateway.upstream.codex import CodexProfile
 from tests.fakes.oauth_issuer import FakeOAuthIssuer
+from tests.support import credentials_in_threads
 
 MODEL = "gpt-5"
 
@@ -57,9 +58,9 @@ def _refresh_calls(issuer):
     return [c for c in issuer.calls if c["grant_type"] == "refresh_token"]
 
 
-def pick(pool, key, model=MODEL):
-    """The executor's rule: the first account in rank order that is not cooling."""
-    return next((a.id for a in pool.ranked(key, model) if not _until(pool, a)), None)
+def first(pool, key):
+    """The account the pool offers first for *key* (None: every one is cooling)."""
+    return next((a.id for a in pool.select(key, MODEL)), None)
 
 
 # -- refresh -------------------------------------------------------------------
@@ -167,20 +168,43 @@ def _key_pool(tmp_path, n=3, **extra_env) -> AccountPool:
 def test_sticky_and_fair_and_failover_moves_only_the_cooling_accounts_keys(tmp_path):
     pool = _key_pool(tmp_path)
     keys = [f"conversation-{i}" for i in range(3000)]
-    before = {k: pick(pool, k) for k in keys}
+    before = {k: first(pool, k) for k in keys}
     counts = {a.id: list(before.values()).count(a.id) for a in pool.accounts()}
     assert all(abs(c / 3000 - 1 / 3) <= 0.05 for c in counts.values()), counts
-    assert before == {k: pick(pool, k) for k in keys}  # sticky
+    assert before == {k: first(pool, k) for k in keys}  # sticky
     (cooled,) = [a for a in pool.accounts() if a.id == "openai-k1"]
     pool.record_failure(cooled, 429, "rate_limit_exceeded", time.time() + 0.6)
-    during = {k: pick(pool, k) for k in keys}
+    during = {k: first(pool, k) for k in keys}
     for k in keys:
         if before[k] == cooled.id:
             assert during[k] == pool.ranked(k, MODEL)[1].id  # its next-ranked account
         else:
             assert during[k] == before[k]  # everyone else stays put
     time.sleep(0.7)
-    assert {k: pick(pool, k) for k in keys} == before  # they come back after recovery
+    assert {k: first(pool, k) for k in keys} == before  # they come back after recovery
+
+
+def test_select_skips_cooling_accounts_lazily_and_says_why_none_serves(tmp_path):
+    pool = _key_pool(tmp_path, n=2)
+    top, second = pool.select("k", MODEL).accounts
+    resets = time.time() + 3600
+    pool.record_failure(second, 429, "usage_limit_reached", resets)
+    selection = pool.select("k", MODEL)
+    assert next(iter(selection)) == top and selection.cooling == []  # second never reached
+    assert selection.ready() == [top]
+    pool.record_failure(top, 429, "usage_limit_reached", resets)
+    selection = pool.select("k", MODEL)
+    assert list(selection) == [] and [r for _, r in selection.cooling] == ["usage_limit_reached"] * 2
+    with pytest.raises(GatewayError) as err:
+        pool.select("k", MODEL, frozenset({"codex"}))  # the catalog wants another kind
+    assert err.value.status == 404 and err.value.code == "model_not_found"
+
+
+def test_select_without_accounts_names_the_command_to_run(tmp_path):
+    with pytest.raises(GatewayError) as err:
+        AccountPool(config.load(env=_env(tmp_path))).select("k")
+    assert err.value.status == 503 and err.value.code == "no_upstream_account"
+    assert "codex-gateway" in err.value.message
 
 
 def test_models_weights_and_disabled(tmp_path):
