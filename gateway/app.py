@@ -74,12 +74,12 @@ class State:
         return self.config.server.keepalive_seconds
 
 
-def create_app(config: config_mod.Config | None = None, pool=None) -> Flask:
+def create_app(config: config_mod.Config | None = None) -> Flask:
     cfg = config or config_mod.load()
     _configure_logging(cfg.server.log_level)
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = cfg.server.max_body_bytes
-    pool = pool or AccountPool(cfg)
+    pool = AccountPool(cfg)
     keys = ClientKeys(cfg.auth.client_keys, cfg.keys_file)
     usage = UsageService(cfg, pool)  # usage rows, metrics, quota polls (gateway.usage)
     gate = open_gate(cfg, pool.state.link)  # per-key policy (gateway.policy)
@@ -100,6 +100,15 @@ def create_app(config: config_mod.Config | None = None, pool=None) -> Flask:
     return app
 
 
+def _routes(app: Flask) -> str:
+    """The routes the app serves, read from its URL map so the 404 message
+    cannot fall behind a new blueprint (Codex CLI's ``/backend-api/codex/``
+    aliases are left out: no one types them)."""
+    rules = dict.fromkeys(r.rule for r in app.url_map.iter_rules()
+                          if r.endpoint != "static" and not r.rule.startswith("/backend-api/"))
+    return ", ".join(rules)
+
+
 def _register_errors(app: Flask) -> None:
     def render(err: GatewayError):
         record = g.get("record")
@@ -118,8 +127,7 @@ def _register_errors(app: Flask) -> None:
     def _http_error(exc: HTTPException):
         status = exc.code or 500
         messages = {
-            404: "Unknown route: this gateway serves /v1/responses, /v1/chat/completions, "
-                 "/v1/models and /healthz.",
+            404: f"Unknown route: this gateway serves {_routes(app)}.",
             405: "Method not allowed for this route.",
             413: "The request body is larger than the gateway's limit "
                  f"({app.config['MAX_CONTENT_LENGTH']} bytes; server.max_body_bytes).",

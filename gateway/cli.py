@@ -78,10 +78,8 @@ def main(argv: list[str] | None = None) -> int:
     accounts_cli.register(sub)
 
     args = parser.parse_args(argv)
-    if args.config:
-        os.environ[config_mod.ENV_PREFIX + "CONFIG"] = args.config
     try:
-        cfg = config_mod.load()
+        cfg = config_mod.load(args.config)
     except config_mod.ConfigError as exc:
         print(f"codex-gateway: {exc}", file=sys.stderr)
         return 2
@@ -94,7 +92,10 @@ def cmd_serve(cfg, args) -> int:
     # reload picks up changed [server] settings.
     conf = str(Path(__file__).with_name("gunicorn_conf.py"))
     argv = ["gunicorn", "-c", conf, *extra, "gateway.wsgi:app"]
-    os.execvp(sys.executable, [sys.executable, "-m", *argv])
+    env = dict(os.environ)  # the workers load the config again: tell them which file
+    if args.config:
+        env[config_mod.ENV_PREFIX + "CONFIG"] = args.config
+    os.execvpe(sys.executable, [sys.executable, "-m", *argv], env)
     return 0  # pragma: no cover
 
 

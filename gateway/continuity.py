@@ -6,7 +6,8 @@ The upstream reuses its prompt cache only when every turn arrives with the
 same account, the same body ``prompt_cache_key`` and the same session header.
 This module is the single place that decides that value. It is pure: no
 process-local maps, no randomness, no clocks; every worker and every restart
-computes the same key for the same request (see shared/spec/continuity.md).
+computes the same key for the same request (the tests in
+tests/unit/test_continuity.py pin the keys).
 """
 from __future__ import annotations
 

@@ -20,7 +20,8 @@ Flask would see gunicorn's parse error as a crash (a 500 and a traceback):
 the worker hands the application a ``wsgi.input`` that raises the gateway's
 own 400 instead, which every endpoint already renders in its dialect.
 
-Otherwise this is gunicorn's gthread worker, unchanged.
+Everything else is gunicorn's own gthread worker: the subclass overrides
+only the error answers and ``wsgi.input``.
 """
 from __future__ import annotations
 

@@ -21,7 +21,7 @@ def score(key: str, account_id: str, weight: float = 1.0) -> float:
     return -weight / math.log(u)
 
 
-def rank(key: str, accounts: Iterable, *, id_of=lambda a: a.id, weight_of=None) -> list:
-    """Accounts ordered best first for ``key`` (ties broken by id)."""
-    weight_of = weight_of or (lambda a: getattr(a, "weight", 1.0) or 1.0)
-    return sorted(accounts, key=lambda a: (-score(key, id_of(a), weight_of(a)), id_of(a)))
+def rank(key: str, accounts: Iterable) -> list:
+    """Accounts (anything with ``id`` and ``weight``) ordered best first for
+    ``key``; ties broken by id."""
+    return sorted(accounts, key=lambda a: (-score(key, a.id, a.weight or 1.0), a.id))

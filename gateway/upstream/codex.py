@@ -3,8 +3,9 @@
 The ChatGPT Codex backend (``chatgpt.com/backend-api/codex``).
 
 It only streams, refuses stored responses, wants a string ``instructions``
-and rejects a list of parameters (see shared/reference). Those facts are
-configuration with defaults, because the backend changes without notice.
+and rejects a list of parameters (``upstream.codex_drop_params`` names them).
+Those facts are configuration with defaults, because the backend changes
+without notice.
 Its ``x-codex-*`` headers are its own: the client's are forwarded (they
 describe the client's turn), ``x-codex-turn-state`` is relayed back, and the
 ``x-codex-{primary,secondary}-*`` answer headers report the account's quota.

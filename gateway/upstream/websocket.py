@@ -4,8 +4,8 @@ A WebSocket client to the Codex backend's Responses socket, on wsproto.
 
 The backend serves ``GET {base}/responses`` as a WebSocket (``wss://`` for
 ``https://``) when asked with the HTTP request's headers plus
-``OpenAI-Beta: responses_websockets=2026-02-06`` (shared/reference: Codex CLI's
-upgrade, CLIProxyAPI's websocket executor). Each request is one JSON text frame
+``OpenAI-Beta: responses_websockets=2026-02-06`` (what Codex CLI sends on its
+own upgrade). Each request is one JSON text frame
 ``{"type": "response.create", ...body}``; each answer event comes back as one
 JSON text frame, the same objects as the SSE stream's ``data:``.
 

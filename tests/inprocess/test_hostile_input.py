@@ -82,6 +82,14 @@ def test_unknown_routes_and_methods_are_json(make_client, method, path, status):
     assert resp.status_code == status and resp.get_json()["error"]["code"]
 
 
+def test_the_404_names_every_route(make_client):
+    message = make_client().client.get("/nope").get_json()["error"]["message"]
+    for route in ("/v1/responses", "/v1/chat/completions", "/v1/messages", "/v1/models",
+                  "/healthz", "/metrics", "/status"):
+        assert f"{route}," in message or f"{route}." in message, route
+    assert "/static" not in message and "/backend-api/" not in message
+
+
 def test_wrong_and_missing_keys_are_401_json(make_client):
     gw = make_client()
     for key in ("wrong-key", None):

@@ -43,3 +43,14 @@ def test_list_without_any_key_prints_nothing(state, capsys):
     """The systemd unit's ExecStartPre refuses to start on an empty `keys list`."""
     assert cli.main(["keys", "list"]) == 0
     assert capsys.readouterr().out == ""
+
+
+def test_config_flag_is_read_without_touching_the_environment(tmp_path, capsys, monkeypatch):
+    monkeypatch.delenv("CODEX_GATEWAY_CONFIG", raising=False)
+    keys = tmp_path / "from-config-keys"
+    keys.write_text(f"named-in-toml {hash_key('k')}\n")
+    conf = tmp_path / "gateway.toml"
+    conf.write_text(f'[auth]\nkeys_file = "{keys}"\n')
+    assert cli.main(["--config", str(conf), "keys", "list"]) == 0
+    assert capsys.readouterr().out.splitlines() == [f"named-in-toml\t{key_id('k')}"]
+    assert "CODEX_GATEWAY_CONFIG" not in os.environ

@@ -40,7 +40,9 @@ audio ``modalities``               400: dropping them would change the answer
 any other field                    dropped, listed in ``ChatRequest.dropped``
 =================================  =============================================
 
-``stream``, ``store`` and ``include`` are never set here: the executor owns them.
+``stream``, ``store`` and ``include`` are never set here: the upstream profile
+owns them (``gateway.upstream``), and the blueprint passes ``stream`` to the
+executor.
 """
 from __future__ import annotations
 
