@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import contextlib
 import os
+import sqlite3
 import tempfile
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import TextIO
@@ -67,8 +69,6 @@ def write_transaction(conn):
     """One SQLite write transaction on *conn* (autocommit mode): the write lock
     taken at once (``BEGIN IMMEDIATE``; its busy timeout waits for it), rolled
     back on any error, committed otherwise."""
-    import sqlite3
-
     conn.execute("BEGIN IMMEDIATE")
     try:
         yield conn
@@ -77,3 +77,35 @@ def write_transaction(conn):
             conn.execute("ROLLBACK")
         raise
     conn.execute("COMMIT")
+
+
+def open_sqlite(path: str | Path, schema: str, busy_timeout: float) -> sqlite3.Connection:
+    """A connection to the private SQLite file *path* in WAL mode, *schema* applied.
+
+    Several processes open a new file at once (gunicorn's workers, the first
+    request after a start): SQLite answers the loser of the switch into WAL
+    with "database is locked" at once instead of waiting in its busy handler
+    (it would be a deadlock between two lock upgrades), so the setup is retried
+    until *busy_timeout*. Once one connection switched, the file stays WAL.
+    """
+    path = Path(path)
+    private_dir(path.parent)
+    create_private(path)  # 0600; SQLite gives -wal and -shm the same mode
+    conn = sqlite3.connect(path, timeout=busy_timeout, isolation_level=None,
+                           check_same_thread=False)
+    deadline = time.monotonic() + busy_timeout
+    try:
+        conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout * 1000)}")
+        while True:
+            try:
+                conn.execute("PRAGMA journal_mode = WAL")
+                conn.execute("PRAGMA synchronous = NORMAL")  # WAL: durable enough for state
+                conn.executescript(schema)
+                return conn
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.01)
+    except BaseException:
+        conn.close()
+        raise

@@ -283,6 +283,23 @@ class InProcess:
         return self.client.post(path, data=raw, headers=hdrs)
 
 
+def results_of(procs, queue, timeout: float = 120.0) -> list:
+    """One result per child process from *queue*. Fails as soon as a child exits
+    without one (its traceback is on stderr), or after *timeout* (a hang)."""
+    import queue as queue_mod
+
+    results, deadline = [], time.monotonic() + timeout
+    while len(results) < len(procs):
+        try:
+            results.append(queue.get(timeout=0.5))
+        except queue_mod.Empty:
+            failed = [(p.pid, p.exitcode) for p in procs if p.exitcode not in (None, 0)]
+            if failed or time.monotonic() > deadline:
+                raise AssertionError(f"{len(results)} of {len(procs)} children answered; "
+                                     f"failed (pid, exit code): {failed}") from None
+    return results
+
+
 def credentials_in_threads(env, threads, barrier, queue):
     """In a child process: an account pool of its own, *threads* threads asking for the
     one account's credentials at once (a multiprocessing target: the refresh single
@@ -296,7 +313,7 @@ def credentials_in_threads(env, threads, barrier, queue):
     tokens = []
 
     def call():
-        barrier.wait(timeout=20)
+        barrier.wait(timeout=120)  # starting 4 interpreters on a busy machine takes a while
         tokens.append(pool.credentials(account).token)
 
     workers = [threading.Thread(target=call) for _ in range(threads)]

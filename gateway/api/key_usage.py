@@ -10,7 +10,6 @@ import time
 
 from flask import Blueprint, g
 
-from ..accounts.cli import account_rows
 from ..errors import GatewayError
 from ..policy.keys_cli import known_keys
 from ..policy.report import key_reports
@@ -34,5 +33,5 @@ def own_usage():
     report["object"] = "key.usage"
     if gate.shows_quota(g.principal):
         report["quota"] = [{"account": row["id"], **row["rate_limits"]}
-                           for row in account_rows(st.config, st.pool) if row["rate_limits"]]
+                           for row in st.pool.rows() if row["rate_limits"]]
     return common.json_response(report)

@@ -21,7 +21,7 @@ import threading
 from pathlib import Path
 from typing import Protocol
 
-from ..statefiles import create_private, private_dir, write_transaction
+from ..statefiles import open_sqlite, write_transaction
 from .admission import DAY, MINUTE, Plan, Seen, refused_by
 
 KEEP_BUCKETS = 9 * DAY  # charged tokens are kept a little longer than a week
@@ -129,14 +129,7 @@ class SQLiteCounters:
         if getattr(local, "forks", None) != _Forks.count:
             if not create and not self.path.exists():
                 return None
-            private_dir(self.path.parent)
-            create_private(self.path)
-            conn = sqlite3.connect(self.path, timeout=self.busy_timeout, isolation_level=None,
-                                   check_same_thread=False)
-            conn.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout * 1000)}")
-            conn.execute("PRAGMA journal_mode = WAL")
-            conn.execute("PRAGMA synchronous = NORMAL")
-            conn.executescript(_SCHEMA)
+            conn = open_sqlite(self.path, _SCHEMA, self.busy_timeout)
             local.conn, local.forks = conn, _Forks.count
         return local.conn
 

@@ -16,7 +16,7 @@ import threading
 import time
 from pathlib import Path
 
-from ..statefiles import create_private, private_dir
+from ..statefiles import open_sqlite
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS health (
@@ -154,13 +154,6 @@ class SQLiteHealth:
     def _conn(self) -> sqlite3.Connection:
         """The process's connection (call with the lock held)."""
         if self._pid != os.getpid():
-            private_dir(self.path.parent)
-            create_private(self.path)  # 0600; SQLite gives -wal and -shm the same mode
-            conn = sqlite3.connect(self.path, timeout=10.0, isolation_level=None,
-                                   check_same_thread=False)
-            conn.execute("PRAGMA busy_timeout = 10000")
-            conn.execute("PRAGMA journal_mode = WAL")
-            conn.execute("PRAGMA synchronous = NORMAL")  # WAL: durable enough for health
-            conn.executescript(_SCHEMA)
+            conn = open_sqlite(self.path, _SCHEMA, busy_timeout=10.0)
             self._db, self._pid, self._snap = conn, os.getpid(), None
         return self._db

@@ -17,7 +17,7 @@ import threading
 from pathlib import Path
 from typing import Iterable, Protocol
 
-from ..statefiles import create_private, private_dir, write_transaction
+from ..statefiles import open_sqlite, write_transaction
 from .records import COLUMNS, GROUPS, Aggregate, UsageRow, is_error
 
 
@@ -142,16 +142,9 @@ class SQLiteUsage:
         if getattr(local, "pid", None) != os.getpid():
             if not create and not self.path.exists():
                 return None
-            if create:
-                private_dir(self.path.parent)
-                create_private(self.path)  # 0600; SQLite gives -wal and -shm the same mode
-            conn = sqlite3.connect(self.path, timeout=self.busy_timeout, isolation_level=None,
-                                   check_same_thread=False)
+            # WAL with synchronous = NORMAL: a crash loses at most a batch.
+            conn = open_sqlite(self.path, _SCHEMA, self.busy_timeout)
             try:
-                conn.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout * 1000)}")
-                conn.execute("PRAGMA journal_mode = WAL")
-                conn.execute("PRAGMA synchronous = NORMAL")  # WAL: a crash loses at most a batch
-                conn.executescript(_SCHEMA)
                 _add_missing_columns(conn)
             except BaseException:
                 conn.close()

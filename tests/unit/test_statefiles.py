@@ -1,16 +1,18 @@
-"""The state directory is 0700 and every file in it 0600, whatever the umask."""
+"""The state directory is 0700 and every file in it 0600, whatever the umask; its
+SQLite files open in WAL mode even when several processes create one at once."""
 from __future__ import annotations
 
 import os
+import sqlite3
 import stat
 
 import pytest
 
 from gateway import statefiles
+from gateway.auth import ClientKeys, add_key
 from gateway.state.files import FileStore
 from gateway.state.records import openai_record
 from gateway.state.sqlite_health import SQLiteHealth
-from gateway.auth import ClientKeys, add_key
 
 
 def mode(path) -> int:
@@ -88,3 +90,36 @@ def test_a_failed_write_leaves_the_old_file_and_no_temp(tmp_path):
     with pytest.raises(OSError):
         statefiles.atomic_write(f, half)
     assert f.read_text() == "old" and [p.name for p in tmp_path.iterdir()] == ["x"]
+
+
+class _LosesTheWalSwitch:
+    """A connection whose first *n* switches into WAL lose to another process's,
+    as SQLite reports it: "database is locked" at once, no busy wait."""
+
+    def __init__(self, conn, n):
+        self.conn, self.left = conn, n
+
+    def execute(self, sql, *args):
+        if sql.startswith("PRAGMA journal_mode") and self.left:
+            self.left -= 1
+            raise sqlite3.OperationalError("database is locked")
+        return self.conn.execute(sql, *args)
+
+    def __getattr__(self, name):
+        return getattr(self.conn, name)
+
+
+def test_a_new_sqlite_file_opened_by_several_processes_at_once(tmp_path, monkeypatch):
+    """Workers that open a new health or usage file together: the loser of the
+    switch into WAL retries instead of failing its first request."""
+    real, opened = sqlite3.connect, []
+
+    def connect(*args, **kwargs):
+        opened.append(_LosesTheWalSwitch(real(*args, **kwargs), 3))
+        return opened[-1]
+
+    monkeypatch.setattr(statefiles.sqlite3, "connect", connect)
+    conn = statefiles.open_sqlite(tmp_path / "h.sqlite", "CREATE TABLE t (a);", 5.0)
+    assert opened[0].left == 0 and conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    with pytest.raises(sqlite3.OperationalError, match="syntax"):  # other errors: at once
+        statefiles.open_sqlite(tmp_path / "b.sqlite", "NOT SQL;", 5.0)
