@@ -300,6 +300,22 @@ def results_of(procs, queue, timeout: float = 120.0) -> list:
     return results
 
 
+def in_child(target, *args):
+    """What ``target(*args, queue)`` puts on its queue, run in a fresh (spawned)
+    process: state other processes see, not this one's memory."""
+    import multiprocessing
+
+    ctx = multiprocessing.get_context("spawn")
+    queue = ctx.Queue()
+    proc = ctx.Process(target=target, args=(*args, queue))
+    proc.start()
+    try:
+        (result,) = results_of([proc], queue)
+        return result
+    finally:
+        proc.join(timeout=10)
+
+
 def credentials_in_threads(env, threads, barrier, queue):
     """In a child process: an account pool of its own, *threads* threads asking for the
     one account's credentials at once (a multiprocessing target: the refresh single

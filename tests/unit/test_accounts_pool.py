@@ -17,7 +17,7 @@ from gateway.state.files import FileStore
 from gateway.state.records import codex_record, openai_record
 from gateway.upstream.codex import CodexProfile
 from tests.fakes.oauth_issuer import FakeOAuthIssuer
-from tests.support import credentials_in_threads, results_of
+from tests.support import credentials_in_threads, in_child, results_of
 
 MODEL = "gpt-5"
 
@@ -228,27 +228,16 @@ def _cooldown_in_child(env, queue):
     queue.put([_until(pool, a) for a in pool.accounts()])
 
 
-def _child_cooldowns(env):
-    ctx = multiprocessing.get_context("spawn")
-    queue = ctx.Queue()
-    proc = ctx.Process(target=_cooldown_in_child, args=(env, queue))
-    proc.start()
-    try:
-        return queue.get(timeout=20)
-    finally:
-        proc.join(timeout=10)
-
-
 def test_usage_limit_cooldown_is_shared_and_success_clears_it(tmp_path):
     pool = _key_pool(tmp_path, n=1)
     (account,) = pool.accounts()
     resets_at = time.time() + 7200
     pool.record_failure(account, 429, "usage_limit_reached", resets_at)
     assert _until(pool, account) == resets_at
-    assert _child_cooldowns(_env(tmp_path)) == [resets_at]
+    assert in_child(_cooldown_in_child, _env(tmp_path)) == [resets_at]
     pool.record_success(account, {})
     assert _until(pool, account) is None
-    assert _child_cooldowns(_env(tmp_path)) == [None]
+    assert in_child(_cooldown_in_child, _env(tmp_path)) == [None]
 
 
 def test_backoff_table(tmp_path):

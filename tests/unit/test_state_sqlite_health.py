@@ -1,11 +1,11 @@
 """Shared health in SQLite: visible to every process, cheap to read."""
 from __future__ import annotations
 
-import multiprocessing
 import sqlite3
 import time
 
 from gateway.state.sqlite_health import SQLiteHealth
+from tests.support import in_child
 
 
 def _until(health, account_id):
@@ -21,14 +21,7 @@ def _read_in_child(path, account_id, queue):
 
 
 def _from_another_process(path, account_id):
-    ctx = multiprocessing.get_context("spawn")
-    queue = ctx.Queue()
-    proc = ctx.Process(target=_read_in_child, args=(str(path), account_id, queue))
-    proc.start()
-    try:
-        return queue.get(timeout=20)
-    finally:
-        proc.join(timeout=10)
+    return in_child(_read_in_child, str(path), account_id)
 
 
 def test_cooldown_is_shared_across_processes(tmp_path):
