@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from dataclasses import dataclass
 
 from flask import Flask
@@ -104,7 +105,7 @@ def _routes(app: Flask) -> str:
     """The routes the app serves, read from its URL map so the 404 message
     cannot fall behind a new blueprint (Codex CLI's ``/backend-api/codex/``
     aliases are left out: no one types them)."""
-    rules = dict.fromkeys(r.rule for r in app.url_map.iter_rules()
+    rules = dict.fromkeys(re.sub(r"<[^>]*>", "*", r.rule) for r in app.url_map.iter_rules()
                           if r.endpoint != "static" and not r.rule.startswith("/backend-api/"))
     return ", ".join(rules)
 

@@ -34,7 +34,7 @@ _CHOICES = {
 }
 _LEGACY_QUALITY = {"standard": "medium", "hd": "high"}  # DALL·E's names
 _FORMATS = {b"\x89PNG\r\n\x1a\n": "image/png", b"\xff\xd8\xff": "image/jpeg"}
-DEFAULT_MODEL = "gpt-5.5"  # models.MAIN_MODEL: the catalog's main model by default
+DEFAULT_MODEL = "gpt-5.5"  # main_model in gateway/models/builtin.toml
 IGNORED = ("user", "style")  # accepted, not forwarded (reported as dropped)
 
 
