@@ -57,7 +57,7 @@ EXPECTED = {
 }
 COOLDOWN_WINDOW = 65.0  # longest cooldown an injected fault can cause (60 s cap + slack)
 # faults that put an account in cooldown: every one of them may end an attempt before
-# the answer starts (in-stream failover, README "Accounts": 5xx and timeouts 5-60 s,
+# the answer starts (in-stream failover, docs/concepts/accounts.md: 5xx and timeouts 5-60 s,
 # 429s for their Retry-After), and then the account cools, not only after HTTP errors
 COOLING_FAULTS = set(EXPECTED)
 

@@ -116,7 +116,7 @@ def cmd_keys_create(cfg, args) -> int:
           file=sys.stderr)
     if cfg.state.kind == "redis":
         print("# [state] backend = redis: client keys stay per instance "
-              "(README, *Several instances*).\n"
+              "(docs/deploy/several-instances.md).\n"
               f"# Add the line `{entry.name} {hash_key(key)}` to every instance's keys file,\n"
               "# or its digest to auth.client_keys in every instance's config.\n"
               "# Its policy (docs/sharing.md) is in Redis: every instance applies it.",

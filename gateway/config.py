@@ -165,7 +165,7 @@ class ContinuityConfig:
 
 @dataclass(frozen=True)
 class StateConfig:
-    """Where shared state lives (README, *Several instances*). ``sqlite``: files and SQLite in
+    """Where shared state lives (docs/deploy/several-instances.md). ``sqlite``: files and SQLite in
     ``accounts.state_dir``, for one host. ``redis``: account records, health and the
     refresh lock in one Redis that several instances share."""
 

@@ -123,7 +123,7 @@ class RequestRecord:
         return (end - self.started) * 1000
 
     def log_line(self) -> str:
-        """The one line per request (README, *Continuity*). No secrets: ids and hashes."""
+        """The one line per request (docs/concepts/continuity.md). No secrets: ids and hashes."""
         model = self.model_asked or "-"
         if self.model_sent and self.model_sent != self.model_asked:
             model = f"{model}->{self.model_sent}"

@@ -8,7 +8,7 @@ rotate the refresh token in the file only, and the copy in Redis would then
 be refused. An account already in Redis is kept (the Redis copy may be newer:
 another instance may have refreshed it) unless ``overwrite`` is given.
 Client keys are not copied: they stay in each instance's keys file
-(README, *Several instances*, says why).
+(docs/deploy/several-instances.md, says why).
 """
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
 """gateway.state.redis
 ~~~~~~~~~~~~~~~~~~~~~~~
 Account records, health and the refresh lock in one Redis, for several
-instances behind one load balancer (README, *Several instances*).
+instances behind one load balancer (docs/deploy/several-instances.md).
 
 Keys (``state.key_prefix``, default ``codex-gateway:``, in front of each):
 

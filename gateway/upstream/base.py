@@ -29,8 +29,8 @@ class Profile:
         self.static_drops = frozenset(drop_params)
         self.session_headers = tuple(session_headers)
         self.cfg = ucfg
-        # Parameters this worker learned the backend rejects (see README:
-        # "learned drops"); a lost entry costs one retried 400, never a cache.
+        # Parameters this worker learned the backend rejects (see docs/concepts/upstreams.md,
+        # "Uncertain upstream facts"); a lost entry costs one retried 400, never a cache.
         self._learned: set[str] = set()
         self._lock = threading.Lock()
 

@@ -2,7 +2,7 @@
 ~~~~~~~~~~~~~~~~~~~~~~
 The pinned real clients (tests/clients/package.json), run with a home of their own.
 
-The commands and the configuration files are the README's deploy guide's, taken from it at
+The commands and the configuration files are the deploy guide (docs/deploy/vps.md)'s, taken from it at
 run time, with one substitution: ``https://gateway.example.com/v1`` → nginx's
 plain listener on 127.0.0.1 (the clients are not given the test CA). On top of the
 guide's files, settings that keep the clients off the network and quiet, and only

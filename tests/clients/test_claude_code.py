@@ -1,5 +1,5 @@
 """Claude Code 2.1.332 (pinned, npm) on ``/v1/messages``, straight to gunicorn and through
-nginx → gunicorn → fake Codex upstream, with the environment of the README's deploy guide.
+nginx → gunicorn → fake Codex upstream, with the environment of the deploy guide (docs/deploy/vps.md).
 
 Its default model, no ``--model``: ``claude -p``, then ``claude -p --continue`` twice (the
 middle turn a tool round trip: the fake upstream asks for ``Bash``, Claude Code runs it and

@@ -1,5 +1,5 @@
 """Codex CLI 0.169.0 and 0.171.0 (pinned, npm) → the gateway, directly and through nginx
-→ the fake Codex upstream, with the provider configuration of the README's deploy guide
+→ the fake Codex upstream, with the provider configuration of the deploy guide (docs/deploy/vps.md)
 (HTTP), the same provider with ``supports_websockets = true``, and the built-in provider
 pointed at the gateway (``openai_base_url`` + ``CODEX_API_KEY``: WebSocket by default)."""
 from __future__ import annotations

@@ -1,5 +1,5 @@
 """OpenCode 1.18.33 (pinned, npm) through nginx → gunicorn → fake Codex upstream, with the
-provider configuration of the README's deploy guide (/v1/chat/completions)."""
+provider configuration of the deploy guide (docs/deploy/vps.md) (/v1/chat/completions)."""
 from __future__ import annotations
 
 from .clients import HELLO, OPENCODE_TURNS, Home, binary, envelope, guide_file, run

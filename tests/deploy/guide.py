@@ -1,6 +1,6 @@
 """tests.deploy.guide
 ~~~~~~~~~~~~~~~~~~~~
-The README's "Deploy on a VPS" guide as data: its shell commands, in order, and its files.
+The deploy guide (docs/deploy/vps.md) as data: its shell commands, in order, and its files.
 
 A ``sh`` block holds commands, one a line (``#`` lines are comments). A block
 preceded by ``<!-- file: PATH -->`` is the content of that file.
@@ -11,13 +11,13 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-README = Path(__file__).resolve().parents[2] / "README.md"
+GUIDE = Path(__file__).resolve().parents[2] / "docs" / "deploy" / "vps.md"
 START, END = "<!-- deploy-guide:start -->", "<!-- deploy-guide:end -->"
 
 
 def guide_text() -> str:
-    """The guide: the README between its deploy-guide markers."""
-    text = README.read_text()
+    """The guide: docs/deploy/vps.md between its deploy-guide markers."""
+    text = GUIDE.read_text()
     return text[text.index(START) + len(START):text.index(END)]
 
 _BLOCK = re.compile(r"(?:<!-- file: (?P<file>[^>]+?) -->\n)?```(?P<lang>\w*)\n(?P<body>.*?)```",

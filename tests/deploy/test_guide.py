@@ -1,4 +1,4 @@
-"""the README's deploy guide: every command is run or checked, and the whole guide works on a
+"""the deploy guide (docs/deploy/vps.md): every command is run or checked, and the whole guide works on a
 fresh VPS (tests/deploy/vps_sim.py plays it in private mount and network namespaces)."""
 from __future__ import annotations
 
@@ -52,7 +52,7 @@ def test_the_guide_files_are_valid():
 
 
 def test_the_guide_on_a_fresh_vps(tmp_path):
-    """Every VPS and laptop command of the README's deploy guide, in order, on a copy-on-write copy
+    """Every VPS and laptop command of the deploy guide (docs/deploy/vps.md), in order, on a copy-on-write copy
     of this machine with only a loopback network: real nginx on 80/443 with the guide's
     files and paths, the unit's ExecStartPre/ExecStart in its sandbox as the
     codex-gateway user (READY=1 from the main pid), curl and the SDK over TLS, a reload

@@ -1,4 +1,4 @@
-"""Several instances, one Redis (README, *Several instances*), all real on 127.0.0.1:
+"""Several instances, one Redis (docs/deploy/several-instances.md), all real on 127.0.0.1:
 
     client ─▶ nginx (shipped server block, two servers in its upstream)
                 ├─▶ gateway instance A (gunicorn, 2 workers, its own state dir)

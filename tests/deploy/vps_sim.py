@@ -1,6 +1,6 @@
 """tests.deploy.vps_sim
 ~~~~~~~~~~~~~~~~~~~~~~
-Plays the README's deploy guide, command by command, on a throwaway copy of this machine:
+Plays the deploy guide (docs/deploy/vps.md), command by command, on a throwaway copy of this machine:
 the "empty VPS" is this Debian machine seen through overlays (``/etc``, ``/opt``,
 ``/var``, ``/run``, ``/root``, ``/usr/local`` are copy-on-write into a temporary
 directory, so nothing on the real machine changes), and after ``pip install``,

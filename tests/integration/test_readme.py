@@ -1,4 +1,4 @@
-"""The README's quick-start commands work as written (only the port is substituted)."""
+"""The README's *Try it* commands work as written (only the port is substituted)."""
 from __future__ import annotations
 
 import re
@@ -27,7 +27,7 @@ def shell_blocks(text: str) -> list[str]:
 def test_try_it_commands(gateway_factory, tmp_path):
     if shutil.which("curl") is None:
         pytest.fail("curl is required by the README and the tests")
-    try_it = section("### Try it")
+    try_it = section("## Try it")
     blocks = shell_blocks(try_it)
     assert "tests.fakes.codex_upstream --port 18001" in blocks[0]
     fake_port = free_port()
