@@ -31,70 +31,129 @@ CONTINUITY_PRESETS = {
 
 
 
+def setting(default, doc: str, *, min=None, max=None, choices=None):
+    """A configuration field: its default, its one description (the generated reference,
+    docs/reference/configuration.md, prints it) and, where a value can be wrong, its bounds
+    (``min``, ``max``) or its ``choices`` (compared in lower case), checked at load."""
+    meta = {"doc": doc}
+    for name, value in (("min", min), ("max", max), ("choices", choices)):
+        if value is not None:
+            meta[name] = value
+    return field(default=default, metadata=meta)
+
+
 @dataclass(frozen=True)
 class ServerConfig:
-    bind: str = "127.0.0.1:8080"
-    workers: int = 2
-    threads: int = 1024  # threads start on demand: an idle worker holds a few
-    max_body_bytes: int = 32 * 1024 * 1024
-    keepalive_seconds: float = 15.0  # SSE comment while the upstream is silent
-    graceful_timeout: int = 900
-    log_level: str = "info"
-    websockets: bool = True  # GET /v1/responses upgrades; off: 426, clients fall back to HTTP
-    # One loop thread per worker carries open SSE answers and WebSocket turns
-    # (gateway.relay); off: each is carried by its request thread (a wake-up and a GIL
-    # hand-over per packet).
-    relay: bool = True
+    """gunicorn and the HTTP server. `bind`, `workers`, `threads`, `graceful_timeout` and
+    `log_level` are read by gunicorn at start: they need a restart, not a reload."""
+
+    bind: str = setting("127.0.0.1:8080", "Where gunicorn listens (`host:port` or `unix:PATH`). "
+                        "A non-loopback bind requires client keys.")
+    workers: int = setting(2, "Worker processes. One per vCPU is the sweet spot for CPU; each "
+                           "adds ~40 MB.", min=1)
+    threads: int = setting(1024, "Threads per worker: the most SSE streams and WebSockets one "
+                           "worker serves at once. They start on demand (~80 KB each): an idle "
+                           "worker holds a few.", min=1)
+    max_body_bytes: int = setting(32 * 1024 * 1024, "The largest request body (32 MiB); larger "
+                                  "bodies get a JSON 413, a larger client WebSocket message "
+                                  "closes the socket with 1009. The shipped nginx has the same "
+                                  "limit.", min=1)
+    keepalive_seconds: float = setting(15.0, "While the upstream is silent, an SSE comment (a "
+                                       "`ping` event on Messages, a ping on a WebSocket) this "
+                                       "often; 0: off.", min=0)
+    graceful_timeout: int = setting(900, "Seconds running streams may take to finish on a "
+                                    "reload or stop.", min=0)
+    log_level: str = setting("info", "The log level.",
+                             choices=("debug", "info", "warning", "error", "critical"))
+    websockets: bool = setting(True, "`GET /v1/responses` upgrades to a WebSocket (Codex CLI). "
+                               "Off: every upgrade gets 426 and clients fall back to HTTP.")
+    relay: bool = setting(True, "One loop thread per worker carries open SSE answers and "
+                          "WebSocket turns once their first frames are sent "
+                          "(`gateway/relay.py`). Off: each is carried by its request thread "
+                          "(a wake-up and a GIL hand-over per packet).")
 
 
 @dataclass(frozen=True)
 class AuthConfig:
-    client_keys: tuple[str, ...] = ()
-    # Keys file ("name sha256:<hex>" per line; plain keys are hashed on first read);
-    # written by `keys create`. Empty: <state_dir>/client_keys (Config.keys_file).
-    keys_file: str = ""
-    # Keys for /metrics and /status only (a client key there gets 403). Same forms as
-    # client_keys; `keys create --admin` writes <state_dir>/admin_keys (Config.admin_keys_file).
-    admin_keys: tuple[str, ...] = ()
-    admin_keys_file: str = ""
+    """Client keys (the API) and admin keys (`/metrics`, `/status`). Both are stored hashed;
+    `codex-gateway keys create [--admin]` writes them to the keys files."""
+
+    client_keys: tuple[str, ...] = setting((), "Client keys, as keys or `sha256:<hex>` "
+                                           "digests, besides those in `keys_file`. With none "
+                                           "at all, no key is asked (loopback binds only).")
+    keys_file: str = setting("", "The client keys file (`name sha256:<hex>` per line; plain "
+                             "keys are hashed on first read), written by `keys create`. "
+                             "Empty: `<state_dir>/client_keys`.")
+    admin_keys: tuple[str, ...] = setting((), "Keys for `/metrics` and `/status` only (a "
+                                          "client key there gets 403); same forms as "
+                                          "`client_keys`.")
+    admin_keys_file: str = setting("", "The admin keys file, written by `keys create --admin`. "
+                                   "Empty: `<state_dir>/admin_keys`.")
 
 
 @dataclass(frozen=True)
 class UpstreamConfig:
-    codex_base_url: str = "https://chatgpt.com/backend-api/codex"
-    openai_base_url: str = "https://api.openai.com/v1"
-    connect_timeout: float = 10.0
-    read_timeout: float = 300.0  # between bytes, like Codex CLI's stream idle timeout
-    # The Codex identity sent for clients that are not Codex CLI (gateway.upstream.identity):
-    # the version is client_version or the newest seen from a real Codex CLI, whichever is
-    # higher; user_agent is a template with {originator} and {version}.
-    originator: str = "codex_cli_rs"
-    client_version: str = "0.171.0"
-    user_agent: str = "{originator}/{version} (Debian 12.0.0; x86_64) xterm"
-    codex_session_headers: tuple[str, ...] = ("session_id", "session-id")
-    openai_session_headers: tuple[str, ...] = ()
-    # Parameters each backend is known to reject: dropped and reported.
-    codex_drop_params: tuple[str, ...] = (
-        "prompt_cache_retention", "prompt_cache_options", "max_output_tokens",
-        "max_completion_tokens", "max_tokens", "temperature", "top_p", "metadata", "user",
-        "safety_identifier", "truncation", "stream_options", "context_management",
-        "background", "top_logprobs",
-    )
-    openai_drop_params: tuple[str, ...] = ()
-    pool_maxsize: int = 64  # idle upstream connections kept per host (at least server.threads)
-    # The Codex backend's transport: "auto" (its WebSocket, HTTP when the account's
-    # backend refuses it), "websocket" (never HTTP) or "http". Over the WebSocket a
-    # conversation's turns after the first upload only their new items.
-    codex_transport: str = "auto"
-    websocket_max_sockets: int = 64        # idle upstream sockets kept per worker
-    websocket_idle_seconds: float = 300.0  # an idle upstream socket is closed after this
-    websocket_fallback_seconds: float = 600.0  # HTTP for an account after a refusal
-    # The ChatGPT usage endpoint (quota windows of an account that is not being used).
-    # Empty: derived from codex_base_url (…/backend-api/codex -> …/backend-api/wham/usage).
-    codex_usage_url: str = ""
-    # The backend's own model catalog (gateway.upstream.catalog): fetched at start and
-    # this often (seconds); 0: never fetched, the built-in table serves.
-    catalog_refresh_seconds: float = 3600.0
+    """The two upstreams. What the Codex backend rejects and which headers it reads come
+    from research notes, not live tests, so they are settings
+    ([Upstreams](../concepts/upstreams.md))."""
+
+    codex_base_url: str = setting("https://chatgpt.com/backend-api/codex",
+                                  "The ChatGPT Codex backend (accounts of kind `codex`).")
+    openai_base_url: str = setting("https://api.openai.com/v1",
+                                   "The OpenAI API (accounts of kind `openai`).")
+    connect_timeout: float = setting(10.0, "Seconds to open an upstream connection.",
+                                     min=0.001)
+    read_timeout: float = setting(300.0, "Seconds the upstream may stay silent (between "
+                                  "bytes) before the answer fails, like Codex CLI's stream "
+                                  "idle timeout.", min=0.001)
+    # The Codex identity sent for clients that are not Codex CLI (gateway.upstream.identity).
+    originator: str = setting("codex_cli_rs", "The `originator` header sent to the Codex "
+                              "backend for clients that are not Codex CLI.")
+    client_version: str = setting("0.171.0", "The Codex CLI version claimed for clients that "
+                                  "are not Codex CLI (`MAJOR.MINOR.PATCH`); the newest version "
+                                  "seen from a real Codex CLI is used when it is higher.")
+    user_agent: str = setting("{originator}/{version} (Debian 12.0.0; x86_64) xterm",
+                              "The `User-Agent` sent with that identity: a template with "
+                              "`{originator}` and `{version}` only.")
+    codex_session_headers: tuple[str, ...] = setting(
+        ("session_id", "session-id"), "Headers that carry the continuity key to the Codex "
+        "backend (the same value as the body's `prompt_cache_key`).")
+    openai_session_headers: tuple[str, ...] = setting(
+        (), "The same for the OpenAI API (none: it keys on the body).")
+    codex_drop_params: tuple[str, ...] = setting(
+        ("prompt_cache_retention", "prompt_cache_options", "max_output_tokens",
+         "max_completion_tokens", "max_tokens", "temperature", "top_p", "metadata", "user",
+         "safety_identifier", "truncation", "stream_options", "context_management",
+         "background", "top_logprobs"),
+        "Body parameters the Codex backend rejects: dropped and named in "
+        "`x-gateway-dropped-params`. A parameter it refuses with `400 Unsupported parameter` "
+        "is also learned, per worker.")
+    openai_drop_params: tuple[str, ...] = setting(
+        (), "Body parameters the OpenAI API rejects: dropped and named in "
+        "`x-gateway-dropped-params` (none known).")
+    pool_maxsize: int = setting(64, "Idle upstream HTTP connections kept per host in each "
+                                "worker (at least `server.threads` are kept).", min=1)
+    codex_transport: str = setting(
+        "auto", "The Codex backend's transport: `auto` (its WebSocket, HTTP when the "
+        "account's backend refuses it), `websocket` (never HTTP) or `http`. Over the WebSocket "
+        "a conversation's turns after the first upload only their new items "
+        "([Upstream WebSocket](../concepts/upstream-websocket.md)).",
+        choices=("auto", "websocket", "http"))
+    websocket_max_sockets: int = setting(64, "Idle upstream WebSockets kept per worker (the "
+                                         "least recently used is closed first).", min=0)
+    websocket_idle_seconds: float = setting(300.0, "An idle upstream WebSocket is closed "
+                                            "after this many seconds.", min=0.1)
+    websocket_fallback_seconds: float = setting(600.0, "After a refused upgrade, the account "
+                                                "uses HTTP for this many seconds (shared by "
+                                                "the workers).", min=0)
+    codex_usage_url: str = setting("", "The ChatGPT usage endpoint (the quota windows of an "
+                                   "account nobody used lately). Empty: derived from "
+                                   "`codex_base_url` (`…/backend-api/codex` → "
+                                   "`…/backend-api/wham/usage`).")
+    catalog_refresh_seconds: float = setting(3600.0, "The backend's own model catalog "
+                                             "(`gateway/upstream/catalog.py`) is fetched at "
+                                             "start and this often; 0: never, the built-in "
+                                             "table serves.", min=0)
 
     @property
     def usage_url(self) -> str:
@@ -115,48 +174,80 @@ def derive_usage_url(codex_base_url: str) -> str:
 
 @dataclass(frozen=True)
 class UsageConfig:
-    """Usage records, written off the hot path by a background thread per worker."""
+    """Usage records, written off the hot path by a background thread per worker
+    ([Usage](../concepts/usage-and-quotas.md)), and the quota windows of idle accounts."""
 
-    enabled: bool = True
-    path: str = ""                # empty: <state_dir>/usage.sqlite
-    retention_days: int = 90
-    queue_size: int = 10000       # rows waiting for the writer; beyond it rows are dropped
-    batch_size: int = 500
-    flush_seconds: float = 0.5
-    # Quota windows of accounts whose x-codex-* headers are older than quota_stale_seconds
-    # are fetched from upstream.codex_usage_url at most every quota_poll_seconds (0: never).
-    quota_poll_seconds: float = 300.0
-    quota_stale_seconds: float = 300.0
+    enabled: bool = setting(True, "Record one usage row per finished request "
+                            "(`codex-gateway usage`, `/status`).")
+    path: str = setting("", "The usage database. Empty: `<state_dir>/usage.sqlite` (with "
+                        "`state.backend = \"redis\"` the rows go to Redis).")
+    retention_days: int = setting(90, "Rows older than this many days are deleted (hourly).",
+                                  min=1)
+    queue_size: int = setting(10000, "Rows waiting for a worker's writer; beyond it rows are "
+                              "dropped, never the request, and counted.", min=1)
+    batch_size: int = setting(500, "Rows written at once.", min=1)
+    flush_seconds: float = setting(0.5, "Rows reach the store within this many seconds.",
+                                   min=0.01)
+    quota_poll_seconds: float = setting(300.0, "An account whose quota headers are stale is "
+                                        "asked for its windows at `upstream.codex_usage_url` "
+                                        "at most this often (across workers); 0: never.",
+                                        min=0)
+    quota_stale_seconds: float = setting(300.0, "Quota headers (`x-codex-*`) older than this "
+                                         "count as stale.", min=0)
 
 
 @dataclass(frozen=True)
 class AccountsConfig:
-    state_dir: str = "~/.local/state/codex-gateway"
-    # Single-account shortcuts: a Codex CLI auth.json, or an OpenAI API key.
-    auth_file: str = ""
-    openai_api_key: str = ""
-    refresh_margin_seconds: int = 300
+    """Where the accounts live, and two single-account shortcuts
+    ([Accounts](../concepts/accounts.md))."""
+
+    state_dir: str = setting("~/.local/state/codex-gateway", "The state directory: accounts, "
+                             "keys files, health, usage (mode 0700, every file 0600).")
+    auth_file: str = setting("", "Shortcut: a Codex CLI `auth.json`, used and refreshed in "
+                             "place. Not with `state.backend = \"redis\"`: import it with "
+                             "`accounts import` instead.")
+    openai_api_key: str = setting("", "Shortcut: one OpenAI API key account.")
+    refresh_margin_seconds: int = setting(300, "An access token is refreshed this many "
+                                          "seconds before it expires.", min=0)
 
 
 @dataclass(frozen=True)
 class OAuthConfig:
-    issuer: str = "https://auth.openai.com"
-    token_url: str = "https://auth.openai.com/oauth/token"
-    client_id: str = "app_EMoamEEZ73f0CkXaXp7hrann"
-    callback_port: int = 1455
+    """The ChatGPT login (`codex-gateway login`) and token refresh."""
+
+    issuer: str = setting("https://auth.openai.com", "The OAuth issuer `login` opens.")
+    token_url: str = setting("https://auth.openai.com/oauth/token", "Where codes are exchanged "
+                             "and tokens refreshed.")
+    client_id: str = setting("app_EMoamEEZ73f0CkXaXp7hrann", "The OAuth client id "
+                             "(Codex CLI's).")
+    callback_port: int = setting(1455, "The localhost port of `login`'s browser callback (on a "
+                                 "headless host: `ssh -L 1455:localhost:1455`).",
+                                 min=1, max=65535)
 
 
 @dataclass(frozen=True)
 class ContinuityConfig:
-    preset: str = "default"
-    sources: tuple[str, ...] = ()  # empty = the preset's chain
-    scope_explicit_key: bool = True
-    namespace: str = "5b0c4f1e-8a51-4d7e-9a43-4b8d8c0f6c2a"
-    session_headers: tuple[str, ...] = (
-        "session_id", "session-id", "x-session-id", "x-session-affinity",
-        "conversation_id", "conversation-id", "thread-id",
-    )
-    max_signal_length: int = 512
+    """How a conversation's key is chosen ([Continuity](../concepts/continuity.md)). Every
+    instance that serves the same conversations needs the same settings."""
+
+    preset: str = setting("default", "The chain of signals: `default`, or `seed` (the "
+                          "CLIProxyAPI pull request this project started from, for "
+                          "comparison).")
+    sources: tuple[str, ...] = setting((), "An explicit chain, strongest first, from "
+                                       "`prompt_cache_key`, `client_session`, `conversation`, "
+                                       "`client_principal`, `account`, `idempotency_key`. "
+                                       "Empty: the preset's chain.")
+    scope_explicit_key: bool = setting(True, "A client's own `prompt_cache_key` is scoped by "
+                                       "its client key. Off: forwarded as it is (hashed only "
+                                       "if longer than 64 characters).")
+    namespace: str = setting("5b0c4f1e-8a51-4d7e-9a43-4b8d8c0f6c2a", "The UUID namespace of "
+                             "every derived key.")
+    session_headers: tuple[str, ...] = setting(
+        ("session_id", "session-id", "x-session-id", "x-session-affinity",
+         "conversation_id", "conversation-id", "thread-id"),
+        "Client headers read as a session id (`client_session`); the first non-blank wins.")
+    max_signal_length: int = setting(512, "A signal longer than this many characters is "
+                                     "hashed.", min=16)
 
     @property
     def chain(self) -> tuple[str, ...]:
@@ -165,18 +256,24 @@ class ContinuityConfig:
 
 @dataclass(frozen=True)
 class StateConfig:
-    """Where shared state lives (docs/deploy/several-instances.md). ``sqlite``: files and SQLite in
-    ``accounts.state_dir``, for one host. ``redis``: account records, health and the
-    refresh lock in one Redis that several instances share."""
+    """Where shared state lives ([Several instances](../deploy/several-instances.md)).
+    ``sqlite``: files and SQLite in ``accounts.state_dir``, for one host. ``redis``: account
+    records, health, the refresh lock and usage rows in one Redis that several instances
+    share."""
 
-    backend: str = "sqlite"
-    # redis:// or rediss:// (TLS), password in the URL; the environment variable
-    # CODEX_GATEWAY_STATE_REDIS_URL keeps it out of the config file.
-    redis_url: str = ""
-    key_prefix: str = "codex-gateway:"   # several deployments may share one Redis
-    timeout_seconds: float = 1.0          # connect and per-command timeout
-    lock_ttl_seconds: float = 60.0        # a dead refresher's lock expires after this
-    outage_wait_seconds: float = 5.0      # an expired token waits this long for Redis, then 503
+    backend: str = setting("sqlite", "`sqlite` (one host) or `redis` (several).",
+                           choices=("sqlite", "redis"))
+    redis_url: str = setting("", "`redis://`, `rediss://` (TLS) or `unix://`, the password in "
+                             "the URL; `CODEX_GATEWAY_STATE_REDIS_URL` keeps it out of the "
+                             "config file.")
+    key_prefix: str = setting("codex-gateway:", "Prefix of every key: several deployments "
+                              "may share one Redis.")
+    timeout_seconds: float = setting(1.0, "Connect and per-command timeout.", min=0.01)
+    lock_ttl_seconds: float = setting(60.0, "A dead refresher's lock expires after this.",
+                                      min=1)
+    outage_wait_seconds: float = setting(5.0, "While Redis is unreachable, a request whose "
+                                         "token expired waits this long for it, then gets a "
+                                         "503 `state_store_unavailable`.", min=0)
 
     @property
     def kind(self) -> str:
@@ -186,12 +283,16 @@ class StateConfig:
 
 @dataclass(frozen=True)
 class ImagesConfig:
-    """``/v1/images/*``: each image is a Responses request with the image_generation tool."""
+    """``/v1/images/*``: each image is a Responses request with the image_generation tool
+    ([Images](../images.md))."""
 
-    model: str = ""                # the Responses model that calls the tool; empty: models.main_model
-    concurrency: int = 4           # upstream requests at once for one call with n > 1
-    max_image_bytes: int = 20 * 1024 * 1024  # one uploaded image or mask (edits); over it: 413
-    url_format: str = "error"      # response_format=url: "error" (400) or "data_url"
+    model: str = setting("", "The Responses model that calls the tool; empty: "
+                         "`models.main_model`.")
+    concurrency: int = setting(4, "Upstream requests at once for one call with `n` > 1.", min=1)
+    max_image_bytes: int = setting(20 * 1024 * 1024, "The largest uploaded image or mask "
+                                   "(edits); over it: 413.", min=1)
+    url_format: str = setting("error", "What `response_format=url` gets: `error` (a 400) or "
+                              "`data_url`.", choices=("error", "data_url"))
 
 
 @dataclass(frozen=True)
@@ -206,7 +307,9 @@ class Config:
     usage: UsageConfig = field(default_factory=UsageConfig)
     images: ImagesConfig = field(default_factory=ImagesConfig)
     # The [models] table as written: gateway.models.load_catalog reads and checks it.
-    models: dict = field(default_factory=dict)
+    models: dict = field(default_factory=dict, metadata={
+        "doc": "The model catalog: aliases, the targets of Claude names, added and removed "
+               "models, Codex CLI's list. Its keys: [Models](models.md#configuration)."})
 
     @property
     def state_dir(self) -> Path:
@@ -348,7 +451,7 @@ def _build(cls, data, where: str):
         elif isinstance(default, dict):
             kwargs[name] = _table(value, label)
         else:
-            kwargs[name] = _check_range(_coerce(value, default, label), label)
+            kwargs[name] = _check_range(_coerce(value, default, label), f, label)
     return cls(**kwargs)
 
 
@@ -432,36 +535,15 @@ def _coerce(value, default, label: str):
     return str(value)
 
 
-# The smallest value that makes sense (a bound that keeps a typo from starting a
-# gateway that cannot work: no worker, no thread, a zero timeout).
-_MINIMUM = {
-    "server.workers": 1, "server.threads": 1, "server.max_body_bytes": 1,
-    "server.keepalive_seconds": 0, "server.graceful_timeout": 0,
-    "upstream.connect_timeout": 0.001, "upstream.read_timeout": 0.001,
-    "upstream.pool_maxsize": 1, "accounts.refresh_margin_seconds": 0,
-    "upstream.websocket_max_sockets": 0, "upstream.websocket_idle_seconds": 0.1,
-    "upstream.websocket_fallback_seconds": 0,
-    "oauth.callback_port": 1, "continuity.max_signal_length": 16,
-    "state.timeout_seconds": 0.01, "state.lock_ttl_seconds": 1, "state.outage_wait_seconds": 0,
-    "usage.retention_days": 1, "usage.queue_size": 1, "usage.batch_size": 1,
-    "usage.flush_seconds": 0.01, "usage.quota_poll_seconds": 0,
-    "usage.quota_stale_seconds": 0,
-    "upstream.catalog_refresh_seconds": 0,
-    "images.concurrency": 1, "images.max_image_bytes": 1,
-}
-_CHOICES = {"server.log_level": ("debug", "info", "warning", "error", "critical"),
-            "state.backend": ("sqlite", "redis"),
-            "upstream.codex_transport": ("auto", "websocket", "http"),
-            "images.url_format": ("error", "data_url")}
-
-
-def _check_range(value, label: str):
-    low = _MINIMUM.get(label)
+def _check_range(value, f: dataclasses.Field, label: str):
+    """*value* within the field's ``min``/``max`` and among its ``choices`` (``setting``).
+    The bounds keep a typo from starting a gateway that cannot work: no worker, no thread,
+    a zero timeout."""
+    low, high, choices = (f.metadata.get(k) for k in ("min", "max", "choices"))
     if low is not None and value < low:
         raise ConfigError(f"{label}: must be at least {low}, got {value!r}")
-    if label == "oauth.callback_port" and value > 65535:
-        raise ConfigError(f"{label}: must be at most 65535, got {value!r}")
-    choices = _CHOICES.get(label)
+    if high is not None and value > high:
+        raise ConfigError(f"{label}: must be at most {high}, got {value!r}")
     if choices and value.lower() not in choices:
         raise ConfigError(f"{label}: must be one of {', '.join(choices)}, got {value!r}")
     return value
