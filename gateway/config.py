@@ -34,7 +34,8 @@ CONTINUITY_PRESETS = {
 def setting(default, doc: str, *, min=None, max=None, choices=None):
     """A configuration field: its default, its one description (the generated reference,
     docs/reference/configuration.md, prints it) and, where a value can be wrong, its bounds
-    (``min``, ``max``) or its ``choices`` (compared in lower case), checked at load."""
+    (``min``, ``max``) or its ``choices`` (compared in lower case), checked at load.
+    Descriptions are Markdown; a link in one is relative to docs/reference/."""
     meta = {"doc": doc}
     for name, value in (("min", min), ("max", max), ("choices", choices)):
         if value is not None:
@@ -309,7 +310,7 @@ class Config:
     # The [models] table as written: gateway.models.load_catalog reads and checks it.
     models: dict = field(default_factory=dict, metadata={
         "doc": "The model catalog: aliases, the targets of Claude names, added and removed "
-               "models, Codex CLI's list. Its keys: [Models](models.md#configuration)."})
+               "models, Codex CLI's list. Its keys: [Models](../models.md#configuration)."})
 
     @property
     def state_dir(self) -> Path:
