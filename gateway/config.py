@@ -22,6 +22,9 @@ from .models import CatalogConfigError, load_catalog, parse_version
 
 ENV_PREFIX = "CODEX_GATEWAY_"
 
+# Every signal gateway.continuity.resolve reads, strongest first as in the default chain.
+CONTINUITY_SOURCES = ("prompt_cache_key", "client_session", "conversation", "idempotency_key",
+                      "client_principal", "account")
 CONTINUITY_PRESETS = {
     # The spec's chain: strongest signal first; Idempotency-Key is not a signal.
     "default": ("prompt_cache_key", "client_session", "conversation", "client_principal", "account"),
@@ -235,9 +238,8 @@ class ContinuityConfig:
                           "CLIProxyAPI pull request this project started from, for "
                           "comparison).")
     sources: tuple[str, ...] = setting((), "An explicit chain, strongest first, from "
-                                       "`prompt_cache_key`, `client_session`, `conversation`, "
-                                       "`client_principal`, `account`, `idempotency_key`. "
-                                       "Empty: the preset's chain.")
+                                       + ", ".join(f"`{s}`" for s in CONTINUITY_SOURCES)
+                                       + ". Empty: the preset's chain.")
     scope_explicit_key: bool = setting(True, "A client's own `prompt_cache_key` is scoped by "
                                        "its client key. Off: forwarded as it is (hashed only "
                                        "if longer than 64 characters).")
@@ -357,7 +359,7 @@ def load(path: str | None = None, env: dict | None = None) -> Config:
     cfg = _build(Config, data, "")
     if cfg.continuity.preset not in CONTINUITY_PRESETS:
         raise ConfigError(f"continuity.preset must be one of {sorted(CONTINUITY_PRESETS)}")
-    unknown = set(cfg.continuity.chain) - set(CONTINUITY_PRESETS["default"]) - {"idempotency_key"}
+    unknown = set(cfg.continuity.chain) - set(CONTINUITY_SOURCES)
     if unknown:
         raise ConfigError(f"continuity.sources has unknown source(s): {sorted(unknown)}")
     _check_state(cfg)

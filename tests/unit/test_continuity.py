@@ -167,3 +167,10 @@ def test_opencode_capture_requests_share_one_envelope():
 
 def _ci(headers: dict) -> dict:
     return {k.lower(): v for k, v in headers.items()}
+
+
+@pytest.mark.parametrize("source", config_mod.CONTINUITY_SOURCES)
+def test_every_source_the_config_accepts_is_one_the_resolver_reads(source):
+    cfg = config_mod.load(env={"CODEX_GATEWAY_CONTINUITY_SOURCES": source}).continuity
+    headers = {"session-id": "s", "idempotency-key": "i"}
+    assert continuity.resolve(body(key="k"), headers, "p", cfg).source == source
