@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip --disable-pip-version-check -q
 
-.PHONY: run test test-fast bench soak tools clean
+.PHONY: run test test-fast docs bench soak tools clean
 
 $(VENV)/.installed: setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -30,6 +30,10 @@ test: $(VENV)/.test-installed tools
 ## test-fast: the edit loop: the unit and in-process tiers only (no nginx, no npm install)
 test-fast: $(VENV)/.test-installed
 	$(PY) -m pytest -q tests/unit tests/inprocess
+
+## docs: regenerate docs/reference/configuration.md from the config dataclasses
+docs: $(VENV)/.installed
+	$(PY) -m gateway.configdoc
 
 ## bench: gateway vs direct vs nginx side by side, open WebSockets held, upstream WebSocket vs
 ## HTTP, then the hot paths in isolation with what recording usage costs (a few minutes; bench/out)
