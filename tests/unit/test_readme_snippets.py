@@ -40,3 +40,11 @@ def test_the_sdk_snippets_are_python():
     assert len(snippets) == 2 and any("from openai import" in s for s in snippets)
     for snippet in snippets:
         ast.parse(snippet)
+
+
+def test_the_gemini_cli_variables_are_its_pages():
+    page = (ROOT / "docs" / "clients" / "gemini-cli.md").read_text()
+    exports = dict(re.findall(r"export (G\w+)=(\S+)", page))
+    [line] = [b for b in blocks("sh") if "gemini " in b]
+    assert dict(re.findall(r"(G\w+)=(\S+)", line)) == exports
+    assert '"selectedType": "gemini-api-key"' in page and '"selectedType": "gemini-api-key"' in README
