@@ -27,9 +27,10 @@ tools:
 test: $(VENV)/.test-installed tools
 	$(PY) -m pytest -q
 
-## test-fast: the edit loop: the unit and in-process tiers only (no nginx, no npm install)
+## test-fast: the edit loop: the unit and in-process tiers only (no nginx, no npm install),
+## in two processes (about 65 s of CPU: one process alone would not finish within a minute)
 test-fast: $(VENV)/.test-installed
-	$(PY) -m pytest -q tests/unit tests/inprocess
+	$(PY) -m pytest -q -n 2 tests/unit tests/inprocess
 
 ## docs: regenerate docs/reference/configuration.md from the config dataclasses
 docs: $(VENV)/.installed

@@ -10,9 +10,16 @@ import requests
 from tests.support import ERROR_BODIES, Gateway, audit_secrets, audit_tracebacks, reset_logs
 
 
+def _xdist_worker(session) -> bool:
+    """True in a pytest-xdist worker (``make test-fast`` runs two): the controller resets the
+    logs before the workers start and audits them after they all finished."""
+    return hasattr(session.config, "workerinput")
+
+
 def pytest_sessionstart(session):
     """Start every run with empty logs, so the audit reads only this run's output."""
-    reset_logs()
+    if not _xdist_worker(session):
+        reset_logs()
 
 
 @pytest.fixture(autouse=True, scope="session")
@@ -50,6 +57,8 @@ def pytest_sessionfinish(session, exitstatus):
     """After whatever ran, in any order or selection: no registered secret may appear
     in a log or an error body. In CI a skipped test is a failure too: a missing part
     must never hide behind a skip."""
+    if _xdist_worker(session):
+        return
     reporter = session.config.pluginmanager.get_plugin("terminalreporter")
     leaks = audit_secrets()
     if leaks:
