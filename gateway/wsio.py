@@ -74,6 +74,7 @@ class WebSocket:
         self.last_sent = time.monotonic()
         self._parts: list = []
         self._size = 0
+        self._poll = None
         sock.settimeout(send_timeout)  # bounds a write to a client that stopped reading
 
     # -- sending ------------------------------------------------------------------
@@ -119,11 +120,19 @@ class WebSocket:
         pending = getattr(self.sock, "pending", None)  # TLS: bytes already decrypted
         if pending is not None and pending():
             return True
+        # poll, not select: select refuses a descriptor above 1023, which a worker
+        # holding many connections reaches (its WebSockets then closed at once, 1006)
+        poll = self._poll
+        if poll is None:
+            poll = self._poll = select.poll()
+            try:
+                poll.register(self.sock.fileno(), select.POLLIN | select.POLLPRI)
+            except (OSError, ValueError):
+                raise Closed(1006, "socket error") from None
         try:
-            readable, _, _ = select.select([self.sock], [], [], max(timeout, 0.0))
+            return bool(poll.poll(max(timeout, 0.0) * 1000))
         except (OSError, ValueError):
             raise Closed(1006, "socket error") from None
-        return bool(readable)
 
     def _read(self) -> None:
         try:

@@ -376,3 +376,31 @@ def test_a_bug_closes_the_socket_with_1011_and_ends_the_session():
     finally:
         client_sock.close()
         server_sock.close()
+
+
+def test_a_connection_on_a_descriptor_above_1023_is_served():
+    """select() refuses descriptors above 1023, which a busy worker reaches: the
+    session must wait with poll (else every such WebSocket closes at once, 1006)."""
+    import os
+    import resource
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, min(hard, 2048)), hard))
+    server_sock, client_sock = socket.socketpair()
+    high = os.dup2(server_sock.fileno(), 1500)
+    server_sock.close()
+    server_sock = socket.socket(fileno=high)
+    upstream = Upstream()
+    upstream.scripts.append(Stream(answer(1)))
+    session = Session(WebSocket(server_sock, 1 << 20), upstream, normalise, Headers({}),
+                      keepalive=0, tick=0.1)
+    thread = threading.Thread(target=session.run, daemon=True)
+    thread.start()
+    try:
+        client = Client(client_sock)
+        client.send(dict(FRAME, input=[user("hi")]))
+        assert client.until_done()[-1]["type"] == "response.completed"
+    finally:
+        client_sock.close()
+        thread.join(5)
+        server_sock.close()
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
