@@ -319,34 +319,3 @@ class Executor:
         """Upstream events the caller must not see: the account's quota, unless
         its key may (``--show-quota``)."""
         return frozenset() if self._shows_quota(call) else quota.HIDDEN_EVENTS
-
-    def collect(self, stream: UpstreamStream) -> dict:
-        """Consume a stream and return the final Responses object (non-stream)."""
-        items: dict[int, dict] = {}
-        final = None
-        try:
-            for event in stream.events():
-                if event is None:
-                    continue
-                kind = event.type
-                data = event.data or {}
-                if kind == "response.output_item.done":
-                    idx = data.get("output_index")
-                    if isinstance(idx, int) and isinstance(data.get("item"), dict):
-                        items[idx] = data["item"]
-                elif kind in ("response.completed", "response.incomplete"):
-                    final = data.get("response")
-                elif kind in ("response.failed", "error"):
-                    err = failures.client_error(failures.from_event(data))
-                    stream.close(Outcome.FAILED, status=err.status, code=err.code)
-                    raise err
-        finally:
-            if final is None and not stream.record.finished:
-                stream.close(status=502, code="stream_truncated")
-        if not isinstance(final, dict):
-            raise GatewayError(502, "The upstream ended without a final response.",
-                               code="stream_truncated")
-        stream.close()
-        if not final.get("output") and items:
-            final["output"] = [items[i] for i in sorted(items)]
-        return final

@@ -6,8 +6,8 @@ Three sources of failure meet here: an HTTP error answer, a transport error
 (``gateway.errors.TransportError``) and an in-stream ``error`` /
 ``response.failed`` event. Each becomes an :class:`UpstreamFailure` (what the
 executor needs to decide: cool the account? fail over?) and then one
-``GatewayError`` (what the client is told). ``STATUS_BY_CODE`` is the one
-table from an upstream error code to an HTTP status.
+``GatewayError`` (what the client is told). The code -> status table is the
+protocol's (``gateway.protocol.STATUS_BY_CODE``), shared by every transport.
 """
 from __future__ import annotations
 
@@ -17,32 +17,9 @@ from dataclasses import dataclass
 
 from . import jsonio
 from .errors import GatewayError, TransportError
+from .protocol import STATUS_BY_CODE, error_of, status_of
 from .sse import Event, make_event
 
-# The one code -> status table (in-stream codes have no status of their own).
-STATUS_BY_CODE = {
-    "context_length_exceeded": 400,
-    "invalid_request": 400,
-    "invalid_request_error": 400,
-    "invalid_prompt": 400,
-    "invalid_value": 400,
-    "previous_response_not_found": 400,
-    "moderation_blocked": 400,
-    "usage_not_included": 403,
-    "model_not_found": 404,
-    "rate_limit_exceeded": 429,
-    "rate_limit_error": 429,
-    "insufficient_quota": 429,
-    "usage_limit_reached": 429,
-    "server_error": 502,
-    "upstream_error": 502,
-    "stream_truncated": 502,
-    "upstream_unreachable": 502,
-    "upstream_connection_lost": 502,
-    "server_is_overloaded": 529,
-    "overloaded": 529,
-    "upstream_timeout": 504,
-}
 USAGE_LIMIT_CODES = frozenset({"usage_limit_reached", "usage_not_included"})
 # A connection that broke (reset, body cut short): about the path to the upstream, not
 # the account. Before the answer starts the executor tries such an attempt once more on
@@ -125,26 +102,16 @@ def from_http(status: int, content: bytes, headers) -> UpstreamFailure:
 
 def from_event(data: dict | None) -> UpstreamFailure:
     """An in-stream ``error`` or ``response.failed`` event as a failure."""
-    err = event_payload(data or {})
+    err = error_of(data or {})
     code = err.get("code") if isinstance(err.get("code"), str) else None
     kind = err.get("type") if isinstance(err.get("type"), str) else None
     if code is None and kind in STATUS_BY_CODE:
         code = kind
     message = err.get("message") if isinstance(err.get("message"), str) else None
-    status = STATUS_BY_CODE.get(code or "", 502)
+    status = status_of(code)
     return UpstreamFailure(status, message or "The upstream reported a failure.",
                            code or "upstream_error", kind, _retry_at(err, None, message or ""),
                            in_stream=True)
-
-
-def event_payload(data: dict) -> dict:
-    """The error object of an ``error`` or ``response.failed`` event."""
-    if data.get("type") == "error":
-        nested = data.get("error")
-        return nested if isinstance(nested, dict) else data
-    response = data.get("response")
-    err = response.get("error") if isinstance(response, dict) else None
-    return err if isinstance(err, dict) else {}
 
 
 def client_error(failure: UpstreamFailure) -> GatewayError:
@@ -170,6 +137,14 @@ def client_error(failure: UpstreamFailure) -> GatewayError:
                             code=failure.code if failure.in_stream else "upstream_error")
     return GatewayError(status, failure.message, code=failure.code,
                         type=None if failure.in_stream else failure.type)
+
+
+def in_stream(code: str | None, message: str = "") -> GatewayError:
+    """What the client is told about an in-stream failure that names *code*: the
+    status, type and code the same failure has over HTTP before the first byte
+    (a dialect that renders it mid-stream derives its own shape from this)."""
+    return client_error(UpstreamFailure(status_of(code), message or "The upstream reported a "
+                                        "failure.", code or "upstream_error", in_stream=True))
 
 
 def transport_failure(exc: TransportError) -> UpstreamFailure:

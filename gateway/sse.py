@@ -11,10 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from .jsonio import dumps_text, loads
+from .protocol import TERMINAL
 
-TERMINAL_TYPES = frozenset(
-    {"response.completed", "response.incomplete", "response.failed", "error"}
-)
 
 KEEPALIVE = b": keep-alive\n\n"
 
@@ -52,7 +50,7 @@ class Event:
 
     @property
     def terminal(self) -> bool:
-        return self.type in TERMINAL_TYPES
+        return self.type in TERMINAL
 
 
 class SSEParser:

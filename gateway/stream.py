@@ -20,7 +20,8 @@ import time
 from collections.abc import Callable, Iterator
 
 from . import failures
-from .errors import TransportError
+from .errors import GatewayError, TransportError
+from .protocol import COMPLETED, FAILURES, FINAL, LIFECYCLE, OutputCollector
 from .record import Outcome, RequestRecord
 from .sse import Event, SSEParser
 from .upstream import transport
@@ -28,11 +29,6 @@ from .upstream import transport
 # A relayed stream's reader has nothing yet: the loop waits on the socket (gateway.relay).
 WAITING = transport.WAITING
 
-# Events that only announce a response (or report the account's quota); anything else
-# means the answer started.
-LIFECYCLE = frozenset({"response.created", "response.in_progress", "response.queued",
-                       "codex.rate_limits"})
-FAILURE_TYPES = frozenset({"response.failed", "error"})
 
 
 class UpstreamStream:
@@ -121,12 +117,12 @@ class UpstreamStream:
 
     def _observe(self, event: Event) -> None:
         kind = event.type
-        if kind == "response.completed" or kind == "response.incomplete":
+        if kind in FINAL:
             data = event.data or {}
             self.record.add_response(data.get("response"))
-            self.outcome = Outcome.COMPLETED if kind == "response.completed" else Outcome.INCOMPLETE
+            self.outcome = Outcome.COMPLETED if kind == COMPLETED else Outcome.INCOMPLETE
             self._terminal = True
-        elif kind in FAILURE_TYPES:
+        elif kind in FAILURES:
             self._terminal = True
             self.outcome = Outcome.FAILED
             failure = failures.from_event(event.data)
@@ -159,7 +155,7 @@ class UpstreamStream:
                 self._pending.extend(events)  # the whole read: events after the start too
                 for event in events:
                     kind = event.type
-                    if kind in FAILURE_TYPES:
+                    if kind in FAILURES:
                         return failures.from_event(event.data)
                     if kind not in LIFECYCLE:
                         return None
@@ -231,6 +227,32 @@ class UpstreamStream:
                 yield None
             else:
                 yield from batch
+
+    def final(self) -> dict:
+        """Read the whole answer and return the final Responses object (a client
+        that did not ask to stream); a failure raises what the client is told."""
+        collector = OutputCollector()
+        wants = collector.WANTS
+        try:
+            for event in self.events():
+                if event is None:
+                    continue
+                kind = event.type
+                if kind in FAILURES:
+                    err = failures.client_error(failures.from_event(event.data))
+                    self.close(Outcome.FAILED, status=err.status, code=err.code)
+                    raise err
+                if kind in wants:
+                    collector.observe(kind, event.data)
+        finally:
+            if collector.response is None and not self.record.finished:
+                self.close(status=502, code="stream_truncated")
+        final = collector.final()
+        if final is None:
+            raise GatewayError(502, "The upstream ended without a final response.",
+                               code="stream_truncated")
+        self.close()
+        return final
 
     # -- the end -----------------------------------------------------------
     def close(self, outcome: Outcome | None = None, *, status: int = 200,

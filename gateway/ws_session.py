@@ -28,6 +28,7 @@ from collections.abc import Callable, Mapping
 from .dialects.responses import ws_frames
 from .dialects.responses.ws_memory import ConnectionMemory
 from .errors import GatewayError
+from .protocol import ERROR, OutputCollector
 from .jsonio import dumps_text
 from .record import Outcome
 from .relay import DONE
@@ -150,7 +151,7 @@ class Session:
             return None
         if stream is None:
             return None
-        collector = ws_frames.Collector()
+        collector = OutputCollector()
         texts: list[str] = []
         deadline = time.monotonic() + PREWARM_WAIT
         done = False
@@ -159,7 +160,7 @@ class Session:
                 if event is None:
                     self.ws.poll()
                     self._keepalive()
-                elif event.type == "error":
+                elif event.type == ERROR:
                     break
                 else:
                     texts.append(event.data_text)
@@ -177,7 +178,7 @@ class Session:
 
     def _relay(self, stream, full_input: list, turn: str) -> None:
         self.responses += 1
-        collector = ws_frames.Collector()
+        collector = OutputCollector()
         try:
             self.turn_state.observe(turn, stream.client_headers().get(ws_frames.TURN_STATE))
         except BaseException:
@@ -256,7 +257,7 @@ def _texts(batch, collector) -> list[str]:
     wants = collector.WANTS
     for event in batch:
         kind = event.type
-        if kind == "error":
+        if kind == ERROR:
             texts.append(dumps_text(ws_frames.error_event_frame(event.data)))
         else:
             texts.append(event.data_text)

@@ -38,7 +38,7 @@ def create():
     upstream = st.executor.open(call)
     headers = upstream.client_headers()
     if not req.stream:
-        final = st.executor.collect(upstream)
+        final = upstream.final()
         completion = completion_from_response(final, model, tool_names=req.tool_names,
                                               stop=req.stop)
         return common.json_response(completion, headers=headers)

@@ -97,7 +97,7 @@ def call_model(target: str):
     upstream = st.executor.open(call)
     headers = upstream.client_headers()
     if not stream:
-        final = st.executor.collect(upstream)
+        final = upstream.final()
         return common.json_response(response_from_final(
             final, name, thoughts=req.thoughts, tool_names=req.tool_names, stop=req.stop),
             headers=headers)

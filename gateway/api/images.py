@@ -83,7 +83,7 @@ def _serve(req: images_request.ImagesRequest):
 
     def one(record):
         upstream = st.executor.open(call(record))
-        return upstream.client_headers(), st.executor.collect(upstream)
+        return upstream.client_headers(), upstream.final()
 
     records = [g.record] + [st.executor.record_for("images", principal, model=g.record.model_asked)
                             for _ in range(req.n - 1)]

@@ -41,7 +41,7 @@ def create():
     upstream = st.executor.open(call)
     headers = upstream.client_headers()
     if not req.stream:
-        final = st.executor.collect(upstream)
+        final = upstream.final()
         message = message_from_response(final, req.model, thinking=req.thinking,
                                         tool_names=req.tool_names, stop=req.stop)
         return common.json_response(message, headers=headers)

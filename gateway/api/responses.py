@@ -36,5 +36,5 @@ def create():
     upstream = st.executor.open(call)
     headers = upstream.client_headers()
     if not req.stream:
-        return common.json_response(st.executor.collect(upstream), headers=headers)
+        return common.json_response(upstream.final(), headers=headers)
     return common.sse_response(events.frames(upstream), headers, upstream)

@@ -67,6 +67,7 @@ import orjson
 from requests.structures import CaseInsensitiveDict
 
 from .. import failures, jsonio
+from ..protocol import COMPLETED, OUTPUT_ITEM_DONE, TERMINAL, OutputCollector, code_of
 from ..background import weak_loop
 from ..errors import TransportError, UpstreamBroken, UpstreamTimeout
 from ..statefiles import atomic_write, private_dir
@@ -79,7 +80,6 @@ FALLBACK_FILE = "upstream-websocket-fallback.json"
 PROBE_AFTER = 30.0
 PROBE_WAIT = 2.0
 REAP_EVERY = 15.0
-TERMINAL = frozenset({"response.completed", "response.incomplete", "response.failed", "error"})
 # Refused upgrades that are about the account (its login, its limit), not about
 # WebSockets: HTTP serves that request, and the account is not kept on HTTP.
 ACCOUNT_REFUSALS = frozenset({401, 403, 429})
@@ -399,7 +399,7 @@ class Reader(transport.Relayable):
     this response when it completed; closed before that (the client left, a
     timeout, a failover) it is closed, which stops the backend at once."""
 
-    __slots__ = ("_pool", "_conv", "_first", "_prints", "_items", "_done", "_relayed",
+    __slots__ = ("_pool", "_conv", "_first", "_prints", "_output", "_done", "_relayed",
                  "_tick", "_drained")
 
     def __init__(self, pool: SocketPool, conv: Conversation, first: str, prints: list):
@@ -407,7 +407,7 @@ class Reader(transport.Relayable):
         self._conv = conv
         self._first = first
         self._prints = prints
-        self._items: dict[int, dict] = {}
+        self._output = OutputCollector()
         self._done = self._relayed = self._tick = self._drained = False
 
     # -- relayed: a loop waits on the socket for this reader (gateway.relay) --------
@@ -434,7 +434,7 @@ class Reader(transport.Relayable):
         for text in texts:  # what one wake brought leaves in one write
             kind, frame = sse_frame(text)
             frames.append(frame)
-            if kind == "response.output_item.done" or kind in TERMINAL:
+            if kind == OUTPUT_ITEM_DONE or kind in TERMINAL:
                 self._observe(kind, text)
                 if self._done:
                     break  # the socket is back in the pool: what follows is not this answer's
@@ -456,7 +456,7 @@ class Reader(transport.Relayable):
             if text is None:
                 return None
         kind, frame = sse_frame(text)
-        if kind == "response.output_item.done" or kind in TERMINAL:
+        if kind == OUTPUT_ITEM_DONE or kind in TERMINAL:
             self._observe(kind, text)
         return frame
 
@@ -465,19 +465,13 @@ class Reader(transport.Relayable):
             data = jsonio.loads(text)
         except ValueError:
             data = None
-        data = data if isinstance(data, dict) else {}
-        if kind == "response.output_item.done":
-            index, item = data.get("output_index"), data.get("item")
-            if isinstance(index, int) and isinstance(item, dict):
-                self._items[index] = item
+        output = self._output
+        output.observe(kind, data if isinstance(data, dict) else None)
+        if kind == OUTPUT_ITEM_DONE:
             return
         conv = self._conv
-        if kind == "response.completed":
-            response = data.get("response") if isinstance(data.get("response"), dict) else {}
-            output = response.get("output")
-            if not isinstance(output, list) or not output:
-                output = [self._items[i] for i in sorted(self._items)]
-            conv.remember(response.get("id"), self._prints, output)
+        if kind == COMPLETED:
+            conv.remember(output.response_id, self._prints, output.output())
         else:
             conv.forget()
         self._done = True
@@ -607,7 +601,7 @@ class CodexSockets:
             frame["previous_response_id"] = conv.response_id
             frame["input"] = items[start:]
         first, error = self._send(conv, frame, read_timeout)
-        if error is not None and start is not None and _code(error) == "previous_response_not_found":
+        if error is not None and start is not None and code_of(error) == "previous_response_not_found":
             conv.forget()
             frame.pop("previous_response_id", None)
             frame["input"] = items
@@ -664,9 +658,3 @@ def refusal(refused: websocket.Refused) -> Answer:
     return Answer(502, CaseInsensitiveDict(), jsonio.dumps(
         {"error": {"message": message, "type": "server_error",
                    "code": "upstream_websocket_refused"}}))
-
-
-def _code(error: dict) -> str | None:
-    nested = error.get("error")
-    code = nested.get("code") if isinstance(nested, dict) else error.get("code")
-    return code if isinstance(code, str) else None

@@ -475,4 +475,6 @@ def stream_fault(name: str, events: list[tuple], params: dict) -> tuple[list[tup
         tail = ("error", {"code": params.get("code", "rate_limit_exceeded"), "param": None,
                           "message": params.get("message", "Rate limit reached. "
                                                 "Please try again in 1.5s.")})
+    if params.get("after_output"):  # the answer started: the failure arrives mid-stream
+        return _cut_after_deltas(events) + [tail], "clean"
     return [created, in_progress, tail], "clean"

@@ -212,7 +212,7 @@ def test_terminal(before, terminal, include_usage, finish, usage):
 FAILURES = [
     ("response.failed", {"type": "response.failed", "response": {"status": "failed", "error": {
         "code": "server_is_overloaded", "message": "busy"}}},
-     {"message": "busy", "type": "server_error", "code": "server_is_overloaded"}),
+     {"message": "busy", "type": "overloaded_error", "code": "server_is_overloaded"}),
     ("response.failed without error", {"type": "response.failed", "response": {}},
      {"message": "upstream error (response_failed)", "type": "server_error", "code": "response_failed"}),
     ("error event", {"type": "error", "code": "rate_limit_exceeded", "message": "slow down", "param": None},

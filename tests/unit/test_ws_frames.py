@@ -1,4 +1,4 @@
-"""The Responses WebSocket dialect: frame parsing, error frames, prewarm, collection."""
+"""The Responses WebSocket dialect: frame parsing, error frames, prewarm."""
 from __future__ import annotations
 
 import json
@@ -101,34 +101,3 @@ def test_in_stream_errors_become_error_frames_with_a_status(data, status, code):
     frame = ws_frames.error_event_frame(data)
     assert frame["type"] == "error" and frame["status"] == status
     assert frame["error"]["code"] == code and frame["error"]["message"]
-
-
-def _collect(events):
-    c = ws_frames.Collector()
-    for kind, data in events:
-        if kind in c.WANTS:
-            c.observe(kind, data)
-    return c
-
-
-ITEM_A = {"type": "reasoning", "id": "rs_1"}
-ITEM_B = {"type": "function_call", "id": "fc_1"}
-
-
-def test_collector_keeps_output_items_in_output_order():
-    c = _collect([("response.created", {"response": {"id": "resp_1"}}),
-                  ("response.output_item.done", {"output_index": 1, "item": ITEM_B}),
-                  ("response.output_item.done", {"output_index": 0, "item": ITEM_A}),
-                  ("response.output_text.delta", {"delta": "x"}),
-                  ("response.completed", {"response": {"id": "resp_1", "output": []}})])
-    assert c.continuable and c.response_id == "resp_1" and c.output() == [ITEM_A, ITEM_B]
-
-
-def test_collector_falls_back_to_the_final_output_and_refuses_failures():
-    c = _collect([("response.completed", {"response": {"id": "r", "output": [ITEM_A]}})])
-    assert c.continuable and c.output() == [ITEM_A]
-    failed = _collect([("response.created", {"response": {"id": "r"}}),
-                       ("response.failed", {"response": {"id": "r"}})])
-    assert not failed.continuable and failed.outcome == "failed"
-    assert not _collect([("response.created", {"response": {"id": "r"}})]).continuable
-    assert not _collect([("response.completed", None)]).continuable

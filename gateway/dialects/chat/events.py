@@ -17,23 +17,16 @@ import os
 import time
 from json.encoder import encode_basestring_ascii as _quote
 
+from gateway import failures
 from gateway.dialects.stops import first_stop, held_length
 from gateway.dialects.translator import Translator
+from gateway.protocol import error_of
 
 DONE = b"data: [DONE]\n\n"
 _TAIL = ',"finish_reason":null}]}\n\n'
 _dumps = json.JSONEncoder(separators=(",", ":")).encode
 _TOOL_ITEMS = frozenset({"function_call", "custom_tool_call"})
 _LENGTH_REASONS = frozenset({"max_output_tokens", "max_tokens"})
-_ERROR_TYPES = {
-    "rate_limit_exceeded": "rate_limit_error",
-    "usage_limit_reached": "rate_limit_error",
-    "usage_not_included": "permission_error",
-    "insufficient_quota": "rate_limit_error",
-    "context_length_exceeded": "invalid_request_error",
-    "invalid_prompt": "invalid_request_error",
-    "stream_truncated": "server_error",
-}
 
 
 def new_completion_id() -> str:
@@ -80,17 +73,15 @@ def finish_reason(response: dict, has_tool_calls: bool, *, incomplete: bool = Fa
 
 
 def upstream_error(payload: dict | None, default_code: str) -> dict:
-    """An upstream ``error`` object -> the chat ``{"message","type","code"}`` shape."""
+    """An upstream ``error`` object -> the chat ``{"message","type","code"}`` shape,
+    typed as the same failure is over HTTP before the first byte."""
     err = payload if isinstance(payload, dict) else {}
     code = err.get("code")
     code = code if isinstance(code, str) and code else default_code
     message = err.get("message")
-    kind = err.get("type")
-    if not isinstance(kind, str) or kind == "error":
-        kind = _ERROR_TYPES.get(code, "server_error")
     return {
         "message": message if isinstance(message, str) and message else f"upstream error ({code})",
-        "type": kind,
+        "type": failures.in_stream(code).type,
         "code": code,
     }
 
@@ -326,13 +317,10 @@ class ChatStreamTranslator(Translator):
         return self._finish(reason, usage_from_response(response))
 
     def _on_failed(self, data: dict) -> list[bytes]:
-        response = data.get("response")
-        error = response.get("error") if isinstance(response, dict) else None
-        return self._fail(upstream_error(error, "response_failed"))
+        return self._fail(upstream_error(error_of(data, "response.failed"), "response_failed"))
 
     def _on_error(self, data: dict) -> list[bytes]:
-        nested = data.get("error")
-        return self._fail(upstream_error(nested if isinstance(nested, dict) else data, "upstream_error"))
+        return self._fail(upstream_error(error_of(data, "error"), "upstream_error"))
 
 
 ChatStreamTranslator.HANDLERS = {

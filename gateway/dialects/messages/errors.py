@@ -12,6 +12,7 @@ overloaded; a gateway fault stays an ``api_error``.
 """
 from __future__ import annotations
 
+from gateway import failures
 from gateway.errors import GatewayError
 from gateway.jsonio import dumps_text
 
@@ -94,7 +95,6 @@ def frame_for(kind: str, message: str) -> bytes:
 
 
 def stream_error_type(code, message) -> str:
-    """An in-stream upstream failure (Responses ``error``/``response.failed``) -> a type."""
-    if is_overloaded(code, message):
-        return "overloaded_error"
-    return _TYPE_BY_CODE.get(code if isinstance(code, str) else "", "api_error")
+    """An in-stream upstream failure (Responses ``error``/``response.failed``) -> the
+    type the same failure has over HTTP before the first byte."""
+    return error_type(failures.in_stream(code if isinstance(code, str) else None, message))

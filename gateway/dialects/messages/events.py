@@ -32,6 +32,7 @@ import os
 from json.encoder import encode_basestring_ascii as _quote
 
 from gateway.jsonio import dumps_text
+from gateway.protocol import error_of
 
 from ..stops import first_stop
 from ..translator import Translator
@@ -467,12 +468,10 @@ class MessagesStreamTranslator(Translator):
         return self._finish(reason, usage_from_response(response, self._searches))
 
     def _on_failed(self, data: dict) -> list[bytes]:
-        response = data.get("response")
-        return self._fail(response.get("error") if isinstance(response, dict) else None)
+        return self._fail(error_of(data, "response.failed"))
 
     def _on_error(self, data: dict) -> list[bytes]:
-        nested = data.get("error")
-        return self._fail(nested if isinstance(nested, dict) else data)
+        return self._fail(error_of(data, "error"))
 
 
 MessagesStreamTranslator.HANDLERS = {

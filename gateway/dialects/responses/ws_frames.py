@@ -18,6 +18,7 @@ from __future__ import annotations
 import time
 import uuid
 
+from ... import failures
 from ...errors import GatewayError, bad_request
 from ...jsonio import loads
 
@@ -27,14 +28,6 @@ TRANSPORT_KEYS = ("type", "stream", "generate", "previous_response_id")
 # client_metadata entries that are request headers over HTTP (Codex 0.169/0.171).
 FRAME_HEADERS = ("x-codex-turn-metadata", "x-codex-window-id")
 TURN_STATE = "x-codex-turn-state"
-
-# In-stream error codes → the HTTP status the same failure has before the first byte.
-_STATUS_BY_CODE = {
-    "context_length_exceeded": 400, "invalid_request": 400, "invalid_request_error": 400,
-    "invalid_prompt": 400, "rate_limit_exceeded": 429, "insufficient_quota": 429,
-    "usage_limit_reached": 429, "usage_not_included": 429, "upstream_timeout": 504,
-}
-
 
 def parse(text) -> dict:
     """A client frame as a dict; a 400 ``GatewayError`` that says what is wrong."""
@@ -147,64 +140,8 @@ def error_frame(err: GatewayError) -> dict:
 def error_event_frame(data: dict | None) -> dict:
     """An in-stream Responses ``error`` event (the upstream's, or the gateway's for
     a broken stream) as the WebSocket error frame, with the status the same
-    failure has over HTTP before the first byte."""
-    data = data or {}
-    inner = data.get("error") if isinstance(data.get("error"), dict) else data
-    code = inner.get("code") if isinstance(inner.get("code"), str) else None
-    message = inner.get("message")
-    message = message if isinstance(message, str) and message else \
-        "The upstream reported a failure."
-    status = _STATUS_BY_CODE.get(code or "", 502)
-    kind = inner.get("type") if isinstance(inner.get("type"), str) and inner is not data \
-        else None
-    err = GatewayError(status, message, code=code or "upstream_error", type=kind)
-    return error_frame(err)
-
-
-class Collector:
-    """Reads the events of one upstream response for what the memory keeps: its
-    id, whether it completed, and its output items in order."""
-
-    WANTS = frozenset({"response.created", "response.output_item.done", "response.completed",
-                       "response.incomplete", "response.failed"})
-
-    def __init__(self) -> None:
-        self.response_id = ""
-        self.outcome = ""
-        self._items: dict[int, dict] = {}
-        self._final: list | None = None
-
-    def observe(self, kind: str, data: dict | None) -> None:
-        if not data:
-            return
-        if kind == "response.output_item.done":
-            index, item = data.get("output_index"), data.get("item")
-            if isinstance(item, dict):
-                self._items[index if isinstance(index, int) else len(self._items)] = item
-            return
-        response = data.get("response")
-        if not isinstance(response, dict):
-            return
-        rid = response.get("id")
-        if isinstance(rid, str) and rid:
-            self.response_id = rid
-        if kind in ("response.completed", "response.incomplete", "response.failed"):
-            self.outcome = kind.rpartition(".")[2]
-            output = response.get("output")
-            if isinstance(output, list) and output:
-                self._final = output
-
-    @property
-    def continuable(self) -> bool:
-        """A response the client may continue from (``previous_response_id``)."""
-        return bool(self.response_id) and self.outcome in ("completed", "incomplete")
-
-    def output(self) -> list:
-        """The output items as the client saw them (``output_item.done``), else the
-        final response's ``output``."""
-        if self._items:
-            return [self._items[i] for i in sorted(self._items)]
-        return list(self._final or [])
+    failure has over HTTP before the first byte (one path: ``gateway.failures``)."""
+    return error_frame(failures.client_error(failures.from_event(data)))
 
 
 def _header_safe(value: str) -> bool:
