@@ -28,6 +28,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import parse_qsl, urlsplit
 
+from tests.fakes.ws_server import readable
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 _POLL = 0.05  # seconds between checks while waiting; bounds reaction to stop()
 
@@ -219,8 +221,7 @@ class RequestHandler(BaseHTTPRequestHandler):
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 return True
-            readable, _, _ = select.select([self.connection], [], [], min(remaining, _POLL))
-            if readable and not self._peer_closed():
+            if readable(self.connection, min(remaining, _POLL)) and not self._peer_closed():
                 time.sleep(min(remaining, _POLL))  # unexpected bytes: do not spin
 
 
@@ -393,5 +394,4 @@ class FakeProcess:
 
 def _readline(proc: subprocess.Popen, timeout: float) -> str:
     """First stdout line of *proc*, or "" if none comes within *timeout*."""
-    readable, _, _ = select.select([proc.stdout], [], [], timeout)
-    return proc.stdout.readline().strip() if readable else ""
+    return proc.stdout.readline().strip() if readable(proc.stdout, timeout) else ""

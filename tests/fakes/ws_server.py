@@ -19,6 +19,14 @@ from wsproto.events import BytesMessage, CloseConnection, Ping, TextMessage
 from wsproto.utilities import generate_accept_token
 
 
+
+def readable(sock, timeout: float) -> bool:
+    """Whether *sock* has something to read within *timeout* seconds. poll, not
+    select: select refuses descriptors above 1023, which a long test run reaches."""
+    poll = select.poll()
+    poll.register(sock.fileno(), select.POLLIN | select.POLLPRI)
+    return bool(poll.poll(max(timeout, 0.0) * 1000))
+
 class Gone(Exception):
     """The peer closed the socket (or it broke)."""
 
@@ -56,7 +64,7 @@ class ServerSocket:
             if self.closed:
                 raise Gone()
             try:
-                ready, _, _ = select.select([self.sock], [], [], timeout)
+                ready = readable(self.sock, timeout)
             except (OSError, ValueError):
                 raise Gone() from None
             if not ready:
