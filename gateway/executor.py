@@ -22,9 +22,9 @@ from .headers import header_list
 from .policy import quota
 from .record import Outcome, RequestRecord, log_sink
 from .stream import UpstreamStream
-from .upstream import profiles_for, transport
+from .upstream import profiles_for
 from .upstream.catalog import BackendCatalog
-from .upstream.sockets import CodexSockets
+from .upstream.wire import Wire
 
 TRANSPORT_COOLDOWN = 5.0  # seconds an unreachable account is skipped
 # How long a streaming client may wait for the answer to start while the executor
@@ -66,7 +66,8 @@ class Executor:
         self.catalogs = BackendCatalog(config, pool, self.profiles,
                                        self.profiles["codex"].identity, config_mod.catalog(config))
         self.sinks = tuple(sinks)
-        self.sockets = CodexSockets(config.upstream, config.state_dir)
+        self.wire = Wire(config.upstream, config.state_dir,
+                         max(config.upstream.pool_maxsize, config.server.threads))
 
     @property
     def catalog(self):
@@ -140,7 +141,7 @@ class Executor:
         except GatewayError:
             return None
         account = next(iter(selection.ready()), None)
-        if account is None or not self.sockets.serves(account):
+        if account is None:
             return None
         cfg = self.config
         profile = self.profiles[account.kind]
@@ -154,19 +155,19 @@ class Executor:
         headers = profile.headers(creds, call.headers, cont)
         rec.attempts += 1
         try:
-            resp = self.sockets.post(account, profile, (call.principal, cont.key), body,
-                                     headers, (cfg.upstream.connect_timeout,
-                                               cfg.upstream.read_timeout), prewarm=True)
+            answer = self.wire.send(account, profile, (call.principal, cont.key), body, headers,
+                                    (cfg.upstream.connect_timeout, cfg.upstream.read_timeout),
+                                    prewarm=True)
         except TransportError:
             return None
-        if resp is None or resp.status_code >= 300:
+        if answer is None or not answer.ok:
             return None
         rec.account, rec.model_sent, rec.upstream_transport = account.id, body.get("model"), \
-            resp.transport
+            answer.transport
         return UpstreamStream(
-            resp, rec, read_timeout=cfg.upstream.read_timeout, keepalive=call.keepalive,
+            answer.reader, rec, read_timeout=cfg.upstream.read_timeout, keepalive=call.keepalive,
             timed=True,
-            headers=self._client_headers(call, cont, dropped, profile, resp.headers, creds),
+            headers=self._client_headers(call, cont, dropped, profile, answer.headers, creds),
             hidden=self._hidden(call))
 
     def _resolve_model(self, call: Call) -> str:
@@ -224,8 +225,8 @@ class Executor:
             sent_at = time.time()
             rec.attempts += 1
             try:
-                resp = self._post(account, profile, (call.principal, cont.key), body, headers,
-                                  timeout)
+                answer = self.wire.send(account, profile, (call.principal, cont.key), body,
+                                        headers, timeout)
             except TransportError as exc:
                 failure = failures.transport_failure(exc)
                 if failure.retried_on_same_account and not retried_same:
@@ -234,32 +235,31 @@ class Executor:
                 self.pool.record_failure(account, failure.status, failure.code,
                                          time.time() + TRANSPORT_COOLDOWN)
                 raise _Failover(failure) from None
-            if resp.status_code < 300:
+            if answer.ok:
                 stream = UpstreamStream(
-                    resp, rec, read_timeout=cfg.upstream.read_timeout, keepalive=call.keepalive,
-                    timed=call.stream,
-                    headers=self._client_headers(call, cont, dropped, profile, resp.headers,
+                    answer.reader, rec, read_timeout=cfg.upstream.read_timeout,
+                    keepalive=call.keepalive, timed=call.stream,
+                    headers=self._client_headers(call, cont, dropped, profile, answer.headers,
                                                  creds),
                     on_failure=lambda f: self._cool(account, f), hidden=self._hidden(call))
                 failure = stream.prime(min(call.keepalive or FIRST_EVENT_WAIT, FIRST_EVENT_WAIT))
                 if failure is not None and failure.fails_over:
                     stream.discard()
-                    if self.sockets.falls_back(resp, account, failure):
+                    if self.wire.falls_back(answer, account, failure):
                         continue  # the socket broke before the answer started: HTTP serves it
                     if failure.retried_on_same_account and not retried_same:
                         retried_same = True
                         continue  # failed before the answer started: once more, same account
                     raise self._classify(account, failure)
-                limits = profile.rate_limits(resp.headers)
+                limits = profile.rate_limits(answer.headers)
                 self.pool.record_success(account, limits, sent_at)
-                self.catalogs.note_models_etag(resp.headers.get("X-Models-Etag"))
+                self.catalogs.note_models_etag(answer.headers.get("X-Models-Etag"))
                 if rec.transport == "websocket" and not self._hidden(call):
                     stream.announce(quota.rate_limits_event(limits))
                 rec.account, rec.model_sent = account.id, body.get("model")
-                rec.upstream_transport = getattr(resp, "transport", "http")
+                rec.upstream_transport = answer.transport
                 return stream
-            failure = failures.from_http(resp.status_code, transport.read_body(resp),
-                                         resp.headers)
+            failure = failures.from_http(answer.status, answer.body, answer.headers)
             if failure.status == 401 and not refreshed:
                 refreshed = True
                 if self.pool.refresh(account, creds.token):
@@ -274,17 +274,6 @@ class Executor:
                 retried_same = True
                 continue  # a server error: once more on the same account before it cools
             raise self._classify(account, failure)
-
-    def _post(self, account, profile, conversation: tuple, body: dict, headers: dict, timeout):
-        """Send to the upstream: on the conversation's WebSocket when the account's
-        backend takes it (``upstream.codex_transport``), else (or when it cannot) HTTP."""
-        if self.sockets.serves(account):
-            resp = self.sockets.post(account, profile, conversation, body, headers, timeout)
-            if resp is not None:
-                return resp
-        cfg = self.config
-        return transport.post(profile.url(account), body, headers, timeout,
-                              max(cfg.upstream.pool_maxsize, cfg.server.threads))
 
     def _classify(self, account, failure: UpstreamFailure) -> Exception:
         """Fail over to the next account, or answer the client now."""

@@ -82,6 +82,6 @@ def post_fork(server, worker):
 def post_worker_init(worker):
     """On a graceful stop (reload, stop), open WebSockets let their running response
     finish, then close with 1001: they watch this worker's ``alive`` flag."""
-    from gateway import wsio
+    from gateway.clientws import connection
 
-    wsio.watch_worker(worker)
+    connection.watch_worker(worker)

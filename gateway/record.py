@@ -92,8 +92,11 @@ class RequestRecord:
         if isinstance(tier, str) and tier:
             self.service_tier = tier[:32]
 
-    def finish(self, status: int, outcome: Outcome, error_code: str | None = None) -> None:
-        """Close the record once and hand it to the sinks; later calls are no-ops."""
+    def finish(self, status: int, outcome: Outcome, error_code: str | None = None,
+               defer: Callable | None = None) -> None:
+        """Close the record once and hand it to the sinks; later calls are no-ops.
+        *defer*: run the sinks through it (``defer(callable)``: the relay loop's
+        :class:`gateway.relay.Later`, so a slow store never holds the loop)."""
         if self._finished:
             return
         self._finished = True
@@ -102,6 +105,12 @@ class RequestRecord:
         if error_code:
             self.error_code = error_code
         self.ended = time.monotonic()
+        if defer is not None and self.sinks:
+            defer(self._report)
+        else:
+            self._report()
+
+    def _report(self) -> None:
         for sink in self.sinks:
             try:
                 sink(self)

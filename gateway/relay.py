@@ -31,6 +31,11 @@ answer closed at once: the frames generator is closed, which closes the
 upstream answer and records ``client_closed``; the request thread then raises
 ``EPIPE`` so gunicorn closes the connection quietly.
 
+The writes an answer's end asks for (the request record's sinks, an in-stream
+limit's cooldown in the health store) are not the loop's to wait on: a store
+that hangs (Redis unreachable: the link's timeout) would hold every stream of
+the worker. The loop hands them to :class:`Later`, one thread per worker.
+
 Linux only (``epoll``); :func:`available` says whether this process has it.
 """
 from __future__ import annotations
@@ -41,15 +46,51 @@ import heapq
 import itertools
 import logging
 import os
+import queue
 import select
 import socket
 import threading
 import time
 from collections.abc import Iterator
 
-from .stream import WAITING
 
 log = logging.getLogger("gateway.relay")
+
+# -- the reader contract the loop drives ------------------------------------------------
+# A reader's ``next(timeout)`` returns what arrived (parsed events), None (nothing
+# in *timeout*), EOF (the answer's body ended) or, once relayed, WAITING (the socket
+# is empty: the loop waits on it and calls again).
+EOF = object()
+WAITING = object()
+READ = object()  # Relayable._relay_early: nothing to say before reading the socket
+
+
+class Relayable:
+    """What makes a reader drivable by :mod:`gateway.relay` (the upstream HTTP body
+    reader, the backend WebSocket's): ``relay()`` turns waiting off,
+    ``tick()`` marks a keep-alive interval. Subclasses hold ``_relayed``, ``_tick``
+    and ``_drained`` (the last read emptied the socket) in their slots."""
+
+    __slots__ = ()
+
+    def relay(self) -> None:
+        """From now on ``next`` never waits: ``WAITING`` when the socket has
+        nothing, ``None`` once after :meth:`tick` (a keep-alive interval passed)."""
+        self._relayed = True
+
+    def tick(self) -> None:
+        self._tick = True
+
+    def _relay_early(self):
+        """``None`` after a tick, ``WAITING`` after a read that emptied the socket
+        (asking again would only provoke an ``EAGAIN`` exception, ~2 µs), else ``READ``."""
+        if self._tick:
+            self._tick = False
+            return None
+        if self._drained:
+            self._drained = False
+            return WAITING
+        return READ
 
 # The worker sets this in the WSGI environ when the client socket is plain HTTP/1.1
 # the relay may write to (gateway.workers.ThreadWorker).
@@ -97,6 +138,49 @@ class Flow:
         self.done = threading.Event()
 
 
+LATER_LIMIT = 10_000  # end-of-answer writes waiting at most (then dropped, and said)
+
+
+class Later:
+    """Writes run on a thread of their own, in order (bounded: when the store is
+    so slow that ``limit`` are waiting, new ones are dropped and a warning says so
+    once per episode). The thread starts with the first write."""
+
+    def __init__(self, limit: int = LATER_LIMIT) -> None:
+        self._queue: queue.Queue = queue.Queue(limit)
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+        self._full = False
+        self.dropped = 0
+
+    def put(self, write) -> None:
+        """Run *write* (a callable) soon, off the caller's thread."""
+        if self._thread is None:
+            with self._lock:
+                if self._thread is None:
+                    self._thread = threading.Thread(target=self._run, name="gateway-later",
+                                                    daemon=True)
+                    self._thread.start()
+        try:
+            self._queue.put_nowait(write)
+            self._full = False
+        except queue.Full:
+            self.dropped += 1
+            if not self._full:
+                self._full = True
+                log.warning("relay: %d end-of-answer writes are waiting (a store is slow or "
+                            "unreachable); dropping new ones", self._queue.maxsize)
+
+    def _run(self) -> None:
+        get = self._queue.get
+        while True:
+            write = get()
+            try:
+                write()
+            except Exception:  # noqa: BLE001 - one write's failure must not stop the others
+                log.exception("relay: an end-of-answer write failed")
+
+
 class Relay:
     """The loop; :meth:`carry` is called from request threads."""
 
@@ -111,6 +195,7 @@ class Relay:
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
         self.flows = 0  # open relayed answers (read by tests and the bench)
+        self.later = Later()  # what an answer's end writes, off the loop
 
     # -- request threads -----------------------------------------------------
     def carry(self, frames: Iterator[bytes], stream, client: socket.socket,
@@ -124,7 +209,7 @@ class Relay:
             client.fileno()
         except OSError:
             return None
-        up_fd = stream.relay()
+        up_fd = stream.relay(self.later.put)
         if up_fd is None:
             return None
         flow = Flow(frames, stream, client, chunked, up_fd, on_readable)

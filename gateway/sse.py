@@ -19,13 +19,31 @@ KEEPALIVE = b": keep-alive\n\n"
 
 @dataclass(slots=True)
 class Event:
-    """One SSE frame: its ``event:`` name (or the JSON ``type``), data and raw bytes."""
+    """One event: its ``event:`` name (or the JSON ``type``), data and SSE bytes.
+
+    An event read from SSE keeps the bytes it came in; one that came another way
+    (a backend WebSocket message) gets them only if something asks (the Responses
+    SSE pass-through), so no other path frames it as SSE."""
 
     name: str
     data_text: str
-    raw: bytes
+    _raw: bytes | None = field(default=None, repr=False)
     _data: object = field(default=None, repr=False)
     _parsed: bool = field(default=False, repr=False)
+
+    @property
+    def raw(self) -> bytes:
+        """The event as one SSE frame (built once, when first asked for)."""
+        raw = self._raw
+        if raw is None:
+            text = self.data_text
+            if "\n" in text or "\r" in text:  # one data: line, as the upstream sends
+                try:
+                    text = dumps_text(loads(text))
+                except ValueError:
+                    text = text.replace("\r", "").replace("\n", "\ndata: ")
+            raw = self._raw = encode(text, self.name or None)
+        return raw
 
     @property
     def data(self) -> dict | None:

@@ -16,6 +16,7 @@ early ``response.failed`` can still fail over to another account.
 """
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Callable, Iterator
 
@@ -23,22 +24,19 @@ from . import failures
 from .errors import GatewayError, TransportError
 from .protocol import COMPLETED, FAILURES, FINAL, LIFECYCLE, OutputCollector
 from .record import Outcome, RequestRecord
-from .sse import Event, SSEParser
-from .upstream import transport
+from .relay import EOF, WAITING, Relayable
+from .sse import Event
 
-# A relayed stream's reader has nothing yet: the loop waits on the socket (gateway.relay).
-WAITING = transport.WAITING
 
 
 
 class UpstreamStream:
     """Parsed events of one upstream answer; ``close()`` must always be called."""
 
-    def __init__(self, resp, record: RequestRecord, *, read_timeout: float, keepalive: float,
+    def __init__(self, reader, record: RequestRecord, *, read_timeout: float, keepalive: float,
                  timed: bool, headers: dict[str, str],
                  on_failure: Callable[[failures.UpstreamFailure], None] | None = None,
                  hidden: frozenset[str] = frozenset()):
-        self.resp = resp
         self.record = record
         self.read_timeout = read_timeout
         self.keepalive = keepalive
@@ -47,18 +45,16 @@ class UpstreamStream:
         self.hidden = hidden  # event types dropped before any renderer (an account's quota)
         self.outcome = Outcome.OPEN
         self.error_code: str | None = None
-        self._parser = SSEParser()
         self._pending: list[Event] = []  # read while priming, not yet handed on
         # timed: priming gives up after its deadline (a streaming client must not wait in
         # silence); untimed: a client that wants the final object waits for the start.
-        # An upstream WebSocket answer brings its own reader (same interface).
         self._timed = timed
-        own = getattr(resp, "open_reader", None)
-        self._reader = own() if own else transport.Reader(resp)
+        self._reader = reader  # an upstream Answer's (gateway.relay's reader contract)
         self._terminal = False
         self._eof = False
         self._priming = False
         self._closed = False
+        self._defer: Callable | None = None  # relayed: the loop's writer of end-of-answer writes
 
     def client_headers(self) -> dict[str, str]:
         return self.headers
@@ -70,26 +66,21 @@ class UpstreamStream:
         return self._eof
 
     def _read(self, timeout: float | None) -> list[Event] | None:
-        """The next chunk's events; None when nothing arrived in *timeout*."""
+        """The next read's events; None when nothing arrived in *timeout*."""
         try:
-            chunk = self._reader.next(timeout if timeout is not None else self.read_timeout)
-            if chunk is None or chunk is WAITING:
-                return chunk
+            events = self._reader.next(timeout if timeout is not None else self.read_timeout)
+            if events is None or events is WAITING:
+                return events
         except TransportError as exc:
             return self._end(failures.error_event(exc.code, exc.message), Outcome.UPSTREAM_ERROR)
-        if chunk is transport.EOF:
-            events = self._parser.flush()
-            for event in events:
-                self._observe(event)
-            events = self._visible(events)
+        if events is EOF:
             if self._terminal:
                 self._eof = True
-                return events
-            return events + self._end(
+                return []
+            return self._end(
                 failures.error_event("stream_truncated",
                                      "The upstream stream closed before response.completed."),
                 Outcome.TRUNCATED)
-        events = self._parser.feed(chunk)
         for event in events:
             self._observe(event)
         return self._visible(events)
@@ -130,7 +121,12 @@ class UpstreamStream:
             data = event.data or {}
             self.record.add_usage((data.get("response") or {}).get("usage"))
             if not self._priming and self.on_failure is not None and failure.status == 429:
-                self.on_failure(failure)  # a limit announced inside a 200 still cools the account
+                # a limit announced inside a 200 still cools the account (a store write:
+                # off the relay loop when relayed)
+                if self._defer is not None:
+                    self._defer(functools.partial(self.on_failure, failure))
+                else:
+                    self.on_failure(failure)
 
     def prime(self, seconds: float) -> failures.UpstreamFailure | None:
         """Read until the answer starts; the failure if it failed before that.
@@ -204,15 +200,17 @@ class UpstreamStream:
         read timeout)."""
         return self.keepalive if self.keepalive > 0 else self.read_timeout
 
-    def relay(self) -> int | None:
+    def relay(self, defer: Callable | None = None) -> int | None:
         """Hand the rest of this answer's reading to a loop: the socket to wait on,
         after which :meth:`batches` yields ``WAITING`` instead of waiting; None (and
         nothing changes) when the answer cannot be relayed (it is over, or its
-        reader cannot say which socket to wait on)."""
+        reader cannot say which socket to wait on). *defer* runs the answer's
+        end-of-answer writes (record sinks, a cooldown) off the loop's thread."""
         reader = self._reader
-        fd = reader.relay_fd() if isinstance(reader, transport.Relayable) else None
+        fd = reader.relay_fd() if isinstance(reader, Relayable) else None
         if fd is not None and not self._eof:
             reader.relay()
+            self._defer = defer
             return fd
         return None
 
@@ -266,7 +264,7 @@ class UpstreamStream:
         elif self.outcome is Outcome.OPEN:
             self.outcome = Outcome.CLIENT_CLOSED
         self._reader.close()
-        self.record.finish(status, self.outcome, code or self.error_code)
+        self.record.finish(status, self.outcome, code or self.error_code, defer=self._defer)
 
     def discard(self) -> None:
         """Drop this attempt's answer without finishing the record (failover)."""

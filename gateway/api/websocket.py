@@ -6,7 +6,7 @@ when its provider ``supports_websockets`` (and by default for its built-in
 provider pointed at the gateway).
 
 Thin: it checks the upgrade (the client key before any handshake), takes the
-socket over from gunicorn and hands it to :class:`gateway.ws_session.Session`.
+socket over from gunicorn and hands it to :class:`gateway.clientws.session.Session`.
 With ``server.websockets = false`` every upgrade gets 426, which makes Codex
 fall back to HTTP at once (404/405 cost it seven retries, about 6 s).
 """
@@ -15,10 +15,10 @@ from __future__ import annotations
 from flask import Blueprint, Response, g, request
 from werkzeug.datastructures import Headers
 
-from .. import wsio
+from ..clientws import connection as wsio
 from ..errors import GatewayError, bad_request
 from ..executor import Call
-from ..ws_session import TICK, Session
+from ..clientws.session import TICK, Session
 from . import common
 from ..dialects.responses.request import translate_request
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from ..record import Outcome
 from ..sse import KEEPALIVE, Event
-from ..stream import WAITING
+from ..relay import WAITING
 
 
 class Translator:

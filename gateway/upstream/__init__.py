@@ -4,7 +4,8 @@ Upstream profiles: where a request goes and what its backend accepts.
 
 A profile turns a normalised Responses request into the exact body and
 headers one backend wants (the ChatGPT Codex backend or the OpenAI API), and
-says what that backend's answer headers mean. ``transport`` sends and reads.
+says what that backend's answer headers mean. :class:`.wire.Wire` sends (over
+:mod:`.ws` or :mod:`.http`) and answers one :class:`.answer.Answer` either way.
 """
 from __future__ import annotations
 

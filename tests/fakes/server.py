@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import select
 import signal
 import socket
 import struct

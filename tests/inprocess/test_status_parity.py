@@ -19,10 +19,10 @@ from gateway import protocol
 from gateway.api import websocket as ws_api
 from gateway.dialects.messages.errors import error_type as messages_type
 from gateway.errors import GatewayError
-from gateway.ws_session import Session
-from gateway.wsio import WebSocket
+from gateway.clientws.session import Session
+from gateway.clientws.connection import WebSocket
 from tests.support import CLIENT_KEY, InProcess
-from tests.unit.test_ws_session import Client
+from tests.unit.test_clientws_session import Client
 
 CODES = sorted(protocol.STATUS_BY_CODE)
 RESPONSES = {"model": "gpt-5-codex", "input": "Say hello"}

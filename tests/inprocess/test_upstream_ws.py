@@ -219,7 +219,7 @@ def test_a_refused_upgrade_falls_back_to_http_once_per_account(make_client, upst
 
 def _marked(gw) -> dict:
     """The accounts the shared fallback file keeps on HTTP (empty: none)."""
-    from gateway.upstream.sockets import FALLBACK_FILE
+    from gateway.upstream.ws.fallback import FALLBACK_FILE
     path = Path(gw.config.state_dir).expanduser() / FALLBACK_FILE
     return json.loads(path.read_text()) if path.exists() else {}
 

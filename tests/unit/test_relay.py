@@ -20,7 +20,7 @@ from gateway.dialects.responses import events
 from gateway.record import Outcome, RequestRecord
 from gateway.sse import encode
 from gateway.stream import UpstreamStream
-from gateway.upstream import transport
+from gateway.upstream.http import client as transport
 
 
 def frame(kind, **data):
@@ -135,7 +135,8 @@ def open_stream(upstream, *, keepalive=5.0, read_timeout=30.0, settle=0.0, verif
         resp = transport.post(upstream.url + "/x", {}, {}, (3, 3))
     time.sleep(settle)  # let what the upstream already sent arrive before the reader starts
     record = RequestRecord("responses")
-    stream = UpstreamStream(resp, record, read_timeout=read_timeout, keepalive=keepalive,
+    stream = UpstreamStream(transport.Reader(resp), record, read_timeout=read_timeout,
+                            keepalive=keepalive,
                             timed=True, headers={})
     return stream, record
 
@@ -349,3 +350,34 @@ def test_over_tls_a_record_larger_than_a_read_arrives_whole_at_once(tmp_path, lo
         assert record.outcome is Outcome.COMPLETED
     finally:
         upstream.srv.close()
+
+
+def test_a_slow_end_of_answer_write_does_not_hold_another_relayed_stream(loop):
+    """A record sink (or a cooldown) that hangs — a store unreachable for its link's
+    timeout — runs off the loop: another relayed stream keeps flowing meanwhile."""
+    up_a, up_b = Upstream(), Upstream()
+    a, b = Client(), Client()
+    entered, release = threading.Event(), threading.Event()
+
+    def hanging_sink(record):
+        entered.set()
+        release.wait(30)
+
+    try:
+        up_a.send(CREATED, delta(0))
+        up_b.send(CREATED, delta(0))
+        thread_a, ended_a, record_a = relayed(loop, up_a, a)
+        record_a.sinks = (hanging_sink,)
+        thread_b, ended_b, _ = relayed(loop, up_b, b)
+        up_a.send(COMPLETED, "end")
+        assert entered.wait(5)  # A's end is being written, and hangs
+        up_b.send(delta(1), COMPLETED, "end")
+        assert END in b.read_until(END)  # B still flows through the same loop
+        thread_b.join(5)
+        assert ended_b == ["done"]
+    finally:
+        release.set()
+        up_a.srv.close()
+        up_b.srv.close()
+    thread_a.join(5)
+    assert ended_a == ["done"]

@@ -2,23 +2,23 @@
 from __future__ import annotations
 
 from gateway.record import Outcome, RequestRecord
-from gateway.sse import encode
+from gateway.relay import EOF
+from gateway.sse import SSEParser, encode
 from gateway.stream import UpstreamStream
-from gateway.upstream.transport import EOF
 
 
 class Scripted:
-    """An upstream answer whose reads are given in advance (None: a silent wait)."""
+    """An upstream answer's reader whose reads (SSE bytes) are given in advance
+    (None: a silent wait)."""
 
     def __init__(self, reads):
         self.reads = list(reads)
         self.closed = False
-
-    def open_reader(self):
-        return self
+        self.parser = SSEParser()
 
     def next(self, timeout):
-        return self.reads.pop(0) if self.reads else EOF
+        read = self.reads.pop(0) if self.reads else EOF
+        return self.parser.feed(read) if isinstance(read, bytes) else read
 
     def close(self):
         self.closed = True

@@ -6,7 +6,7 @@ Responses events -> the client's SSE: the exact bytes the upstream sent
 from __future__ import annotations
 
 from ...sse import KEEPALIVE
-from ...stream import WAITING
+from ...relay import WAITING
 
 
 def frames(stream):

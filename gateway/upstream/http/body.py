@@ -1,8 +1,8 @@
-"""gateway.upstream.framing
-~~~~~~~~~~~~~~~~~~~~~~~~~~~~
+"""gateway.upstream.http.body
+~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~
 HTTP/1.1 body framing, decoded incrementally from the bytes a socket gives.
 
-The upstream reader (:class:`gateway.upstream.transport.Reader`) reads the
+The upstream reader (:class:`gateway.upstream.http.client.Reader`) reads the
 socket itself once the answer's headers are parsed: http.client's own chunked
 reading costs a ``poll`` inside every ``recv`` (a socket with a timeout), a
 ``readline`` per chunk size and several Python layers per event, and ``make

@@ -1,6 +1,6 @@
-"""gateway.upstream.transport
-~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~
-Sending to the upstream over HTTP and reading its stream.
+"""gateway.upstream.http.client
+~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~
+Sending to the upstream over HTTP and reading its stream as events.
 
 This is the failure boundary of the HTTP client: ``requests``' and
 ``urllib3``'s exceptions are caught here and raised again as the gateway's own
@@ -27,9 +27,11 @@ import requests
 import urllib3
 from requests.adapters import HTTPAdapter
 
-from .. import jsonio
-from . import framing
-from ..errors import (TransportError, UpstreamBroken, UpstreamConnectTimeout, UpstreamTimeout,
+from ... import jsonio
+from ...relay import EOF, READ, WAITING, Relayable
+from ...sse import SSEParser
+from . import body as framing
+from ...errors import (TransportError, UpstreamBroken, UpstreamConnectTimeout, UpstreamTimeout,
                       UpstreamUnreachable)
 
 _local = threading.local()
@@ -37,8 +39,6 @@ _shared: dict = {}
 _shared_lock = threading.Lock()
 CHUNK = 65536
 RECV = 8192  # per recv: what http.client buffered; a larger one cost RSS per stream (bench)
-EOF = object()  # what ``Reader.next`` returns at the end of the body
-WAITING = object()  # what a relayed reader returns when the socket has nothing yet
 
 
 def session(pool_maxsize: int = 16) -> requests.Session:
@@ -186,47 +186,16 @@ def _socket_of(resp: requests.Response):
         return None
 
 
-READ = object()  # Relayable._relay_early: nothing to say before reading the socket
-
-
-class Relayable:
-    """What makes a reader drivable by :mod:`gateway.relay` (the HTTP body reader
-    here, the backend WebSocket's in ``sockets``): ``relay()`` turns waiting off,
-    ``tick()`` marks a keep-alive interval. Subclasses hold ``_relayed``, ``_tick``
-    and ``_drained`` (the last read emptied the socket) in their slots."""
-
-    __slots__ = ()
-
-    def relay(self) -> None:
-        """From now on ``next`` never waits: ``WAITING`` when the socket has
-        nothing, ``None`` once after :meth:`tick` (a keep-alive interval passed)."""
-        self._relayed = True
-
-    def tick(self) -> None:
-        self._tick = True
-
-    def _relay_early(self):
-        """``None`` after a tick, ``WAITING`` after a read that emptied the socket
-        (asking again would only provoke an ``EAGAIN`` exception, ~2 µs), else ``READ``."""
-        if self._tick:
-            self._tick = False
-            return None
-        if self._drained:
-            self._drained = False
-            return WAITING
-        return READ
-
-
 class Reader(Relayable):
     """An upstream body read with a timeout per wait, in the request's own thread:
-    ``next(timeout)`` returns a chunk of the body, None when nothing came in time,
-    or ``EOF``; it raises the gateway's ``TransportError``.
+    ``next(timeout)`` returns the events of what arrived (parsed SSE), None when
+    nothing came in time, or ``EOF``; it raises the gateway's ``TransportError``.
 
     Once the answer's headers are parsed the reader takes the socket over: it
     takes what http.client had buffered past the headers, makes the socket
     non-blocking for the rest of the body, and then each packet costs one ``poll``
     and one ``recv`` (TLS: ``pending()`` first, decrypted bytes poll cannot see),
-    the body framing decoded by :mod:`.framing`. Through http.client the same
+    the body framing decoded by :mod:`.body`. Through http.client the same
     packet cost two ``ioctl`` (timeout changes), two ``poll`` and a ``recv``, and
     under load every system call is also a hand-over of the GIL (``make bench``).
     No second thread per stream: that thread cost ~100 KB of RSS per stream.
@@ -236,10 +205,12 @@ class Reader(Relayable):
     """
 
     __slots__ = ("_resp", "_sock", "_poll", "_body", "_decoder", "_ready", "_saved",
-                 "_tls", "_chunks", "_released", "_eof", "_relayed", "_tick", "_drained")
+                 "_tls", "_chunks", "_released", "_eof", "_relayed", "_tick", "_drained",
+                 "_parser")
 
     def __init__(self, resp: requests.Response):
         self._resp = resp
+        self._parser = SSEParser()
         self._released = self._eof = self._relayed = self._tick = self._drained = False
         self._ready = b""
         self._poll = self._decoder = None
@@ -274,6 +245,16 @@ class Reader(Relayable):
             self._release()
 
     def next(self, timeout: float):
+        chunk = self.next_bytes(timeout)
+        if chunk.__class__ is bytes:
+            return self._parser.feed(chunk)
+        if chunk is EOF:
+            return self._parser.flush() or EOF  # a last frame without its blank line
+        return chunk
+
+    def next_bytes(self, timeout: float):
+        """The next chunk of the body, None (nothing in *timeout*), ``EOF`` or,
+        relayed, ``WAITING``."""
         if self._ready:
             data, self._ready = self._ready, b""
             return data

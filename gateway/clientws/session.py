@@ -1,5 +1,5 @@
-"""gateway.ws_session
-~~~~~~~~~~~~~~~~~~~~~~
+"""gateway.clientws.session
+~~~~~~~~~~~~~~~~~~~~~~~~~~~~~
 One client WebSocket on ``/v1/responses``: frames in, upstream events out.
 
 Each ``response.create`` frame becomes one HTTP request to the upstream through
@@ -25,15 +25,14 @@ import logging
 import time
 from collections.abc import Callable, Mapping
 
-from .dialects.responses import ws_frames
-from .dialects.responses.ws_memory import ConnectionMemory
-from .errors import GatewayError
-from .protocol import ERROR, OutputCollector
-from .jsonio import dumps_text
-from .record import Outcome
-from .relay import DONE
-from .stream import WAITING
-from .wsio import GOING_AWAY, INTERNAL_ERROR, Closed, WebSocket
+from ..dialects.responses import ws_frames
+from ..dialects.responses.ws_memory import ConnectionMemory
+from ..errors import GatewayError
+from ..jsonio import dumps_text
+from ..protocol import ERROR, OutputCollector
+from ..record import Outcome
+from ..relay import DONE, WAITING
+from .connection import GOING_AWAY, INTERNAL_ERROR, Closed, WebSocket
 
 log = logging.getLogger("gateway.request")
 

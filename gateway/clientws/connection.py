@@ -1,6 +1,6 @@
-"""gateway.wsio
-~~~~~~~~~~~~~~~~
-WebSocket framing on the socket gunicorn hands over, in the request's own thread.
+"""gateway.clientws.connection
+~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~
+The client's WebSocket on the socket gunicorn hands over, in the request's own thread.
 
 wsproto (sans-I/O, python-hyper) does the framing; this module does the I/O:
 the handshake answer, reads with a timeout (so the caller can notice a graceful
@@ -19,12 +19,12 @@ import time
 from collections import deque
 
 from wsproto.connection import Connection, ConnectionState, ConnectionType
-from wsproto.events import BytesMessage, CloseConnection, Ping, TextMessage
+from wsproto.events import CloseConnection, Ping
 from wsproto.events import Message as _Message
 from wsproto.utilities import generate_accept_token
 
-from .jsonio import dumps_text
-from .upstream.wsfast import text_frame
+from ..jsonio import dumps_text
+from ..wsframe import Assembler, Closing, TooBig, answer_control, text_frame
 
 READ_SIZE = 65536
 GOING_AWAY = 1001
@@ -72,8 +72,7 @@ class WebSocket:
         self.conn = Connection(ConnectionType.SERVER)
         self.pending: deque = deque()
         self.last_sent = time.monotonic()
-        self._parts: list = []
-        self._size = 0
+        self._messages = Assembler(max_message_bytes)
         self._poll = None
         sock.settimeout(send_timeout)  # bounds a write to a client that stopped reading
 
@@ -146,30 +145,18 @@ class WebSocket:
         self.conn.receive_data(data)
         for event in self.conn.events():
             if isinstance(event, _Message):
-                self._message_part(event)
-            elif isinstance(event, Ping):
-                self._write(self.conn.send(event.response()))
-            elif isinstance(event, CloseConnection):
-                if self.conn.state is ConnectionState.REMOTE_CLOSING:
-                    try:
-                        self._write(self.conn.send(event.response()))
-                    except Closed:
-                        pass
-                raise Closed(event.code, event.reason or "")
-
-    def _message_part(self, event) -> None:
-        self._parts.append(event.data)
-        self._size += len(event.data)
-        if self._size > self.max_message_bytes:
-            self._parts, self._size = [], 0
-            self.close(TOO_BIG, "message too big")
-            raise Closed(TOO_BIG, "message too big")
-        if event.message_finished:
-            joiner = "" if isinstance(event, TextMessage) else b""
-            if isinstance(event, BytesMessage):
-                self._parts = [bytes(p) for p in self._parts]
-            self.pending.append(joiner.join(self._parts))
-            self._parts, self._size = [], 0
+                try:
+                    message = self._messages.add(event)
+                except TooBig:
+                    self.close(TOO_BIG, "message too big")
+                    raise Closed(TOO_BIG, "message too big") from None
+                if message is not None:
+                    self.pending.append(message)
+                continue
+            try:
+                answer_control(self.conn, event, self._write)
+            except Closing as closing:
+                raise Closed(closing.code, closing.reason) from None
 
     def receive(self, timeout: float):
         """The next message, or None after *timeout* seconds without one."""

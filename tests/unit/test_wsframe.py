@@ -8,7 +8,7 @@ from wsproto import ConnectionType
 from wsproto.connection import Connection
 from wsproto.events import BytesMessage, Ping, TextMessage
 
-from gateway.upstream.wsfast import Splitter
+from gateway.wsframe import Splitter
 
 _server = Connection(ConnectionType.SERVER)  # unmasked frames, as a server sends them
 
@@ -104,5 +104,5 @@ def test_a_header_split_over_packets_keeps_the_boundaries():
 @given(st.text(max_size=300) | st.builds(lambda n: "é" * n, st.integers(30000, 40000)))
 @settings(max_examples=60, deadline=None)
 def test_a_text_frame_is_what_wsproto_writes(text):
-    from gateway.upstream.wsfast import text_frame
+    from gateway.wsframe import text_frame
     assert text_frame(text) == _server.send(TextMessage(data=text))

@@ -1,5 +1,5 @@
-"""gateway.upstream.websocket
-~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~
+"""gateway.upstream.ws.client
+~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~
 A WebSocket client to the Codex backend's Responses socket, on wsproto.
 
 The backend serves ``GET {base}/responses`` as a WebSocket (``wss://`` for
@@ -11,7 +11,7 @@ JSON text frame, the same objects as the SSE stream's ``data:``.
 
 This module is only the wire: connect (TLS through ``ssl``), the upgrade, text
 frames in and out with a timeout per wait, pings, closing. Like
-``transport``, it is a failure boundary: socket, TLS and protocol errors are
+the HTTP client, it is a failure boundary: socket, TLS and protocol errors are
 raised as the gateway's own ``TransportError`` kinds, and a refused upgrade is
 :class:`Refused` with the backend's status, headers and body, so the caller can
 treat it exactly like an HTTP answer. No thread of its own: the request's thread
@@ -32,8 +32,8 @@ from wsproto.events import (AcceptConnection, BytesMessage, CloseConnection, Pin
                             RejectConnection, RejectData, Request, TextMessage)
 from wsproto.utilities import LocalProtocolError, RemoteProtocolError
 
-from ..errors import UpstreamBroken, UpstreamConnectTimeout, UpstreamTimeout, UpstreamUnreachable
-from . import wsfast
+from ...errors import UpstreamBroken, UpstreamConnectTimeout, UpstreamTimeout, UpstreamUnreachable
+from ... import wsframe
 
 BETA = "responses_websockets=2026-02-06"
 READ_SIZE = 65536
@@ -174,12 +174,12 @@ class Socket:
     def __init__(self, sock, conn: WSConnection, headers, after_handshake: bytes = b""):
         self.sock = sock
         self.conn = conn
-        self._splitter = wsfast.Splitter(after_handshake)
+        self._splitter = wsframe.Splitter(after_handshake)
         self.headers = headers  # the 101 answer's headers
         self.opened = time.monotonic()
         self.last_used = self.opened   # the last turn (the pool's idle clock)
         self.last_heard = self.opened  # the last bytes from the backend (pongs included)
-        self._parts: list[str] = []
+        self._assembler = wsframe.Assembler()
         self._messages: list[str] = []
         self._pong = False
         self._short_read = True
@@ -269,25 +269,19 @@ class Socket:
             raise UpstreamBroken(f"websocket protocol: {exc}") from None
         for event in events:
             if isinstance(event, TextMessage):
-                self._parts.append(event.data)
-                if event.message_finished:
-                    self._messages.append("".join(self._parts))
-                    self._parts = []
-            elif isinstance(event, Ping):
-                self._write(self.conn.send(event.response()))
+                message = self._assembler.add(event)
+                if message is not None:
+                    self._messages.append(message)
             elif isinstance(event, Pong):
                 self._pong = True
-            elif isinstance(event, CloseConnection):
-                if self.conn.state is ConnectionState.REMOTE_CLOSING:
-                    try:
-                        self._write(self.conn.send(event.response()))
-                    except UpstreamBroken:
-                        pass
-                self.abort()
-                raise UpstreamBroken(f"the upstream closed the websocket ({event.code}"
-                                     f"{': ' + event.reason if event.reason else ''})")
-            elif isinstance(event, BytesMessage):
-                pass  # the backend speaks JSON text; a binary frame is ignored
+            elif not isinstance(event, BytesMessage):  # the backend speaks JSON text
+                try:
+                    wsframe.answer_control(self.conn, event, self._write)
+                except wsframe.Closing as closing:
+                    self.abort()
+                    raise UpstreamBroken(f"the upstream closed the websocket ({closing.code}"
+                                         f"{': ' + closing.reason if closing.reason else ''})"
+                                         ) from None
         return True
 
     def alive(self) -> bool:

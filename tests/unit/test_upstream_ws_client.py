@@ -14,7 +14,7 @@ from wsproto.events import (AcceptConnection, CloseConnection, Ping, RejectConne
                             RejectData, Request, TextMessage)
 
 from gateway.errors import UpstreamBroken, UpstreamUnreachable
-from gateway.upstream import websocket
+from gateway.upstream.ws import client as websocket
 from tests.support import self_signed_cert
 
 

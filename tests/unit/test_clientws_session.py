@@ -13,8 +13,8 @@ from wsproto.events import CloseConnection, Ping, TextMessage
 
 from gateway.errors import GatewayError, bad_request
 from gateway.sse import make_event
-from gateway.ws_session import TICK, Session
-from gateway.wsio import WebSocket
+from gateway.clientws.session import TICK, Session
+from gateway.clientws.connection import WebSocket
 
 
 def user(text):
@@ -245,8 +245,8 @@ def test_a_prewarm_that_cannot_be_forwarded_is_answered_here(forwarding, script)
 
 def test_a_prewarm_the_upstream_does_not_answer_in_time_is_answered_here(
         forwarding, monkeypatch):
-    from gateway import ws_session
-    monkeypatch.setattr(ws_session, "PREWARM_WAIT", 0.3)
+    from gateway.clientws import session
+    monkeypatch.setattr(session, "PREWARM_WAIT", 0.3)
     client, _, prewarms, _ = forwarding
     stream = Stream([upstream_prewarm()[0]] + [None] * 20)
     prewarms.scripts.append(stream)

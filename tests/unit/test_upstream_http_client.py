@@ -7,7 +7,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from gateway.upstream import transport
+from gateway.relay import EOF
+from gateway.upstream.http import client as transport
 
 FRAME = b"event: x\ndata: {}\n\n"
 
@@ -57,9 +58,9 @@ def server():
 def drain(reader, timeout):
     got = []
     for _ in range(100):
-        item = reader.next(timeout)
+        item = reader.next_bytes(timeout)
         got.append(item)
-        if item is transport.EOF:
+        if item is EOF:
             return got
     raise AssertionError("no EOF")
 
@@ -174,3 +175,11 @@ def test_over_tls_every_byte_arrives_silence_ticks_and_the_connection_is_reused(
                         assert None not in got[start:i], got[start:i]
                         break
     assert len(_TLSHandler.peers) == 2 and len(set(_TLSHandler.peers)) == 1
+
+
+def test_the_reader_gives_parsed_events(server):
+    reader = transport.Reader(transport.post(server + "/chunked", {}, {}, (3, 3)))
+    events = []
+    while (got := reader.next(5)) is not EOF:
+        events += got or []
+    assert [(e.type, e.raw) for e in events] == [("x", FRAME)] * 3

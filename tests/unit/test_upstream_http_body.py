@@ -5,7 +5,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from gateway.upstream import framing
+from gateway.upstream.http import body as framing
 
 
 def chunked(parts: list[bytes], extension: bool = False) -> bytes:
