@@ -2,7 +2,7 @@
 ~~~~~~~~~~~~~~
 ``python -m bench.micro``: the per-request and per-event hot paths in isolation
 (µs per call, best of 5), the numbers behind the JSON and SSE choices in
-``gateway/sse.py`` and ``gateway/upstream/transport.py``, and what recording
+``gateway/sse.py`` and ``gateway/upstream/http/client.py``, and what recording
 usage costs a request (``gateway/usage``: the metrics sink and the usage queue,
 measured in a child process with ``PROMETHEUS_MULTIPROC_DIR`` set, as under
 gunicorn, because prometheus_client picks its mode when first imported).

@@ -15,7 +15,7 @@ from __future__ import annotations
 from flask import Blueprint, Response, g, request
 from werkzeug.datastructures import Headers
 
-from ..clientws import connection as wsio
+from ..clientws import connection
 from ..errors import GatewayError, bad_request
 from ..executor import Call
 from ..clientws.session import TICK, Session
@@ -48,7 +48,7 @@ def upgrade():
                            code="unsupported_websocket_version")
         return common.json_response(err.body(), 426, {"Sec-WebSocket-Version": "13"})
     key = headers.get("Sec-WebSocket-Key")
-    if not wsio.valid_key(key):
+    if not connection.valid_key(key):
         raise bad_request("Missing or invalid Sec-WebSocket-Key header.",
                           param="Sec-WebSocket-Key", code="invalid_websocket_handshake")
     sock = request.environ.get("gunicorn.socket")
@@ -59,10 +59,10 @@ def upgrade():
     client_headers = Headers(headers)
     for name in _HOP_HEADERS:
         client_headers.remove(name)
-    sock.sendall(wsio.handshake_response(key))
-    ws = wsio.WebSocket(sock, st.config.server.max_body_bytes)
+    sock.sendall(connection.handshake_response(key))
+    ws = connection.WebSocket(sock, st.config.server.max_body_bytes)
     session = Session(ws, _upstream(st, g.principal, st.executor.open), _normalise,
-                      client_headers, keepalive=st.keepalive, stopping=wsio.stopping,
+                      client_headers, keepalive=st.keepalive, stopping=connection.stopping,
                       prewarm_upstream=_upstream(st, g.principal, st.executor.prewarm),
                       relay=common.relay_for(request.environ))
     session.run()  # until the socket ends; never raises

@@ -3,8 +3,8 @@
 Every upstream error code is walked through every way a client can learn of it:
 HTTP before the first byte, a client WebSocket's error frame (before the answer
 starts and in-stream, after it started) and, where a dialect names an in-stream
-error's kind (Chat's and Messages' SSE error types), the in-stream type against
-the type the same dialect gives the code over HTTP. All must agree.
+error's kind (Chat's and Messages' SSE error types, Gemini's error code), the
+in-stream one against what the same dialect gives the code over HTTP. All must agree.
 """
 from __future__ import annotations
 
@@ -115,3 +115,15 @@ def test_every_code_has_one_status_on_every_transport(code, upstream, tmp_path):
     streamed = p.mid_stream().post("/v1/messages", dict(MESSAGES, stream=True))
     assert streamed.status_code == 200
     assert sse_error(streamed)["type"] == http.get_json()["error"]["type"]
+
+    # Gemini: the in-stream error object carries the same HTTP code
+    gemini = "/v1beta/models/gemini-2.5-pro:{}"
+    key = {"x-goog-api-key": CLIENT_KEY}
+    contents = {"contents": [{"role": "user", "parts": [{"text": "hi"}]}]}
+    http = p.early().post(gemini.format("generateContent"), contents, headers=key, key=None)
+    assert (http.status_code, http.get_json()["error"]["code"]) == (status, status)
+    streamed = p.mid_stream().post(gemini.format("streamGenerateContent") + "?alt=sse",
+                                   contents, headers=key, key=None)
+    assert streamed.status_code == 200
+    text = streamed.get_data(as_text=True)
+    assert json.loads(text.rstrip("\n").rsplit("\n", 1)[-1])["error"]["code"] == status

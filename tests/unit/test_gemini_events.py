@@ -199,7 +199,7 @@ def test_a_failure_after_the_first_byte_is_a_bare_error_line():
     head, _, tail = raw.partition(b"\r\n\r\n")
     assert head.startswith(b"data: ")
     assert json.loads(tail) == {"error": {
-        "code": 500, "message": "boom", "status": "INTERNAL", "details": [
+        "code": 502, "message": "boom", "status": "UNAVAILABLE", "details": [
             {"@type": "type.googleapis.com/google.rpc.ErrorInfo", "reason": "SERVER_ERROR",
              "domain": "codex-gateway"}]}}
     # a stream that ends without a terminal event says so the same way
@@ -235,7 +235,7 @@ def test_rate_limit_error_carries_retry_info():
 @pytest.mark.parametrize("code, status", [
     ("rate_limit_exceeded", "RESOURCE_EXHAUSTED"), ("usage_not_included", "PERMISSION_DENIED"),
     ("context_length_exceeded", "INVALID_ARGUMENT"), ("upstream_timeout", "DEADLINE_EXCEEDED"),
-    ("server_is_overloaded", "UNAVAILABLE"), (None, "INTERNAL"),
+    ("server_is_overloaded", "UNAVAILABLE"), (None, "UNAVAILABLE"),
 ])
 def test_in_stream_error_codes(code, status):
     assert json.loads(stream_error_frame({"code": code, "message": "m"}))["error"]["status"] \

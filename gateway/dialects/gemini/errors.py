@@ -17,6 +17,7 @@ is that object on a line of its own, never an SSE ``data:`` line.
 """
 from __future__ import annotations
 
+from gateway import failures
 from gateway.errors import GatewayError
 from gateway.jsonio import dumps_text
 
@@ -36,24 +37,8 @@ STATUS_NAMES = {
     502: "UNAVAILABLE",
     503: "UNAVAILABLE",
     504: "DEADLINE_EXCEEDED",
+    529: "UNAVAILABLE",  # the upstream is overloaded: worth retrying, as Google's 503
 }
-# In-stream Responses error codes -> the HTTP code a Google client acts on.
-_CODE_BY_ERROR = {
-    "rate_limit_exceeded": 429,
-    "usage_limit_reached": 429,
-    "insufficient_quota": 429,
-    "all_accounts_cooling_down": 429,
-    "usage_not_included": 403,
-    "context_length_exceeded": 400,
-    "invalid_prompt": 400,
-    "invalid_request": 400,
-    "upstream_timeout": 504,
-    "server_is_overloaded": 503,
-    "stream_truncated": 502,
-    "upstream_connection_lost": 502,
-}
-
-
 def status_name(code: int) -> str:
     if code in STATUS_NAMES:
         return STATUS_NAMES[code]
@@ -88,4 +73,5 @@ def stream_error_frame(error) -> bytes:
     message = err.get("message")
     if not isinstance(message, str) or not message:
         message = f"upstream error ({reason or 'unknown'})"
-    return error_frame(_CODE_BY_ERROR.get(reason or "", 500), message, reason)
+    # the code the same failure has over HTTP before the first byte (one table)
+    return error_frame(failures.in_stream(reason, message).status, message, reason)

@@ -31,6 +31,7 @@ from __future__ import annotations
 import os
 
 from gateway.jsonio import dumps_text
+from gateway.protocol import error_of
 
 from ..messages.events import tool_input
 from ..stops import first_stop, held_length
@@ -263,13 +264,10 @@ class GeminiStreamTranslator(Translator):
         return self._finish(data.get("response"), True)
 
     def _on_failed(self, data: dict) -> list[bytes]:
-        response = data.get("response")
-        return self._error(stream_error_frame(
-            response.get("error") if isinstance(response, dict) else None))
+        return self._error(stream_error_frame(error_of(data, "response.failed")))
 
     def _on_error(self, data: dict) -> list[bytes]:
-        nested = data.get("error")
-        return self._error(stream_error_frame(nested if isinstance(nested, dict) else data))
+        return self._error(stream_error_frame(error_of(data, "error")))
 
 
 GeminiStreamTranslator.HANDLERS = {
