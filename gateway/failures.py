@@ -23,7 +23,7 @@ from .sse import Event, make_event
 USAGE_LIMIT_CODES = frozenset({"usage_limit_reached", "usage_not_included"})
 # A connection that broke (reset, body cut short): about the path to the upstream, not
 # the account. Before the answer starts the executor tries such an attempt once more on
-# the same account; a broken upstream WebSocket falls back to HTTP (upstream/sockets.py).
+# the same account; a broken upstream WebSocket falls back to HTTP (upstream/wire.py).
 BROKEN_CODES = frozenset({"upstream_connection_lost", "stream_truncated"})
 # Server errors that say this attempt was unlucky, not that the account is bad: the
 # executor sends it once more to the same account before cooling it. Not: a timeout
