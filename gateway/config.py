@@ -299,6 +299,26 @@ class ImagesConfig:
 
 
 @dataclass(frozen=True)
+class PlacementConfig:
+    """Which account a conversation goes to ([Account placement](../placement.md))."""
+
+    strategy: str = setting("quota", "`quota`: new conversations go where the quota headroom "
+                            "is, and a conversation moves off its account at the high-water "
+                            "mark; `rendezvous`: by `--weight` alone (a conversation meets its "
+                            "account's limit as a 429).", choices=("quota", "rendezvous"))
+    high_water_percent: float = setting(90.0, "Above this used share of either quota window an "
+                                        "account takes no new conversation, and its "
+                                        "conversations move, once, to their next account.",
+                                        min=1, max=100)
+    step_percent: float = setting(20.0, "Headroom counts in steps of this many points: smaller "
+                                  "changes never move a conversation.", min=1)
+    hysteresis_percent: float = setting(2.0, "A headroom step (or the mark) is only left this "
+                                        "many points past its edge.", min=0)
+    unknown_after_seconds: float = setting(3600.0, "Quota windows older than this count as "
+                                           "unknown (neutral).", min=1)
+
+
+@dataclass(frozen=True)
 class Config:
     server: ServerConfig = field(default_factory=ServerConfig)
     auth: AuthConfig = field(default_factory=AuthConfig)
@@ -309,6 +329,7 @@ class Config:
     state: StateConfig = field(default_factory=StateConfig)
     usage: UsageConfig = field(default_factory=UsageConfig)
     images: ImagesConfig = field(default_factory=ImagesConfig)
+    placement: PlacementConfig = field(default_factory=PlacementConfig)
     # The [models] table as written: gateway.models.load_catalog reads and checks it.
     models: dict = field(default_factory=dict, metadata={
         "doc": "The model catalog: aliases, the targets of Claude names, added and removed "

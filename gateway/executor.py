@@ -18,6 +18,7 @@ from . import config as config_mod
 from . import continuity, failures, models
 from .errors import GatewayError, TransportError
 from .failures import UpstreamFailure
+from .accounts import placement
 from .headers import header_list
 from .policy import quota
 from .record import Outcome, RequestRecord, log_sink
@@ -89,7 +90,12 @@ class Executor:
         except GatewayError as err:
             raise self._fail(rec, err) from None
         last: UpstreamFailure | None = None
+        new = placement.is_new_conversation(call.body)
         for account in selection:
+            rec.placement = selection.reason
+            if placement.moved(selection.reason) and not new:
+                # Reasoning encrypted by the account it comes from cannot be read here.
+                call.body = placement.without_foreign_reasoning(call.body) or call.body
             try:
                 return self._attempt(call, account, cont)
             except _Failover as fo:
@@ -118,7 +124,7 @@ class Executor:
             fetched = self.catalogs.fetched_accounts()
             serves = lambda a: a.id in listing or a.id not in fetched or model in a.models  # noqa: E731
         return cont, self.pool.select(cont.key or "", model, self.catalog.kinds_for(model),
-                                      serves)
+                                      serves, new=placement.is_new_conversation(call.body))
 
     def prewarm(self, call: Call) -> UpstreamStream | None:
         """Forward a prewarm (Codex's ``generate: false``) on the conversation's
@@ -217,7 +223,7 @@ class Executor:
         # same account (a new connection) before the account cools and the request fails
         # over, so the conversation keeps its account and its prompt cache
         # (failures.UpstreamFailure.retried_on_same_account says which).
-        refreshed = retried_param = retried_same = False
+        refreshed = retried_param = retried_same = retried_reasoning = False
         while True:
             body, dropped = profile.prepare(call.body, cont)
             creds = self.pool.credentials(account)
@@ -243,6 +249,11 @@ class Executor:
                                                  creds),
                     on_failure=lambda f: self._cool(account, f), hidden=self._hidden(call))
                 failure = stream.prime(min(call.keepalive or FIRST_EVENT_WAIT, FIRST_EVENT_WAIT))
+                if failure is not None and not retried_reasoning and self._unreadable(call,
+                                                                                      failure):
+                    stream.discard()
+                    retried_reasoning = True
+                    continue
                 if failure is not None and failure.fails_over:
                     stream.discard()
                     if self.wire.falls_back(answer, account, failure):
@@ -260,6 +271,9 @@ class Executor:
                 rec.upstream_transport = answer.transport
                 return stream
             failure = failures.from_http(answer.status, answer.body, answer.headers)
+            if not retried_reasoning and self._unreadable(call, failure):
+                retried_reasoning = True
+                continue
             if failure.status == 401 and not refreshed:
                 refreshed = True
                 if self.pool.refresh(account, creds.token):
@@ -274,6 +288,19 @@ class Executor:
                 retried_same = True
                 continue  # a server error: once more on the same account before it cools
             raise self._classify(account, failure)
+
+    @staticmethod
+    def _unreadable(call: Call, failure: UpstreamFailure) -> bool:
+        """The upstream refused reasoning another account encrypted (a conversation
+        that moved): *call* loses its encrypted reasoning, to be sent again; False
+        when the failure is another or there is no such reasoning to leave out."""
+        if failure.code != "invalid_encrypted_content":
+            return False
+        stripped = placement.without_foreign_reasoning(call.body)
+        if stripped is None:
+            return False
+        call.body = stripped
+        return True
 
     def _classify(self, account, failure: UpstreamFailure) -> Exception:
         """Fail over to the next account, or answer the client now."""

@@ -48,6 +48,7 @@ class RequestRecord:
     continuity_source: str | None = None
     continuity_hash: str | None = None
     account: str | None = None
+    placement: str | None = None      # why that account: sticky | headroom | high_water | failover
     upstream_transport: str | None = None
     status: int = 0
     outcome: Outcome = Outcome.OPEN
@@ -146,7 +147,7 @@ class RequestRecord:
             f"model={model}",
             f"continuity={self.continuity_source or '-'} key={self.continuity_hash or '-'}",
             f"account={self.account or '-'}",
-            f"upstream={self.upstream_transport or '-'}",
+            f"upstream={self.upstream_transport or '-'} placement={self.placement or '-'}",
             f"cached_tokens={_dash(self.cached_tokens)} input_tokens={_dash(self.input_tokens)}"
             f" output_tokens={_dash(self.output_tokens)}",
             f"ttfb_ms={_dash(None if self.ttfb_ms is None else int(self.ttfb_ms))}"

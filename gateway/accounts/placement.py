@@ -55,6 +55,12 @@ class Knobs:
     unknown_after_seconds: float = 3600.0
     quota_aware: bool = True
 
+    @classmethod
+    def of(cls, pcfg) -> "Knobs":
+        """From ``config.placement``."""
+        return cls(pcfg.high_water_percent, pcfg.step_percent, pcfg.hysteresis_percent,
+                   pcfg.unknown_after_seconds, pcfg.strategy.lower() == "quota")
+
 
 @dataclass(frozen=True)
 class Standing:
@@ -163,24 +169,23 @@ def place(key: str, accounts: Iterable, standings: Mapping[str, Standing], knobs
         return [Choice(a, (HEADROOM if new else STICKY) if i == 0 else FAILOVER)
                 for i, a in enumerate(ranked)]
     of = {a.id: standings.get(a.id) or Standing() for a in accounts}
+    score = {a.id: ranking.score(key, a.id, (getattr(a, "weight", 1.0) or 1.0)
+                                 * of[a.id].factor(knobs)) for a in accounts}
 
-    def weight(a) -> float:
-        return (getattr(a, "weight", 1.0) or 1.0) * of[a.id].factor(knobs)
+    def ranked(state: str) -> list:
+        return sorted((a for a in accounts if of[a.id].state == state),
+                      key=lambda a: (-score[a.id], a.id))
 
-    open_ = [a for a in accounts if of[a.id].state == OPEN]
-    draining = [a for a in accounts if of[a.id].state == DRAINING]
-    exhausted = [a for a in accounts if of[a.id].state == EXHAUSTED]
-    if not open_:  # nothing below the mark: the mark cannot be honoured
-        open_, draining = draining, []
-    first = ranking.rank(key, open_, weight_of=weight)
+    first, draining, exhausted = ranked(OPEN), ranked(DRAINING), ranked(EXHAUSTED)
+    if not first:  # nothing below the mark: the mark cannot be honoured
+        first, draining = draining, []
     out: list[Choice] = []
     if first:
-        home = ranking.rank(key, first[:1] + draining, weight_of=weight)[0]
-        reason = HEADROOM if new else (HIGH_WATER if home is not first[0] else STICKY)
+        moved_off = bool(draining) and score[draining[0].id] > score[first[0].id]
+        reason = HEADROOM if new else (HIGH_WATER if moved_off else STICKY)
         out.append(Choice(first[0], reason))
-    out += [Choice(a, FAILOVER) for a in first[1:]]
-    out += [Choice(a, FAILOVER) for a in ranking.rank(key, draining, weight_of=weight)]
-    out += [Choice(a, FAILOVER, of[a.id].until) for a in ranking.rank(key, exhausted)]
+    out += [Choice(a, FAILOVER) for a in first[1:] + draining]
+    out += [Choice(a, FAILOVER, of[a.id].until) for a in exhausted]
     return out
 
 

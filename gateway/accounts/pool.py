@@ -32,11 +32,10 @@ from ..errors import GatewayError
 from ..state import StateUnavailable
 from ..state import tokens
 from ..state.records import openai_record
-from . import oauth, ranking
+from . import oauth, placement
 
 log = logging.getLogger("gateway.accounts")
 
-ACCOUNTS_TTL = 1.0     # re-scan account files at most this often (s)
 WATCH_INTERVAL = 1.0   # Redis mode: a worker re-reads the shared state this often, even idle
 PROBE_INTERVAL = 900.0  # a long (quota) cooldown is re-tried by one request this often (s)
 REFRESH_RETRY = 30.0   # after an issuer hiccup, proactive refresh waits this long (s)
@@ -80,29 +79,38 @@ class Credentials:
 
 
 class Selection:
-    """The accounts that may serve one request, best first, and the cooldowns
-    met while going through them (what the client is told if none serves)."""
+    """The accounts that may serve one request, best first, each with the reason
+    placement gives it, and the cooldowns met while going through them (what the
+    client is told if none serves)."""
 
-    def __init__(self, pool: AccountPool, accounts: tuple[Account, ...]):
-        self.accounts = accounts  # cooling ones included
+    def __init__(self, pool: AccountPool, choices: tuple[placement.Choice, ...]):
+        self.choices = choices
+        self.accounts = tuple(c.account for c in choices)  # cooling ones included
         self.cooling: list[tuple[float, str | None]] = []  # (until, reason)
+        self.reason: str | None = None  # why the account last yielded was chosen
         self._pool = pool
 
     def __iter__(self):
-        """The accounts to try, in order. A cooling one is skipped and its
-        ``(until, reason)`` kept in :attr:`cooling`, unless this request wins
+        """The accounts to try, in order. One at 100 % of a quota window is skipped
+        without a request until its reset; a cooling one is skipped too; each
+        keeps its ``(until, reason)`` in :attr:`cooling`, unless this request wins
         the right to probe it (:meth:`AccountPool.cooldown_or_claim_probe`):
         checked only when the request gets that far."""
-        for account in self.accounts:
-            wait = self._pool.cooldown_or_claim_probe(account)
+        for choice in self.choices:
+            if choice.until and choice.until > time.time():
+                self.cooling.append((choice.until, "usage_limit_reached"))
+                continue
+            wait = self._pool.cooldown_or_claim_probe(choice.account)
             if wait:
                 self.cooling.append(wait)
                 continue
-            yield account
+            self.reason = choice.reason
+            yield choice.account
 
     def ready(self) -> list[Account]:
         """The accounts usable now, without claiming anything (/healthz, prewarm)."""
-        return [a for a in self.accounts if self._pool.usable(a)]
+        return [c.account for c in self.choices
+                if not (c.until and c.until > time.time()) and self._pool.usable(c.account)]
 
 
 def backoff(status: int, failures: int) -> float:
@@ -127,7 +135,9 @@ class AccountPool:
         self._state_missing = False  # the store never answered this process
         key = config.accounts.openai_api_key
         self._key_rec = dict(openai_record(key), label="openai_api_key") if key else None
-        self._cache: tuple[float, list[Account]] | None = None
+        self._knobs = placement.Knobs.of(config.placement)
+        self._accounts: tuple[object, list[Account]] | None = None  # (store version, accounts)
+        self._standings: tuple | None = None  # (health snapshot, second, standings)
         self._locks: dict[str, threading.Lock] = {}
         self._mutex = threading.Lock()
         self._issuer_failed: dict[str, float] = {}  # id -> monotonic time of a transient failure
@@ -182,13 +192,19 @@ class AccountPool:
         return rows
 
     def accounts(self) -> list[Account]:
-        cached = self._cache
-        if cached and time.monotonic() - cached[0] < ACCOUNTS_TTL:
+        """The enabled accounts as the store has them now. Checked on every call
+        (Redis: one GET of the change counter; files: a stat of the directory),
+        never cached for a while: every worker of every instance places on the
+        same account set from the first request after a change (docs/placement.md)."""
+        version = getattr(self.store, "version", None)
+        version = version() if version else None
+        cached = self._accounts
+        if version is not None and cached and cached[0] == version:
             return cached[1]
         recs = [r for r in self.records() if not r.get("disabled")]
         self._lift_needs_login(recs)
         out = [_account(r) for r in recs]
-        self._cache = (time.monotonic(), out)
+        self._accounts = (version, out)
         return out
 
     def _lift_needs_login(self, recs: list[dict]) -> None:
@@ -208,16 +224,17 @@ class AccountPool:
 
     def select(self, key: str, model: str | None = None,
                kinds: frozenset[str] | None = None,
-               serves: Callable[[Account], bool] | None = None) -> Selection:
+               serves: Callable[[Account], bool] | None = None, new: bool = False) -> Selection:
         """The accounts that may serve *model* (None: any) for continuity key
         *key*, best first; *kinds* keeps only accounts of those kinds (the
         catalog's upstreams for the model), *serves* only those it accepts (the
         backend's own model lists). A GatewayError when none may: 404 when
         accounts exist but none of them passes, else :meth:`unavailable_error`
-        (or a 503 while the state store has never answered)."""
-        ranked = self.ranked(key, model)
-        accounts = [a for a in ranked if (kinds is None or a.kind in kinds)
-                    and (serves is None or serves(a))]
+        (or a 503 while the state store has never answered). *new*: the request
+        opens a conversation (the placement reason says ``headroom``, not ``sticky``)."""
+        ranked = self.placed(key, model, new)
+        accounts = [c for c in ranked if (kinds is None or c.account.kind in kinds)
+                    and (serves is None or serves(c.account))]
         if ranked and not accounts:
             need = f" (it needs an account of kind {' or '.join(sorted(kinds))})" if kinds else ""
             raise GatewayError(
@@ -234,15 +251,36 @@ class AccountPool:
         return GatewayError(503, NO_ACCOUNT_MESSAGE, code="no_upstream_account")
 
     def ranked(self, key: str, model: str | None) -> list[Account]:
-        """Accounts for *key*, best first: rendezvous order over those that can
-        serve *model* and need no login (cooling ones stay: a Selection skips them)."""
+        """Accounts for *key*, best first (cooling ones stay: a Selection skips them)."""
+        return [c.account for c in self.placed(key, model)]
+
+    def placed(self, key: str, model: str | None, new: bool = False) -> list[placement.Choice]:
+        """The placement order for *key* over the accounts that can serve *model*
+        and need no login, each with its reason (:mod:`.placement`); *new*: the
+        request opens a conversation."""
         accounts = self.accounts()  # first: it may lift a needs-login mark
         if not accounts and self._state_missing:
             raise self._state_error("it does not know any upstream account yet")
         snap = self.health.snapshot()
         usable = [a for a in accounts if (not a.models or model is None or model in a.models)
                   and not (snap.get(a.id) or {}).get("needs_login")]
-        return ranking.rank(key, usable)
+        return placement.place(key, usable, self.standings(snap), self._knobs, new=new)
+
+    def standings(self, snap: dict | None = None) -> dict[str, placement.Standing]:
+        """Every account's quota standing, from the shared health store."""
+        snap = self.health.snapshot() if snap is None else snap
+        now = time.time()
+        memo = self._standings  # the health snapshot is one object until it changes
+        if memo and memo[0] is snap and memo[1] == int(now):
+            return memo[2]
+        out = {aid: placement.assess(row.get("rate_limits"), now, self._knobs)
+               for aid, row in snap.items()}
+        self._standings = (snap, int(now), out)
+        return out
+
+    def shares(self) -> dict[str, float]:
+        """Each enabled account's share of new conversations now."""
+        return placement.shares(self.accounts(), self.standings(), self._knobs)
 
     # -- credentials ---------------------------------------------------------
     def credentials(self, account: Account) -> Credentials:
@@ -382,17 +420,35 @@ class AccountPool:
         # last_used and the rate-limit headers are only shown by `accounts list`: a
         # commit per request would cost more than the rest of the pool path and make
         # every other worker re-read its health snapshot.
+        # A reading that changes the account's placement standing is written at once.
         now = time.monotonic()
-        if now - self._booked.get(account.id, -BOOKKEEPING_INTERVAL) < BOOKKEEPING_INTERVAL:
-            return
-        self._booked[account.id] = now
         if limits:
             # When and from where: the quota poller asks the usage endpoint only
             # for accounts whose headers are stale (gateway.usage.quota).
-            limits = dict(limits, observed_at=time.time(), source="headers")
+            limits = self._with_memo(account.id, dict(limits, observed_at=time.time(),
+                                                      source="headers"), row)
+            stored = (row or {}).get("rate_limits") or {}
+            if (now - self._booked.get(account.id, -BOOKKEEPING_INTERVAL) < BOOKKEEPING_INTERVAL
+                    and stored.get("placement") == limits["placement"]):
+                return
+            self._booked[account.id] = now
             self.health.record_rate_limits(account.id, limits)
-        else:
+        elif now - self._booked.get(account.id, -BOOKKEEPING_INTERVAL) >= BOOKKEEPING_INTERVAL:
+            self._booked[account.id] = now
             self.health.record_used(account.id)
+
+    def record_limits(self, account_id: str, limits: dict) -> None:
+        """Quota windows read from the usage endpoint (not a request's answer)."""
+        limits = self._with_memo(account_id, limits, self.health.state(account_id))
+        self.health.record_rate_limits(account_id, limits, used=False)
+
+    def _with_memo(self, account_id: str, limits: dict, row: dict | None) -> dict:
+        """*limits* with the placement standing they give, read against the stored
+        one (so a step or the mark is only left past the hysteresis margin)."""
+        stored = ((row or {}).get("rate_limits") or {}).get("placement")
+        reading = dict(limits, placement=stored) if stored else limits
+        memo = placement.assess(reading, time.time(), self._knobs).memo()
+        return dict(limits, placement=memo)
 
     def record_failure(self, account: Account, status: int, code: str | None,
                        retry_at: float | None) -> None:

@@ -34,6 +34,9 @@ def atomic_write_json(path: Path, data: dict) -> None:
     atomic_write(path, fill)
 
 
+VERSION_SETTLE_NS = 50_000_000  # a directory changed this recently is scanned again
+
+
 class FileStore:
     """:class:`~.base.AccountStore` on the account files of one state dir (and
     the optional auth_file)."""
@@ -62,6 +65,22 @@ class FileStore:
         if shortcut:
             out.setdefault(shortcut["id"], shortcut)
         return list(out.values())
+
+    def version(self) -> tuple | None:
+        """A value that changes whenever :meth:`records` may have (an account file
+        written, added or removed: each is a rename in the directory; the
+        auth_file rewritten), for one stat or two instead of a scan; None while a
+        change may be too recent to show (file times tick in milliseconds)."""
+        sigs = []
+        for path in (self.dir, self.auth_file):
+            try:
+                st = os.stat(path) if path else None
+            except OSError:
+                st = None
+            if st is not None and time.time_ns() - st.st_mtime_ns < VERSION_SETTLE_NS:
+                return None
+            sigs.append(st and (st.st_ino, st.st_mtime_ns, st.st_size))
+        return tuple(sigs)
 
     def load(self, account_id: str) -> dict | None:
         """The current record of one account (re-read when its file changed)."""

@@ -254,7 +254,7 @@ class QuotaPoller:
         limits = dict(limits, observed_at=self.clock(), source="usage_endpoint")
         if plan:
             limits["plan_type"] = plan
-        self.pool.health.record_rate_limits(account.id, limits, used=False)
+        self.pool.record_limits(account.id, limits)
         return True
 
 

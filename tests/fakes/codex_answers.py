@@ -283,11 +283,30 @@ def _split(text: str, parts: int) -> list[str]:
     return [text[i:i + size] for i in range(0, len(text), size)] or [text]
 
 
-def _reasoning_events(n: int, index: int, deltas: int) -> tuple[list, dict]:
+def encrypted_by(n: int, owner: str | None) -> str:
+    """A reasoning item's encrypted_content: like the backend's, only the account
+    that made it can read it, so the fake's names that account."""
+    return f"gAAAAfake-encrypted-{n:04d}" + (f"-by-{owner}" if owner else "")
+
+
+def unreadable_reasoning(body: dict, account: str) -> str | None:
+    """The id (or content) of the first input reasoning item encrypted by
+    another account than *account*; None when every one is readable."""
+    for item in body.get("input") or ():
+        if not isinstance(item, dict) or item.get("type") != "reasoning":
+            continue
+        owner = str(item.get("encrypted_content") or "").partition("-by-")[2]
+        if owner and owner != account:
+            return item.get("id") or item["encrypted_content"]
+    return None
+
+
+def _reasoning_events(n: int, index: int, deltas: int,
+                      owner: str | None = None) -> tuple[list, dict]:
     item_id = f"rs_fake{n:04d}"
     where = {"item_id": item_id, "output_index": index, "summary_index": 0}
     item = {"id": item_id, "type": "reasoning", "summary": [{"type": "summary_text",
-            "text": REASONING_SUMMARY}], "encrypted_content": f"gAAAAfake-encrypted-{n:04d}"}
+            "text": REASONING_SUMMARY}], "encrypted_content": encrypted_by(n, owner)}
     events = [("response.output_item.added", {"output_index": index, "item": {
                   "id": item_id, "type": "reasoning", "summary": []}}),
               ("response.reasoning_summary_part.added", {**where, "part": {
@@ -396,8 +415,10 @@ def usage_for(input_tokens: int, cached: int, answer: Answer, reasoning: bool) -
             "total_tokens": input_tokens + output_tokens}
 
 
-def build_events(n: int, body: dict, answer: Answer, usage: dict, deltas: int) -> list[tuple]:
-    """The successful event sequence of request *n* as ``(type, payload)`` pairs."""
+def build_events(n: int, body: dict, answer: Answer, usage: dict, deltas: int,
+                 owner: str | None = None) -> list[tuple]:
+    """The successful event sequence of request *n* as ``(type, payload)`` pairs
+    (*owner*: the account whose reasoning it encrypts)."""
     response = {"id": f"resp_fake{n:04d}", "object": "response", "created_at": int(time.time()),
                 "model": body["model"], "status": "in_progress", "error": None,
                 "incomplete_details": None, "output": [], "usage": None}
@@ -405,7 +426,7 @@ def build_events(n: int, body: dict, answer: Answer, usage: dict, deltas: int) -
               ("response.in_progress", {"response": response})]
     output = []
     if body.get("reasoning") and not answer.compaction:
-        more, item = _reasoning_events(n, len(output), deltas)
+        more, item = _reasoning_events(n, len(output), deltas, owner)
         events += more
         output.append(item)
     if answer.refused:

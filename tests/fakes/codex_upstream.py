@@ -59,6 +59,7 @@ from tests.fakes.codex_answers import (
     request_client_version,
     sse_frame,
     stream_fault,
+    unreadable_reasoning,
     usage_for,
     version_tuple,
 )
@@ -85,13 +86,14 @@ CONFIG_KEYS = ("reply", "schema_reply", "event_delay", "silence", "fast", "stric
 WS_IDLE = 600.0  # seconds a fake socket waits for its next frame
 
 
-def _plan(n: int, body: dict, config: dict, input_tokens: int, cached: int, fault):
+def _plan(n: int, body: dict, config: dict, input_tokens: int, cached: int, fault,
+          account: str | None = None):
     """The events of answer *n* and how its stream ends (``stream_fault``), and
     how long a stall lasts: the same for the HTTP stream and the WebSocket."""
     answer = plan_answer(body, config["reply"], config.get("schema_reply"))
     usage = usage_for(input_tokens, cached, answer, bool(body.get("reasoning")))
     events = build_events(n, body, answer, usage,
-                          1 if config["fast"] else config.get("deltas") or 4)
+                          1 if config["fast"] else config.get("deltas") or 4, account)
     if config.get("rate_limit_events"):  # the account's quota, first, as the backend sends it
         events.insert(0, ("codex.rate_limits", rate_limits_event()))
     if not fault:
@@ -208,6 +210,7 @@ class FakeCodexUpstream(FakeServer):
             ("GET", "/_fake/catalog_fetches"): self.control(lambda _: self.catalog_fetches),
             ("POST", "/_fake/usage"): self.control(lambda p: self.set_usage(
                 p.get("account"), p.get("payload"), p.get("status", 200))),
+            ("POST", "/_fake/quota"): self.control(lambda p: self.set_quota(**p)),
         })
 
     # -- Python control API (the /_fake/ routes call these) -------------------
@@ -221,6 +224,7 @@ class FakeCodexUpstream(FakeServer):
         self._usage_polls: list[dict] = []
         self._catalog_fetches: list[dict] = []
         self._usage_answers: dict[str | None, tuple[int, object]] = {}
+        self._quota: dict[str, dict] = {}  # account -> x-codex-* windows (set_quota)
 
     def set_usage(self, account: str | None, payload, status: int = 200) -> dict:
         """What ``GET /backend-api/wham/usage`` answers for *account* (None: every
@@ -231,6 +235,41 @@ class FakeCodexUpstream(FakeServer):
             else:
                 self._usage_answers[account] = (int(status), payload)
         return {"ok": True}
+
+    def set_quota(self, account: str, primary: float | None = None,
+                  secondary: float | None = None, reset_in: float = 3600.0,
+                  fill: float = 0.0) -> dict:
+        """The ``x-codex-*`` windows *account*'s answers report: used percent of the
+        primary and secondary window (None: the default), the primary's reset in
+        *reset_in* seconds; each answer then adds *fill* points to the primary. At
+        100 % the account is refused like the backend does (``usage_limit_reached``)."""
+        with self.lock:
+            self._quota[account] = {"primary": primary, "secondary": secondary,
+                                    "reset_in": float(reset_in), "fill": float(fill)}
+        return {"ok": True}
+
+    def _quota_headers(self, account: str | None, served: bool = False) -> dict:
+        """*account*'s windows as headers (after this answer, if *served*); {} when
+        none were set."""
+        now = int(time.time())
+        with self.lock:
+            quota = self._quota.get(account)
+            if not quota:
+                return {}
+            if served and quota["primary"] is not None:
+                quota["primary"] = min(quota["primary"] + quota["fill"], 100.0)
+            out = {}
+            if quota["primary"] is not None:
+                out["x-codex-primary-used-percent"] = f"{quota['primary']:.1f}"
+                out["x-codex-primary-reset-at"] = str(now + int(quota["reset_in"]))
+            if quota["secondary"] is not None:
+                out["x-codex-secondary-used-percent"] = f"{quota['secondary']:.1f}"
+            return out
+
+    def _over_quota(self, account: str | None) -> bool:
+        with self.lock:
+            quota = self._quota.get(account) or {}
+            return (quota.get("primary") or 0) >= 100
 
     @property
     def usage_polls(self) -> list[dict]:
@@ -456,7 +495,14 @@ class FakeCodexUpstream(FakeServer):
                 *RETENTION_VALUES, None):
             raise bad(f"Invalid value: '{body['prompt_cache_retention']}'. Supported values are: "
                       "'in_memory' and '24h'.", "prompt_cache_retention")
-        return req.headers["chatgpt-account-id"] if codex else token
+        account = req.headers["chatgpt-account-id"] if codex else token
+        foreign = unreadable_reasoning(body, account)
+        if foreign:  # what the backend says of reasoning another account encrypted
+            raise UpstreamError(400, _error(
+                f"The encrypted content for item {foreign} could not be verified. Reason: "
+                "Encrypted content could not be decrypted or parsed.",
+                "invalid_encrypted_content"))
+        return account
 
     def _responses(self, req, flavour: str):
         record = self._record(req, flavour)
@@ -490,6 +536,9 @@ class FakeCodexUpstream(FakeServer):
         """Answer a valid request: stream (or JSON), honouring a queued fault."""
         key, text, input_tokens, cached = self._account_prompt(req, record, flavour, account,
                                                                body)
+        if self._over_quota(account):
+            raise http_fault("usage_limit", {"resets_in": 3600})
+        headers.update(self._quota_headers(account, served=True))
         fault = self._take_fault(account)
         if fault:
             with self.lock:
@@ -497,7 +546,8 @@ class FakeCodexUpstream(FakeServer):
             if fault.name in HTTP_FAULTS:
                 raise http_fault(fault.name, fault.params)
 
-        events, ending, stall = _plan(record["id"], body, config, input_tokens, cached, fault)
+        events, ending, stall = _plan(record["id"], body, config, input_tokens, cached, fault,
+                                      account)
         if ending == "reset" and not events:  # reset_at_once: not even a status line
             self._finish(record, req)
             req.close(reset=True)
@@ -680,6 +730,9 @@ class FakeCodexUpstream(FakeServer):
                                                                  body)
         if frame.get("generate") is False:
             return self._ws_prewarm(req, ws, record, body, memory, (key, prompt))
+        if self._over_quota(account):
+            err = http_fault("usage_limit", {"resets_in": 3600})
+            return fail(err.status, err.body, err.headers)
         fault = self._take_fault(account)
         if fault:
             with self.lock:
@@ -687,7 +740,8 @@ class FakeCodexUpstream(FakeServer):
             if fault.name in HTTP_FAULTS:
                 err = http_fault(fault.name, fault.params)
                 return fail(err.status, err.body, err.headers)
-        events, ending, stall = _plan(record["id"], body, config, input_tokens, cached, fault)
+        events, ending, stall = _plan(record["id"], body, config, input_tokens, cached, fault,
+                                      account)
         fast = config["fast"]
         delay, silence = (0.0, 0.0) if fast else (config["event_delay"], config["silence"])
         memory.pop("last", None)  # a failed or broken response leaves nothing to continue

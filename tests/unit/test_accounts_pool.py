@@ -283,9 +283,15 @@ def test_rate_limit_headers_are_recorded(tmp_path, issuer):
     assert limits["primary"] == {"used_percent": 12.5, "window_minutes": 300,
                                  "reset_at": float(int(now + 600))}
     assert limits["secondary"]["used_percent"] == 40.0
-    # Display-only bookkeeping is written at most every BOOKKEEPING_INTERVAL per worker.
-    pool.record_success(account, CODEX.rate_limits({"x-codex-primary-used-percent": "99"}))
+    assert limits["placement"] == {"level": 2, "draining": False}  # the fuller window, 40 %
+    # A reading that leaves the placement standing as it was is written at most every
+    # BOOKKEEPING_INTERVAL per worker; one that changes it (above the mark) at once.
+    pool.record_success(account, dict(limits, primary={"used_percent": 13.0}))
     assert pool.health.snapshot()[account.id]["rate_limits"] == limits
+    pool.record_success(account, CODEX.rate_limits({"x-codex-primary-used-percent": "95"}))
+    now_limits = pool.health.snapshot()[account.id]["rate_limits"]
+    assert now_limits["primary"]["used_percent"] == 95.0
+    assert now_limits["placement"]["draining"] is True
     pool._booked.clear()  # as if the interval had passed
     pool.record_success(account, CODEX.rate_limits({"x-codex-primary-used-percent": "99"}))
     assert pool.health.snapshot()[account.id]["rate_limits"]["primary"]["used_percent"] == 99.0
@@ -293,7 +299,6 @@ def test_rate_limit_headers_are_recorded(tmp_path, issuer):
 
 
 def test_new_credentials_in_the_auth_file_lift_needs_login(tmp_path, issuer, monkeypatch):
-    monkeypatch.setattr(pool_mod, "ACCOUNTS_TTL", 0)
     toks = issuer.add_account("acct-cli", expired=True)
     auth = tmp_path / "auth.json"
     auth.write_text(json.dumps({"tokens": toks}))

@@ -102,6 +102,9 @@ class FakePool:
     def accounts(self):
         return self._accounts
 
+    def record_limits(self, account_id, limits):
+        self.health.record_rate_limits(account_id, limits, used=False)
+
     def stored_credentials(self, account):
         return None if account.id == "expiring" else Creds("tok-" + account.id,
                                                           "chatgpt-" + account.id)
