@@ -69,6 +69,7 @@ class Executor:
         self.sinks = tuple(sinks)
         self.wire = Wire(config.upstream, config.state_dir,
                          max(config.upstream.pool_maxsize, config.server.threads))
+        self.unreadable = placement.Unreadable()  # conversations that moved by a step
 
     @property
     def catalog(self):
@@ -93,7 +94,8 @@ class Executor:
         new = placement.is_new_conversation(call.body)
         for account in selection:
             rec.placement = selection.reason
-            if placement.moved(selection.reason) and not new:
+            if (placement.moved(selection.reason) and not new) or (cont.key, account.id) in \
+                    self.unreadable:
                 # Reasoning encrypted by the account it comes from cannot be read here.
                 call.body = placement.without_foreign_reasoning(call.body) or call.body
             try:
@@ -249,8 +251,8 @@ class Executor:
                                                  creds),
                     on_failure=lambda f: self._cool(account, f), hidden=self._hidden(call))
                 failure = stream.prime(min(call.keepalive or FIRST_EVENT_WAIT, FIRST_EVENT_WAIT))
-                if failure is not None and not retried_reasoning and self._unreadable(call,
-                                                                                      failure):
+                if failure is not None and not retried_reasoning and self._unreadable(
+                        call, account, base_cont, failure):
                     stream.discard()
                     retried_reasoning = True
                     continue
@@ -271,7 +273,7 @@ class Executor:
                 rec.upstream_transport = answer.transport
                 return stream
             failure = failures.from_http(answer.status, answer.body, answer.headers)
-            if not retried_reasoning and self._unreadable(call, failure):
+            if not retried_reasoning and self._unreadable(call, account, base_cont, failure):
                 retried_reasoning = True
                 continue
             if failure.status == 401 and not refreshed:
@@ -289,10 +291,10 @@ class Executor:
                 continue  # a server error: once more on the same account before it cools
             raise self._classify(account, failure)
 
-    @staticmethod
-    def _unreadable(call: Call, failure: UpstreamFailure) -> bool:
+    def _unreadable(self, call: Call, account, cont, failure: UpstreamFailure) -> bool:
         """The upstream refused reasoning another account encrypted (a conversation
-        that moved): *call* loses its encrypted reasoning, to be sent again; False
+        that moved): *call* loses its encrypted reasoning, to be sent again, and
+        this conversation's later turns on *account* leave it out at once; False
         when the failure is another or there is no such reasoning to leave out."""
         if failure.code != "invalid_encrypted_content":
             return False
@@ -300,6 +302,7 @@ class Executor:
         if stripped is None:
             return False
         call.body = stripped
+        self.unreadable.add(cont.key, account.id)
         return True
 
     def _classify(self, account, failure: UpstreamFailure) -> Exception:

@@ -368,3 +368,68 @@ def leave_during_silence(resp, upstream) -> tuple[dict, float]:
         rec = upstream.requests[-1]
     assert rec.get("client_closed_at"), rec
     return rec, rec["client_closed_at"] - closed_at
+
+
+# -- quota-aware placement -------------------------------------------------------------
+
+def quota_reading(primary: float, reset_in: float = 4 * 3600) -> dict:
+    """An account's stored quota windows as the pool keeps them from the x-codex-*
+    headers: *primary* used percent of a 5-hour window resetting in *reset_in* s."""
+    now = time.time()
+    return {"primary": {"used_percent": float(primary), "window_minutes": 300,
+                        "reset_at": now + reset_in}, "observed_at": now, "source": "headers"}
+
+
+def seed_quota(env: dict, upstream, used: dict, reset_in: float = 4 * 3600) -> None:
+    """Accounts at *used* percent ``{fake account: percent}``: stored where the
+    gateway's workers read them (the state backend *env* names) and reported so by
+    the fake upstream's answers from now on."""
+    from gateway import state
+
+    health = state.open_state(config_mod.load(env=env)).health
+    for account, percent in used.items():
+        health.record_rate_limits(f"codex-{account}", quota_reading(percent, reset_in))
+        upstream.set_quota(account, primary=percent, reset_in=reset_in)
+
+
+class Conversation:
+    """A Responses client that keeps its history: every turn sends the earlier turns'
+    input and output items (reasoning with its encrypted_content included, as Codex
+    CLI does), so a turn on another account carries reasoning it cannot read."""
+
+    def __init__(self, name: str, reasoning: bool = True):
+        self.name, self.items, self.reasoning = name, [], reasoning
+        self.statuses: list[int] = []
+
+    def turn(self, url: str) -> requests.Response:
+        n = len(self.statuses)
+        self.items.append({"type": "message", "role": "user", "content": [
+            {"type": "input_text", "text": f"{self.name} turn {n}"}]})
+        body = {"model": "gpt-5-codex", "instructions": LONG_SYSTEM, "input": self.items}
+        if self.reasoning:
+            body["reasoning"] = {"effort": "low"}
+        resp = requests.post(url + "/v1/responses", json=body, timeout=30,
+                             headers=auth_headers(Connection="close"))
+        self.statuses.append(resp.status_code)
+        if resp.status_code == 200:
+            self.items += resp.json()["output"]
+        return resp
+
+    def served(self, upstream) -> list[dict]:
+        """The fake's records of this conversation's answered requests, oldest first."""
+        mine = f"{self.name} turn 0"
+        return [r for r in upstream.requests if r["status"] == 200 and r["body"]
+                and _first_text(r["body"]) == mine]
+
+    def accounts(self, upstream) -> list[str]:
+        return [r["account"] for r in self.served(upstream)]
+
+
+def _first_text(body: dict) -> str | None:
+    for item in body.get("input") or ():
+        if isinstance(item, dict) and item.get("role") == "user":
+            content = item.get("content")
+            if isinstance(content, list) and content and isinstance(content[0], dict):
+                return content[0].get("text")
+            return content if isinstance(content, str) else None
+    return None

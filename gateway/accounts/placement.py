@@ -27,6 +27,8 @@ known reset is not tried at all until then (:attr:`Choice.until`).
 """
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
@@ -245,3 +247,29 @@ def without_foreign_reasoning(body: dict) -> dict | None:
     if len(kept) == len(items):
         return None
     return dict(body, input=kept)
+
+
+class Unreadable:
+    """Conversations an account refused reasoning for (``invalid_encrypted_content``):
+    ``(continuity key, account id)``, the most recent *size* kept per process. A
+    conversation moved by a headroom step is placed as ``sticky`` (nothing says it
+    moved); its first refusal is retried without the reasoning, and from then on
+    this process leaves it out at once instead of being refused on every turn.
+    Every such request leaves all encrypted reasoning out, so the prefix the
+    upstream caches is the same whichever worker sends it."""
+
+    def __init__(self, size: int = 10000):
+        self.size = size
+        self._seen: OrderedDict[tuple[str, str], None] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def add(self, key: str, account_id: str) -> None:
+        with self._lock:
+            self._seen[(key, account_id)] = None
+            self._seen.move_to_end((key, account_id))
+            while len(self._seen) > self.size:
+                self._seen.popitem(last=False)
+
+    def __contains__(self, item: tuple[str, str]) -> bool:
+        with self._lock:
+            return item in self._seen

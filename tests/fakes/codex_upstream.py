@@ -261,6 +261,7 @@ class FakeCodexUpstream(FakeServer):
             out = {}
             if quota["primary"] is not None:
                 out["x-codex-primary-used-percent"] = f"{quota['primary']:.1f}"
+                out["x-codex-primary-window-minutes"] = "300"
                 out["x-codex-primary-reset-at"] = str(now + int(quota["reset_in"]))
             if quota["secondary"] is not None:
                 out["x-codex-secondary-used-percent"] = f"{quota['secondary']:.1f}"
