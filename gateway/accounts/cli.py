@@ -123,7 +123,19 @@ def save_login(cfg, toks: dict, args) -> dict:
             rec[key] = old[key]
     store.save(rec)
     pool.health.clear(rec["id"], login=True)
+    read_quota(cfg, pool, rec["id"])
     return rec
+
+
+def read_quota(cfg, pool: AccountPool, account_id: str) -> None:
+    """Read a new login's quota windows now (one GET of the usage endpoint, if it
+    answers), so placement knows its headroom from its first request instead of
+    counting it neutral until its first answer (docs/placement.md)."""
+    if cfg.usage.quota_poll_seconds <= 0:
+        return
+    for account in pool.accounts():
+        if account.id == account_id:
+            quota.QuotaPoller(cfg, pool).poll(account)
 
 
 def cmd_login(cfg, args) -> int:

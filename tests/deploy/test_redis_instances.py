@@ -15,6 +15,7 @@ import re
 import subprocess
 import sys
 import time
+from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -23,14 +24,13 @@ import requests
 from tests import policy_support as checks
 from tests.support import ROOT, Gateway, register_secret
 from tests.fakes.oauth_issuer import FakeOAuthIssuer
-from tests.support import LONG_SYSTEM, auth_headers, gateway_env
+from tests.support import LONG_SYSTEM, Conversation, auth_headers, gateway_env, seed_quota
 from tests.redis_server import RedisServer, redis_binary
 
 from .harness import nginx_binary
 from .nginx import Nginx
 
 PREFIX = "cgw-test:"
-ACCOUNTS_TTL = 1.1  # a worker re-reads the account list at most once a second
 
 
 class Cluster:
@@ -126,7 +126,6 @@ def _no_accounts(request):
         c = request.getfixturevalue("cluster")
         c.redis.client().flushdb()
         c.issuer.configure(delay=0.0)
-        time.sleep(ACCOUNTS_TTL)
     yield
 
 
@@ -142,7 +141,6 @@ def ask(url: str, conv: str, turn: int = 0, stream: bool = False) -> requests.Re
 
 def test_accounts_imported_through_one_instance_are_served_by_both(cluster, upstream):
     cluster.import_account("acct-shared")
-    time.sleep(ACCOUNTS_TTL)
     before = cluster.served()
     results = [ask(cluster.nginx.url, f"conv-{i}") for i in range(8)]
     assert [r.status_code for r in results] == [200] * 8, results[0].text
@@ -160,7 +158,6 @@ def test_accounts_imported_through_one_instance_are_served_by_both(cluster, upst
 def test_sixteen_concurrent_requests_on_an_expired_token_refresh_once(cluster, upstream, issuer):
     old = cluster.import_account("acct-exp", expired=True)
     issuer.configure(delay=0.3)
-    time.sleep(ACCOUNTS_TTL)
     version = cluster.redis.client().get(PREFIX + "accounts:ver")
     before = cluster.served()
     with ThreadPoolExecutor(16) as pool:
@@ -186,7 +183,6 @@ def test_conversations_alternating_between_instances_keep_one_envelope_and_hit_t
         cluster, upstream):
     for name in ("acct-1", "acct-2", "acct-3"):
         cluster.import_account(name)
-    time.sleep(ACCOUNTS_TTL)
     for conv in ("alpha", "beta", "gamma"):
         mark = len(upstream.requests)
         for turn in range(4):
@@ -207,7 +203,6 @@ def test_conversations_alternating_between_instances_keep_one_envelope_and_hit_t
 
 def test_a_usage_limit_met_through_one_instance_is_honoured_by_the_other(cluster, upstream):
     cluster.import_account("acct-lim")
-    time.sleep(ACCOUNTS_TTL)
     upstream.inject("usage_limit", count=1, account="acct-lim", resets_in=300)
     first = ask(cluster.a.url, "limited")
     assert first.status_code == 429
@@ -223,7 +218,6 @@ def test_a_usage_limit_met_through_one_instance_is_honoured_by_the_other(cluster
 def test_redis_stopped_both_instances_answer_and_sharing_resumes_when_it_is_back(
         cluster, upstream):
     cluster.import_account("acct-up")
-    time.sleep(ACCOUNTS_TTL)
     for i in range(4):
         assert ask(cluster.nginx.url, f"warm-{i}").status_code == 200
     time.sleep(1.2)  # an idle worker re-reads the shared state every second too
@@ -318,3 +312,51 @@ def test_the_shipped_redis_settings_start_a_real_redis(tmp_path):
             redis.Redis(port=srv.port).ping()  # no password, no answer
     finally:
         srv.cleanup()
+
+
+# -- placement on one account set (docs/placement.md) ------------------------------------
+
+def test_placement_by_headroom_is_the_same_on_both_instances(cluster, upstream):
+    for name in ("acct-10", "acct-60", "acct-92"):
+        cluster.import_account(name)
+    seed_quota(cluster.a.env, upstream, {"acct-10": 10, "acct-60": 60, "acct-92": 92})
+    placed: dict[str, set] = {}
+    for gw in (cluster.a, cluster.b, cluster.a, cluster.b):  # any worker of either instance
+        for i in range(60):
+            conv = Conversation(f"headroom-{i}")
+            assert conv.turn(gw.url).status_code == 200
+            placed.setdefault(conv.name, set()).add(conv.accounts(upstream)[-1])
+    assert all(len(where) == 1 for where in placed.values()), placed
+    counts = Counter(next(iter(where)) for where in placed.values())
+    assert counts["acct-92"] == 0 and counts["acct-10"] > counts["acct-60"] > 0, counts
+
+
+def test_an_account_imported_through_one_instance_is_placed_on_by_both_at_once(
+        cluster, upstream):
+    for account in ("acct-old", "acct-new"):  # what their headers and usage endpoint say
+        upstream.set_quota(account, primary=20, reset_in=4 * 3600)
+    cluster.import_account("acct-old")
+    for i in range(4):  # both instances know the old account set, their workers warm
+        assert ask(cluster.nginx.url, f"warm-{i}").status_code == 200
+    cluster.import_account("acct-new")  # and no wait after it (the import reads its quota)
+    convs = [Conversation(f"imported-{i}") for i in range(6)]
+    for turn in range(4):
+        for j, conv in enumerate(convs):  # turns alternate between the instances
+            resp = conv.turn(cluster.instances[(turn + j) % 2].url)
+            assert resp.status_code == 200, resp.text
+    where = {}
+    for conv in convs:
+        served = conv.served(upstream)
+        envelopes = {(r["account"], r["body"]["prompt_cache_key"], r["headers"]["session_id"])
+                     for r in served}
+        assert len(served) == 4 and len(envelopes) == 1, (conv.name, envelopes)
+        where[conv.name] = served[0]["account"]
+    assert set(where.values()) == {"acct-old", "acct-new"}, where
+    # The old account meets its limit: its conversations fail over on both instances,
+    # never to all_accounts_cooling_down (each instance knows the new account).
+    upstream.inject("usage_limit", count=1, account="acct-old", resets_in=300)
+    for turn in range(2):
+        for j, conv in enumerate(convs):
+            resp = conv.turn(cluster.instances[(turn + j) % 2].url)
+            assert resp.status_code == 200, resp.text
+            assert conv.accounts(upstream)[-1] == "acct-new"

@@ -242,7 +242,8 @@ class FakeCodexUpstream(FakeServer):
         """The ``x-codex-*`` windows *account*'s answers report: used percent of the
         primary and secondary window (None: the default), the primary's reset in
         *reset_in* seconds; each answer then adds *fill* points to the primary. At
-        100 % the account is refused like the backend does (``usage_limit_reached``)."""
+        100 % the account is refused like the backend does (``usage_limit_reached``).
+        The usage endpoint reports the same windows (unless ``set_usage`` says otherwise)."""
         with self.lock:
             self._quota[account] = {"primary": primary, "secondary": secondary,
                                     "reset_in": float(reset_in), "fill": float(fill)}
@@ -601,6 +602,14 @@ class FakeCodexUpstream(FakeServer):
             status, payload = self._usage_answers.get(
                 account, self._usage_answers.get(None, (200, None)))
             self._usage_polls.append({"account": account, "at": time.time(), "status": status})
+            quota = self._quota.get(account)
+        if payload is None and quota and account not in self._usage_answers:
+            payload = {"plan_type": "plus", "rate_limit": {  # the windows its headers report
+                name + "_window": {"used_percent": quota[name], "reset_at": now + (
+                    int(quota["reset_in"]) if name == "primary" else 6 * 86400),
+                                   "limit_window_seconds": 18000 if name == "primary"
+                                   else 604800}
+                for name in ("primary", "secondary") if quota[name] is not None}}
         if payload is None:
             payload = {"plan_type": "plus", "rate_limit": {
                 "allowed": True, "limit_reached": False,
