@@ -44,6 +44,7 @@ bench: $(VENV)/.test-installed tools
 	$(PY) -m bench.websockets
 	$(PY) -m bench.upstream_ws
 	$(PY) -m bench.micro
+	$(PY) -m bench.placement
 
 ## soak: mixed load with injected faults; fails on unexplained errors or growing fds/threads/RSS
 soak: $(VENV)/.test-installed tools

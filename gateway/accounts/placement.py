@@ -18,6 +18,11 @@ whose weight rose); the headroom factor moves in steps of
 ``placement.hysteresis_percent`` points past its edge, so small quota changes
 and noise between the headers and the usage endpoint move nobody.
 
+Headroom is what is left of the fuller window, per share of that window still
+to run before its reset (what is left then is renewed: an account that resets
+soon may spend faster), at most twice a fresh window; unknown quota counts as
+a fresh window.
+
 How a conversation moves once. An account whose used share of either window
 reaches the mark leaves the rendezvous: each of its conversations lands on its
 next account (the top of the rest), which is where every later turn goes too,
@@ -35,8 +40,9 @@ from dataclasses import dataclass
 from . import ranking
 
 WINDOWS = ("primary", "secondary")
-NEUTRAL_FACTOR = 0.5   # unknown quota: as if half of it were used
+NEUTRAL_FACTOR = 1.0   # unknown quota: as if a whole fresh window were ahead
 MIN_FACTOR = 0.05      # an account below the mark always keeps a little share
+MAX_HEADROOM = 200.0   # an account about to reset counts at most twice a fresh one
 
 # Why an account was chosen (the request record's ``placement``).
 STICKY = "sticky"          # a conversation's later turn, on its account
@@ -70,14 +76,14 @@ class Standing:
 
     state: str = OPEN             # open | draining (above the mark) | exhausted (100 %)
     used: float | None = None     # the fuller window's used percent; None: unknown
-    level: int | None = None      # headroom step, 0 = the most headroom; None: unknown
+    level: int | None = None      # headroom step (higher: more headroom); None: unknown
     until: float | None = None    # exhausted: when the window resets
 
     def factor(self, knobs: Knobs) -> float:
         """The headroom factor the account's ``--weight`` is multiplied by."""
         if self.level is None:
             return NEUTRAL_FACTOR
-        return max(1.0 - self.level * knobs.step_percent / 100.0, MIN_FACTOR)
+        return max((self.level + 0.5) * knobs.step_percent / 100.0, MIN_FACTOR)
 
     def memo(self) -> dict:
         """What is stored with the windows, so the next reading keeps the hysteresis."""
@@ -101,9 +107,10 @@ def assess(limits: Mapping | None, now: float, knobs: Knobs) -> Standing:
     if not isinstance(limits, Mapping):
         return Standing()
     observed = limits.get("observed_at")
-    if not _num(observed) or now - observed > knobs.unknown_after_seconds:
+    if not _num(observed):
         return Standing()
-    used = effective = None
+    stale = now - observed > knobs.unknown_after_seconds
+    used = headroom = None
     until = None
     for name in WINDOWS:
         window = limits.get(name)
@@ -114,43 +121,45 @@ def assess(limits: Mapping | None, now: float, knobs: Knobs) -> Standing:
         if reset is not None and reset <= now:
             pct = 0.0  # the window has reset since
         used = pct if used is None else max(used, pct)
-        eff = pct * _reset_discount(window, reset, observed)
-        effective = eff if effective is None else max(effective, eff)
+        room = _pace(100.0 - pct, window, reset, observed)
+        headroom = room if headroom is None else min(headroom, room)
         if pct >= 100.0 and reset is not None:
             until = reset if until is None else max(until, reset)
-    if used is None:
+    if until is not None:  # a limit met stays met until its reset, however old the news
+        return Standing(EXHAUSTED, used, 0, until)
+    if used is None or stale:
         return Standing()
     memo = limits.get("placement") if isinstance(limits.get("placement"), Mapping) else {}
-    level = quantise(effective, memo.get("level"), knobs)
-    if until is not None:
-        return Standing(EXHAUSTED, used, level, until)
+    level = quantise(headroom, memo.get("level"), knobs)
     was_draining = bool(memo.get("draining")) and used > 0
     mark = knobs.high_water_percent - (knobs.hysteresis_percent if was_draining else 0.0)
     return Standing(DRAINING if used >= mark else OPEN, used, level)
 
 
-def quantise(effective: float, previous: int | None, knobs: Knobs) -> int:
-    """The headroom step of *effective* used percent. The previous step is kept
-    while the value is within ``hysteresis_percent`` of its edges."""
+def quantise(value: float, previous: int | None, knobs: Knobs) -> int:
+    """The step of *value* (headroom points). The previous step is kept while the
+    value is within ``hysteresis_percent`` of its edges."""
     step = max(knobs.step_percent, 1e-9)
-    level = int(max(effective, 0.0) // step)
+    level = int(max(value, 0.0) // step)
     if isinstance(previous, int) and not isinstance(previous, bool) and level != previous:
         low = previous * step - knobs.hysteresis_percent
         high = (previous + 1) * step + knobs.hysteresis_percent
-        if low <= effective < high:
+        if low <= value < high:
             return previous
     return level
 
 
-def _reset_discount(window: Mapping, reset: float | None, observed: float) -> float:
-    """Used quota counts less the sooner it resets (what is left will be
-    renewed): from 1 at the start of a window to 0.75 at its end. Measured at
-    the observation, not now, so a standing only changes with a new reading."""
+def _pace(left: float, window: Mapping, reset: float | None, observed: float) -> float:
+    """Headroom points of one window: what is left of it, per share of the window
+    still to run before it resets (what is left is renewed then, so an account
+    that resets soon can spend faster). A fresh window is its percent left; at
+    most ``MAX_HEADROOM``. Measured at the observation, not now, so a standing
+    only changes with a new reading."""
     minutes = window.get("window_minutes")
     if reset is None or not _num(minutes) or minutes <= 0:
-        return 1.0
-    left = min(max((reset - observed) / (minutes * 60.0), 0.0), 1.0)
-    return 0.75 + 0.25 * left
+        return min(left, MAX_HEADROOM)
+    share = min(max((reset - observed) / (minutes * 60.0), 0.0), 1.0)
+    return min(left / max(share, 1e-6), MAX_HEADROOM)
 
 
 def _num(value) -> bool:

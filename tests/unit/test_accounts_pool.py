@@ -283,7 +283,7 @@ def test_rate_limit_headers_are_recorded(tmp_path, issuer):
     assert limits["primary"] == {"used_percent": 12.5, "window_minutes": 300,
                                  "reset_at": float(int(now + 600))}
     assert limits["secondary"]["used_percent"] == 40.0
-    assert limits["placement"] == {"level": 2, "draining": False}  # the fuller window, 40 %
+    assert limits["placement"] == {"level": 3, "draining": False}  # the secondary: 60 % left
     # A reading that leaves the placement standing as it was is written at most every
     # BOOKKEEPING_INTERVAL per worker; one that changes it (above the mark) at once.
     pool.record_success(account, dict(limits, primary={"used_percent": 13.0}))

@@ -50,8 +50,11 @@ def test_unknown_and_stale_quota_are_neutral():
     assert pl.assess(None, NOW, KNOBS) == Standing()
     assert pl.assess({"observed_at": NOW}, NOW, KNOBS) == Standing()
     old = limits(95, observed=NOW - KNOBS.unknown_after_seconds - 1)
-    assert pl.assess(old, NOW, KNOBS).state == pl.OPEN
+    assert pl.assess(old, NOW, KNOBS) == Standing()
     assert Standing().factor(KNOBS) == pl.NEUTRAL_FACTOR
+    # but a limit met stays met until its reset, however old the reading
+    full = limits(100, observed=NOW - 2 * KNOBS.unknown_after_seconds, reset_in=3 * 3600)
+    assert pl.assess(full, NOW, KNOBS).state == pl.EXHAUSTED
 
 
 def test_the_fuller_window_decides():
@@ -71,13 +74,16 @@ def test_mark_and_exhaustion():
 def test_a_window_that_has_reset_counts_as_empty():
     reset = limits(100, observed=NOW - 1000, reset_in=500)  # reset 500 s ago
     st_ = pl.assess(reset, NOW, KNOBS)
-    assert st_.state == pl.OPEN and st_.used == 0 and st_.level == 0
+    assert st_.state == pl.OPEN and st_.used == 0 and st_.level == 10  # all of it, soon renewed
 
 
-def test_used_quota_counts_less_the_sooner_it_resets():
-    soon = pl.assess(limits(60, reset_in=60), NOW, KNOBS)
+def test_headroom_counts_more_the_sooner_it_resets():
+    soon = pl.assess(limits(60, reset_in=3600), NOW, KNOBS)   # 40 % left for 1/5 of the window
     late = pl.assess(limits(60, reset_in=5 * 3600), NOW, KNOBS)
-    assert soon.level < late.level
+    assert soon.level > late.level == 2
+    assert soon.factor(KNOBS) > late.factor(KNOBS)
+    fresh = pl.assess(limits(0, reset_in=5 * 3600), NOW, KNOBS)
+    assert fresh.factor(KNOBS) == pl.NEUTRAL_FACTOR + 0.1  # a fresh window ~ unknown
 
 
 def test_hysteresis_keeps_the_step_near_its_edges():
@@ -88,9 +94,9 @@ def test_hysteresis_keeps_the_step_near_its_edges():
     assert pl.quantise(38.5, 2, knobs) == 2      # back below by less than the margin
     assert pl.quantise(37.5, 2, knobs) == 1
     # the mark too: an account that was draining stays so within the margin
-    back = limits(89, reset_in=5 * 3600, memo={"level": 4, "draining": True})
+    back = limits(89, reset_in=5 * 3600, memo={"level": 0, "draining": True})
     assert pl.assess(back, NOW, KNOBS).state == pl.DRAINING
-    assert pl.assess(dict(back, placement={"level": 4}), NOW, KNOBS).state == pl.OPEN
+    assert pl.assess(dict(back, placement={"level": 0}), NOW, KNOBS).state == pl.OPEN
 
 
 # -- the order ------------------------------------------------------------------------
