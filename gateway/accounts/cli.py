@@ -273,13 +273,14 @@ def cmd_list(cfg, args) -> int:
         return 0
     now = time.time()
     head = ("ID", "KIND", "LABEL", "PLAN", "STATE", "COOLDOWN UNTIL", "LAST REFRESH",
-            "LAST USED", "PRIMARY WINDOW", "SECONDARY WINDOW")
+            "LAST USED", "PRIMARY WINDOW", "SECONDARY WINDOW", "NEW CONVERSATIONS")
     table = [head] + [(r["id"], r["kind"], r["label"], r["plan"] or "-",
                        r["state"] + (f" ({r['reason']})" if r["reason"] else ""),
                        _when(r["cooldown_until"]), _when(r["last_refresh"]),
                        _when(r["last_used"]),
                        *(quota.format_window(r["rate_limits"].get(w), w, now)
-                         for w in quota.WINDOWS)) for r in rows]
+                         for w in quota.WINDOWS), quota.placement_text(r["placement"]))
+                      for r in rows]
     widths = [max(len(str(row[i])) for row in table) for i in range(len(head))]
     for row in table:
         print("  ".join(str(c).ljust(w) for c, w in zip(row, widths)).rstrip())

@@ -173,6 +173,7 @@ class AccountPool:
         identity and health, never a token or key."""
         snap = self.health.snapshot()
         now = time.time()
+        placed = self.placement_view()
         rows = []
         for rec in self.records():
             h = snap.get(rec["id"]) or {}
@@ -188,7 +189,7 @@ class AccountPool:
                          "last_used": h.get("last_used"),
                          "rate_limits": h.get("rate_limits") or {},
                          "weight": rec.get("weight", 1.0), "models": rec.get("models") or [],
-                         "base_url": rec.get("base_url")})
+                         "base_url": rec.get("base_url"), "placement": placed.get(rec["id"])})
         return rows
 
     def accounts(self) -> list[Account]:
@@ -278,9 +279,21 @@ class AccountPool:
         self._standings = (snap, int(now), out)
         return out
 
-    def shares(self) -> dict[str, float]:
-        """Each enabled account's share of new conversations now."""
-        return placement.shares(self.accounts(), self.standings(), self._knobs)
+    def placement_view(self) -> dict[str, dict]:
+        """Per account: its standing (open, draining, exhausted, unknown), headroom
+        factor and share of new conversations now (``accounts list``, /status)."""
+        snap = self.health.snapshot()
+        standings = self.standings(snap)
+        usable = [a for a in self.accounts() if not (snap.get(a.id) or {}).get("needs_login")]
+        shares = placement.shares(usable, standings, self._knobs)
+        out = {}
+        for account in usable:
+            st = standings.get(account.id) or placement.Standing()
+            out[account.id] = {
+                "standing": "unknown" if st.used is None else st.state,
+                "headroom": round(st.factor(self._knobs), 2),
+                "share": round(shares.get(account.id, 0.0), 4)}
+        return out
 
     # -- credentials ---------------------------------------------------------
     def credentials(self, account: Account) -> Credentials:

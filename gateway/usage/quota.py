@@ -176,6 +176,20 @@ def format_window(window: dict | None, name: str, now: float) -> str:
     return text
 
 
+def placement_text(placed: dict | None) -> str:
+    """``62% (headroom 0.9)``, ``0% (draining: above the mark)``, ``-`` (not placed on)."""
+    if not placed:
+        return "-"
+    text = f"{placed['share']:.0%}"
+    standing = placed["standing"]
+    if standing == "draining":
+        return text + " (draining: above the mark)"
+    if standing == "exhausted":
+        return text + " (at its limit until the reset)"
+    return text + (" (quota unknown)" if standing == "unknown"
+                   else f" (headroom {placed['headroom']:g})")
+
+
 # -- the poller -------------------------------------------------------------------
 
 class QuotaPoller:

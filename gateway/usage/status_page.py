@@ -15,7 +15,7 @@ import html
 import time
 from dataclasses import dataclass, field
 
-from .quota import WINDOWS, format_duration, window_label
+from .quota import WINDOWS, format_duration, placement_text, window_label
 from .records import Aggregate, UsageRow
 
 CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:; frame-ancestors 'none'"
@@ -106,7 +106,7 @@ def _accounts(rows: list[dict], now: float) -> str:
                 "<code>codex-gateway login</code>.</p></section>")
     out = ['<section><h2>Accounts</h2><table id="accounts"><thead><tr><th>Account</th>'
            "<th>Plan</th><th>State</th><th>Cooldown</th>"
-           "<th>Primary window</th><th>Secondary window</th>"
+           "<th>Primary window</th><th>Secondary window</th><th>New conversations</th>"
            "<th>Last refresh</th><th>Last used</th></tr></thead><tbody>"]
     for row in rows:
         state = str(row.get("state") or "ok")
@@ -124,6 +124,7 @@ def _accounts(rows: list[dict], now: float) -> str:
             f'{f"<br><small class=muted>{_e(reason)}</small>" if reason else ""}</td>'
             f"<td>{_e(_cooldown(until, now))}</td>"
             + "".join(f"<td>{quota_bar(limits.get(w), w, now)}</td>" for w in WINDOWS)
+            + f'<td data-share>{_e(placement_text(row.get("placement")))}</td>'
             + f'<td class="muted">{_e(_ago(row.get("last_refresh"), now))}</td>'
             f'<td class="muted">{_e(_ago(row.get("last_used"), now))}</td></tr>')
     out.append("</tbody></table>")

@@ -311,3 +311,21 @@ def test_new_credentials_in_the_auth_file_lift_needs_login(tmp_path, issuer, mon
     auth.write_text(json.dumps({"tokens": issuer.add_account("acct-cli")}))  # `codex login`
     assert [a.id for a in pool.ranked("k", MODEL)] == ["codex-acct-cli"]
     assert len(_refresh_calls(issuer)) == 1
+
+
+def test_placement_view_shows_each_accounts_headroom_and_share(tmp_path):
+    from gateway.usage.quota import placement_text
+    from tests.support import quota_reading
+
+    pool = _key_pool(tmp_path)
+    for label, used in (("k0", 10), ("k1", 60), ("k2", 92)):
+        pool.health.record_rate_limits(f"openai-{label}", quota_reading(used))
+    view = pool.placement_view()
+    assert [view[f"openai-k{i}"]["standing"] for i in range(3)] == ["open", "open", "draining"]
+    shares = [view[f"openai-k{i}"]["share"] for i in range(3)]
+    assert shares[0] > shares[1] > shares[2] == 0 and abs(sum(shares) - 1) < 1e-3
+    assert placement_text(view["openai-k0"]) == f"{shares[0]:.0%} (headroom " \
+        f"{view['openai-k0']['headroom']:g})"
+    assert placement_text(view["openai-k2"]) == "0% (draining: above the mark)"
+    rows = {r["id"]: r for r in pool.rows()}
+    assert rows["openai-k0"]["placement"] == view["openai-k0"]
