@@ -21,7 +21,7 @@ and noise between the headers and the usage endpoint move nobody.
 Headroom is what is left of the fuller window, per share of that window still
 to run before its reset (what is left then is renewed: an account that resets
 soon may spend faster), at most twice a fresh window; unknown quota counts as
-a fresh window.
+the median of the known accounts' (a fresh window when none is known).
 
 How a conversation moves once. An account whose used share of either window
 reaches the mark leaves the rendezvous: each of its conversations lands on its
@@ -40,7 +40,7 @@ from dataclasses import dataclass
 from . import ranking
 
 WINDOWS = ("primary", "secondary")
-NEUTRAL_FACTOR = 1.0   # unknown quota: as if a whole fresh window were ahead
+NEUTRAL_FACTOR = 1.0   # unknown quota, when no account's is known: a fresh window
 MIN_FACTOR = 0.05      # an account below the mark always keeps a little share
 MAX_HEADROOM = 200.0   # an account about to reset counts at most twice a fresh one
 
@@ -180,8 +180,9 @@ def place(key: str, accounts: Iterable, standings: Mapping[str, Standing], knobs
         return [Choice(a, (HEADROOM if new else STICKY) if i == 0 else FAILOVER)
                 for i, a in enumerate(ranked)]
     of = {a.id: standings.get(a.id) or Standing() for a in accounts}
+    factor = _factors(accounts, of, knobs)
     score = {a.id: ranking.score(key, a.id, (getattr(a, "weight", 1.0) or 1.0)
-                                 * of[a.id].factor(knobs)) for a in accounts}
+                                 * factor[a.id]) for a in accounts}
 
     def ranked(state: str) -> list:
         return sorted((a for a in accounts if of[a.id].state == state),
@@ -206,13 +207,25 @@ def shares(accounts: Iterable, standings: Mapping[str, Standing], knobs: Knobs) 
     accounts = list(accounts)
     of = {a.id: standings.get(a.id) or Standing() for a in accounts}
     if knobs.quota_aware:
+        factor = _factors(accounts, of, knobs)
         taking = [a for a in accounts if of[a.id].state == OPEN] or \
             [a for a in accounts if of[a.id].state == DRAINING]
-        weights = {a.id: (a.weight or 1.0) * of[a.id].factor(knobs) for a in taking}
+        weights = {a.id: (a.weight or 1.0) * factor[a.id] for a in taking}
     else:
         weights = {a.id: a.weight or 1.0 for a in accounts}
     total = sum(weights.values())
     return {a.id: (weights.get(a.id, 0.0) / total if total else 0.0) for a in accounts}
+
+
+def _factors(accounts: list, of: Mapping[str, Standing], knobs: Knobs) -> dict[str, float]:
+    """Each account's headroom factor; an unknown one counts as neutral: the median
+    of the known open accounts' (so learning the first account's windows moves
+    nobody when the others turn out alike), ``NEUTRAL_FACTOR`` when none is known."""
+    known = sorted(of[a.id].factor(knobs) for a in accounts
+                   if of[a.id].level is not None and of[a.id].state == OPEN)
+    neutral = known[len(known) // 2] if known else NEUTRAL_FACTOR
+    return {a.id: neutral if of[a.id].level is None else of[a.id].factor(knobs)
+            for a in accounts}
 
 
 # -- what a moved conversation must leave out (pure) --------------------------------

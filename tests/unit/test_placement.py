@@ -234,3 +234,16 @@ def test_new_conversation_and_foreign_reasoning():
     assert pl.without_foreign_reasoning({"input": [user]}) is None
     assert pl.moved(pl.HIGH_WATER) and pl.moved(pl.FAILOVER)
     assert not pl.moved(pl.STICKY) and not pl.moved(pl.HEADROOM)
+
+
+def test_an_unknown_account_counts_as_the_median_of_the_known_ones():
+    accounts = [Acct("known-1"), Acct("known-2"), Acct("fresh")]
+    keys = [f"k{i}" for i in range(200)]
+    alike = standings({"known-1": 30})
+    before = [first(k, accounts, alike).account.id for k in keys]
+    # the second account's windows arrive and are like the first's: nobody moves
+    after = [first(k, accounts, standings({"known-1": 30, "known-2": 30})).account.id
+             for k in keys]
+    assert before == after
+    none_known = pl.shares(accounts, {}, KNOBS)
+    assert all(abs(v - 1 / 3) < 1e-9 for v in none_known.values())
