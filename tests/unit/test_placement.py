@@ -164,13 +164,20 @@ def test_deterministic_whatever_the_order_of_the_accounts(used, keys, data):
         assert one == two
 
 
-@settings(max_examples=60, deadline=None)
-@given(used=st.lists(st.floats(min_value=0, max_value=89.9), min_size=2, max_size=5),
-       crossing=st.integers(min_value=0, max_value=4), above=st.floats(90, 99.9), keys=KEYS)
-def test_only_an_account_crossing_the_mark_moves_conversations(used, crossing, above, keys):
+BELOW_MARK = st.lists(st.floats(min_value=0, max_value=89.9), min_size=2, max_size=5)
+
+
+def accounts_at(used: list) -> tuple[list, dict]:
     accounts = [Acct(f"acct-{i}") for i in range(len(used))]
+    return accounts, standings({a.id: u for a, u in zip(accounts, used)})
+
+
+@settings(max_examples=60, deadline=None)
+@given(used=BELOW_MARK, crossing=st.integers(min_value=0, max_value=4),
+       above=st.floats(90, 99.9), keys=KEYS)
+def test_only_an_account_crossing_the_mark_moves_conversations(used, crossing, above, keys):
+    accounts, before = accounts_at(used)
     crossing %= len(used)
-    before = standings({a.id: u for a, u in zip(accounts, used)})
     after = dict(before)
     after[accounts[crossing].id] = pl.assess(limits(above), NOW, KNOBS)
     for key in keys:
@@ -185,15 +192,14 @@ def test_only_an_account_crossing_the_mark_moves_conversations(used, crossing, a
 
 
 @settings(max_examples=60, deadline=None)
-@given(used=st.lists(st.floats(min_value=0, max_value=89.9), min_size=2, max_size=5),
-       which=st.integers(min_value=0, max_value=4), drop=st.floats(0, 89.9), keys=KEYS)
+@given(used=BELOW_MARK, which=st.integers(min_value=0, max_value=4), drop=st.floats(0, 89.9),
+       keys=KEYS)
 def test_more_headroom_never_loses_a_conversation(used, which, drop, keys):
-    accounts = [Acct(f"acct-{i}") for i in range(len(used))]
     which %= len(used)
-    freer = dict(zip([a.id for a in accounts], used))
-    freer[accounts[which].id] = min(drop, used[which])
-    before = standings(dict(zip([a.id for a in accounts], used)))
-    after = standings(freer)
+    accounts, before = accounts_at(used)
+    freer = list(used)
+    freer[which] = min(drop, used[which])
+    after = accounts_at(freer)[1]
     share_before = pl.shares(accounts, before, KNOBS)[accounts[which].id]
     assert pl.shares(accounts, after, KNOBS)[accounts[which].id] >= share_before
     for key in keys:
