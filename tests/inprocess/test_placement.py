@@ -4,7 +4,7 @@ the real one does. In process: the executor's strip-and-retry paths and the reas
 from __future__ import annotations
 
 from gateway import state
-from tests.support import LONG_SYSTEM, quota_reading
+from tests.support import CLIENT_KEY, LONG_SYSTEM, quota_reading
 
 
 def responses_turn(gw, items: list, n: int):
@@ -67,24 +67,49 @@ def test_a_refused_reasoning_is_retried_without_it_once_per_conversation(make_cl
     assert refusals(upstream) == 1  # known now: left out at once
 
 
+def moves_without_a_refusal(gw, upstream, turn) -> None:
+    """*turn(n)* sends a conversation's turn *n* (its history replayed); after the
+    first, its account goes above the mark and the next turn is served elsewhere,
+    its reasoning signatures from the old account left out before any refusal."""
+    near_the_mark(gw)
+    turn(0)
+    old = upstream.requests[-1]["account"]
+    health(gw).record_rate_limits(f"codex-{old}", quota_reading(95))
+    turn(1)
+    assert upstream.requests[-1]["account"] != old and refusals(upstream) == 0
+
+
 def test_claude_code_signatures_of_the_old_account_are_left_out(make_client, upstream):
     gw = make_client(accounts=("acct-a", "acct-b"))
-    near_the_mark(gw)
     messages: list = []
 
-    def turn(n: int):
+    def turn(n: int) -> None:
         messages.append({"role": "user", "content": f"moving turn {n}"})
         resp = gw.post("/v1/messages", {
             "model": "claude-sonnet-4-5", "max_tokens": 512, "system": LONG_SYSTEM,
             "thinking": {"type": "enabled", "budget_tokens": 1024}, "messages": messages},
             headers={"anthropic-version": "2023-06-01"})
         assert resp.status_code == 200, resp.get_data()
-        messages.append({"role": "assistant", "content": resp.get_json()["content"]})
-        return resp.get_json()
+        content = resp.get_json()["content"]
+        assert any(b["type"] == "thinking" and b.get("signature") for b in content)
+        messages.append({"role": "assistant", "content": content})
 
-    answer = turn(0)
-    assert any(b["type"] == "thinking" and b.get("signature") for b in answer["content"])
-    old = upstream.requests[-1]["account"]
-    health(gw).record_rate_limits(f"codex-{old}", quota_reading(95))
-    turn(1)
-    assert upstream.requests[-1]["account"] != old and refusals(upstream) == 0
+    moves_without_a_refusal(gw, upstream, turn)
+
+
+def test_gemini_thought_signatures_of_the_old_account_are_left_out(make_client, upstream):
+    gw = make_client(accounts=("acct-a", "acct-b"))
+    contents: list = []
+
+    def turn(n: int) -> None:
+        contents.append({"role": "user", "parts": [{"text": f"moving turn {n}"}]})
+        resp = gw.post("/v1beta/models/gemini-2.5-pro:generateContent", {
+            "contents": contents, "systemInstruction": {"parts": [{"text": LONG_SYSTEM}]},
+            "generationConfig": {"thinkingConfig": {"includeThoughts": True}}},
+            headers={"x-goog-api-key": CLIENT_KEY}, key=None)
+        assert resp.status_code == 200, resp.get_data()
+        content = resp.get_json()["candidates"][0]["content"]
+        assert any(p.get("thoughtSignature") for p in content["parts"])
+        contents.append(content)
+
+    moves_without_a_refusal(gw, upstream, turn)
