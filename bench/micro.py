@@ -14,6 +14,7 @@ import os
 import subprocess
 import sys
 import tempfile
+import time
 import timeit
 
 from .bodies import SMALL_REQUEST, long_text
@@ -67,10 +68,37 @@ def main() -> int:
     ]
     rows += usage_rows()
     rows += policy_rows()
+    rows += placement_rows()
     print("| hot path | µs per call |\n|---|---|")
     for name, us in rows:
         print(f"| {name} | {us:.2f} |")
     return 0
+
+
+def placement_rows() -> list[tuple[str, float]]:
+    """What choosing an account costs a request (``pool.placed``: the account-set
+    check, the standings from the health snapshot, the weighted rendezvous), three
+    accounts with quota windows stored, quota-aware and by --weight alone."""
+    from gateway import config
+    from gateway.accounts.pool import AccountPool
+    from gateway.accounts.store import Store, openai_record
+
+    rows = []
+    with tempfile.TemporaryDirectory() as state:
+        for i in range(3):
+            Store(state).save(openai_record(f"sk-bench-{i}", label=f"k{i}"))
+        for strategy in ("quota", "rendezvous"):
+            pool = AccountPool(config.load(env={"CODEX_GATEWAY_ACCOUNTS_STATE_DIR": state,
+                                                "CODEX_GATEWAY_PLACEMENT_STRATEGY": strategy}))
+            for i, used in enumerate((10, 60, 92)):
+                pool.health.record_rate_limits(f"openai-k{i}", {
+                    "primary": {"used_percent": used, "window_minutes": 300,
+                                "reset_at": time.time() + 4 * 3600}, "observed_at": time.time()})
+            g = {"pool": pool}
+            pool.placed("k", "gpt-5")
+            rows.append((f"account placement, 3 accounts ({strategy}): pool.placed",
+                         best("pool.placed('conversation-key', 'gpt-5')", 5000, g)))
+    return rows
 
 
 def usage_rows() -> list[tuple[str, float]]:
