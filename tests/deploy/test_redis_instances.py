@@ -258,8 +258,7 @@ def test_redis_stopped_both_instances_answer_and_sharing_resumes_when_it_is_back
 def shared(cluster, upstream):
     """Both instances as one site for the per-key policy checks (tests/policy_support.py):
     requests alternate between them; a key's policy and counters live in Redis."""
-    cluster.import_account("acct-policy")
-    time.sleep(ACCOUNTS_TTL)
+    cluster.import_account("acct-policy")  # used from the next request on: no wait
     return checks.Site([cluster.a.url, cluster.b.url], [cluster.a.env, cluster.b.env], upstream)
 
 
