@@ -81,12 +81,13 @@ def placement_rows() -> list[tuple[str, float]]:
     accounts with quota windows stored, quota-aware and by --weight alone."""
     from gateway import config
     from gateway.accounts.pool import AccountPool
-    from gateway.accounts.store import Store, openai_record
+    from gateway.state.files import FileStore
+    from gateway.state.records import openai_record
 
     rows = []
     with tempfile.TemporaryDirectory() as state:
         for i in range(3):
-            Store(state).save(openai_record(f"sk-bench-{i}", label=f"k{i}"))
+            FileStore(state).save(openai_record(f"sk-bench-{i}", label=f"k{i}"))
         for strategy in ("quota", "rendezvous"):
             pool = AccountPool(config.load(env={"CODEX_GATEWAY_ACCOUNTS_STATE_DIR": state,
                                                 "CODEX_GATEWAY_PLACEMENT_STRATEGY": strategy}))
