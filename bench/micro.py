@@ -5,7 +5,10 @@
 ``gateway/sse.py`` and ``gateway/upstream/http/client.py``, and what recording
 usage costs a request (``gateway/usage``: the metrics sink and the usage queue,
 measured in a child process with ``PROMETHEUS_MULTIPROC_DIR`` set, as under
-gunicorn, because prometheus_client picks its mode when first imported).
+gunicorn, because prometheus_client picks its mode when first imported), and
+what cache-break detection and repair cost a request (``gateway/prefix``: CPU
+time per turn of a coding-agent conversation, with both off, detection only,
+and detection + repair for a tidy and for a sloppy client; SQLite store).
 """
 from __future__ import annotations
 
@@ -69,6 +72,7 @@ def main() -> int:
     rows += usage_rows()
     rows += policy_rows()
     rows += placement_rows()
+    rows += prefix_rows()
     print("| hot path | µs per call |\n|---|---|")
     for name, us in rows:
         print(f"| {name} | {us:.2f} |")
@@ -235,6 +239,102 @@ def _redis():
 
     binary = find_redis()
     return RedisServer(binary, name="redis-bench").start() if binary else None
+
+
+def agent_conversation(turns: int = 30) -> tuple[dict, list]:
+    """A coding agent's turn after *turns* tool calls (~20 KB instructions, 8 tools,
+    1 KB tool outputs) and the answers the gateway kept for it."""
+    params = {"type": "object", "properties": {
+        "path": {"type": "string", "description": long_text(120)},
+        "limit": {"type": "integer"}, "pattern": {"type": "string"}}, "required": ["path"]}
+    tools = [{"type": "function", "name": f"tool_{i}", "description": long_text(400),
+              "parameters": params, "strict": False} for i in range(8)]
+    items, answers = [], []
+    for n in range(turns):
+        items.append({"type": "message", "role": "user",
+                      "content": [{"type": "input_text", "text": long_text(200)}]})
+        answer = [{"id": f"rs_{n}", "type": "reasoning", "summary": [],
+                   "encrypted_content": f"gAAAA{n:04d}" + "x" * 800},
+                  {"id": f"fc_{n}", "type": "function_call", "status": "completed",
+                   "call_id": f"call_{n}", "name": f"tool_{n % 8}",
+                   "arguments": json.dumps({"path": f"src/f{n}.py", "limit": 40})}]
+        answers.append(answer)
+        items += answer
+        items.append({"type": "function_call_output", "call_id": f"call_{n}",
+                      "output": long_text(1000)})
+    body = {"model": "gpt-5-codex", "instructions": long_text(20000), "tools": tools,
+            "input": items}
+    return body, answers
+
+
+def sloppy(body: dict) -> dict:
+    """The same turn from a client that drops ids, re-spaces arguments and
+    re-orders its tool schemas' keys."""
+    out = json.loads(json.dumps(body))
+    out["tools"] = [dict(reversed(list(t.items()))) for t in out["tools"]]
+    for item in out["input"]:
+        item.pop("id", None)
+        item.pop("status", None)
+        if item.get("type") == "function_call":
+            item["arguments"] = json.dumps(json.loads(item["arguments"]), separators=(",", ":"))
+    return out
+
+
+def prefix_rows() -> list[tuple[str, float]]:
+    """CPU µs per request spent by gateway.prefix (the body parse is timed with it
+    and subtracted: a request parses its body anyway)."""
+    import time
+
+    import orjson
+
+    from gateway import jsonio
+    from gateway.config import PrefixConfig
+    from gateway.prefix.fingerprint import Fingerprint
+    from gateway.prefix.repair import tool_key
+    from gateway.prefix.store import SQLitePrefixStore
+    from gateway.prefix.watch import PrefixWatch, storage_key
+    from gateway.record import RequestRecord
+
+    body, answers = agent_conversation()
+    previous = dict(body, input=body["input"][:-4])
+    tidy_b, sloppy_b = orjson.dumps(body), orjson.dumps(sloppy(body))
+    rows = []
+    with tempfile.TemporaryDirectory() as state:
+        store = SQLitePrefixStore(os.path.join(state, "prefix.sqlite"), 3600, 1000, 8 << 20)
+        tools = {tool_key(t): t for t in body["tools"]}
+        cases = [("off", PrefixConfig(enabled=False), tidy_b),
+                 ("detection only", PrefixConfig(repair=False), tidy_b),
+                 ("detection + repair, tidy client", PrefixConfig(), tidy_b),
+                 ("detection + repair, sloppy client (all restored)", PrefixConfig(), sloppy_b)]
+        sk = storage_key("k")
+        for a in answers:
+            store.add_answer(sk, jsonio.dumps({"account": None, "items": a}), 64)
+        kept = jsonio.dumps({"fp": [Fingerprint.of(previous).as_json()], "tools": tools})
+
+        def turn(watch, raw):
+            rec = RequestRecord(dialect="responses")
+            body = orjson.loads(raw)  # a request parses its body anyway: in the baseline
+            if watch is not None:
+                watch.before(body, "k", rec)
+            store.put_turns(sk, kept)  # every run meets the same previous turn
+            return rec
+
+        def cpu(watch, raw) -> float:
+            return min(timeit.repeat(lambda: turn(watch, raw), number=40, repeat=5,
+                                     timer=time.process_time)) / 40 * 1e6
+
+        base = cpu(None, tidy_b)
+        for name, cfg, raw in cases:
+            watch = PrefixWatch(cfg, store)
+            got = turn(watch, raw)
+            assert got.prefix in (None, "append"), (name, got.prefix, got.cache_break)
+            rows.append((f"prefix ({len(tidy_b) // 1024} KB turn, {len(body['input'])} items): "
+                         f"{name}, CPU per request", max(0.0, cpu(watch, raw) - base)))
+        keep = PrefixWatch(PrefixConfig(), store)
+        rows.append(("prefix: keeping an answer's output items (per answer)",
+                     min(timeit.repeat(lambda: keep.answered(sk, answers[-1]), number=50,
+                                       repeat=5, timer=time.process_time)) / 50 * 1e6))
+    return rows
 
 
 if __name__ == "__main__":

@@ -316,6 +316,24 @@ class PlacementConfig:
                                         "many points past its edge.", min=0)
     unknown_after_seconds: float = setting(3600.0, "Quota windows older than this count as "
                                            "unknown (neutral).", min=1)
+class PrefixConfig:
+    """Cache-break detection and repair per continuity key
+    ([Cache breaks](../cache-breaks.md))."""
+
+    enabled: bool = setting(True, "Classify every turn (`append`, `new`, or a rewrite "
+                            "`cause@k/n`) and keep the key's memory; `false` turns detection "
+                            "and repair off.")
+    repair: bool = setting(True, "Restore the items the model produced when a client re-sends "
+                           "them changed only in form (`x-gateway-repaired`); `false` only "
+                           "reports.")
+    ttl_seconds: float = setting(3600.0, "A key's memory expires this long after its last "
+                                 "turn.", min=1)
+    max_keys: int = setting(20000, "Keys kept in the SQLite store, the oldest dropped first "
+                            "(Redis bounds by the expiry).", min=1)
+    max_answers: int = setting(64, "The last answers whose output items are kept per key.",
+                               min=1)
+    max_bytes: int = setting(4 * 1024 * 1024, "The largest answer (or a key's fingerprints) "
+                             "kept; a larger one is not kept.", min=1024)
 
 
 @dataclass(frozen=True)
@@ -330,6 +348,7 @@ class Config:
     usage: UsageConfig = field(default_factory=UsageConfig)
     images: ImagesConfig = field(default_factory=ImagesConfig)
     placement: PlacementConfig = field(default_factory=PlacementConfig)
+    prefix: PrefixConfig = field(default_factory=PrefixConfig)
     # The [models] table as written: gateway.models.load_catalog reads and checks it.
     models: dict = field(default_factory=dict, metadata={
         "doc": "The model catalog: aliases, the targets of Claude names, added and removed "

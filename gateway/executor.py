@@ -11,7 +11,7 @@ Every outcome is written into the call's :class:`~gateway.record.RequestRecord`.
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from . import config as config_mod
@@ -21,6 +21,8 @@ from .failures import UpstreamFailure
 from .accounts import placement
 from .headers import header_list
 from .policy import quota
+from .prefix.store import open_store
+from .prefix.watch import PrefixWatch
 from .record import Outcome, RequestRecord, log_sink
 from .stream import UpstreamStream
 from .upstream import profiles_for
@@ -48,6 +50,7 @@ class Call:
     stream: bool = False                   # the client reads events as they come
     keepalive: float = 0.0                 # > 0: it wants keep-alive ticks while silent
     policy: object = None                  # the key's policy, once the gate has read it
+    on_output: Callable | None = None      # keeps the answer's items (gateway.prefix)
 
 
 class _Failover(Exception):
@@ -70,6 +73,7 @@ class Executor:
         self.wire = Wire(config.upstream, config.state_dir,
                          max(config.upstream.pool_maxsize, config.server.threads))
         self.unreadable = placement.Unreadable()  # conversations that moved by a step
+        self.prefix = PrefixWatch(config.prefix, open_store(config, getattr(pool, "state", None)))
 
     @property
     def catalog(self):
@@ -90,6 +94,10 @@ class Executor:
             cont, selection = self._candidates(call)
         except GatewayError as err:
             raise self._fail(rec, err) from None
+        first = selection.accounts[0].id if selection.accounts else None
+        key = cont.key or (first and continuity.bind_account(
+            cont, first, call.principal, self.config.continuity).key)
+        call.on_output = self.prefix.before(call.body, key, rec, first)
         last: UpstreamFailure | None = None
         new = placement.is_new_conversation(call.body)
         for account in selection:
@@ -249,7 +257,8 @@ class Executor:
                     keepalive=call.keepalive, timed=call.stream,
                     headers=self._client_headers(call, cont, dropped, profile, answer.headers,
                                                  creds),
-                    on_failure=lambda f: self._cool(account, f), hidden=self._hidden(call))
+                    on_failure=lambda f: self._cool(account, f), hidden=self._hidden(call),
+                    on_output=call.on_output and (lambda out: call.on_output(out, account.id)))
                 failure = stream.prime(min(call.keepalive or FIRST_EVENT_WAIT, FIRST_EVENT_WAIT))
                 if failure is not None and not retried_reasoning and self._unreadable(
                         call, account, base_cont, failure):
@@ -325,6 +334,8 @@ class Executor:
                                                    for p in dropped]))
         if names:
             headers["x-gateway-dropped-params"] = header_list(names)
+        if call.record is not None and call.record.repaired:
+            headers["x-gateway-repaired"] = str(call.record.repaired)
         headers.update(profile.relayed(answer_headers, creds))
         if self._shows_quota(call):
             headers.update(profile.quota_headers(answer_headers))

@@ -63,6 +63,9 @@ class RequestRecord:
     reasoning_tokens: int | None = None
     service_tier: str | None = None   # the tier the upstream reports (priority, default …)
     attempts: int = 0
+    prefix: str | None = None         # append | new | rewrite (gateway.prefix)
+    cache_break: str | None = None    # cause@k/n of a rewrite
+    repaired: int = 0                 # items restored to the model's own form
     sinks: tuple[Callable[["RequestRecord"], None], ...] = field(default=(), repr=False)
     _finished: bool = field(default=False, repr=False)
 
@@ -143,6 +146,10 @@ class RequestRecord:
         ]
         if self.error_code:
             parts.append(f"code={self.error_code}")
+        if self.cache_break:
+            parts.append(f"cache_break={self.cache_break}")
+        if self.repaired:
+            parts.append(f"repaired={self.repaired}")
         parts += [
             f"model={model}",
             f"continuity={self.continuity_source or '-'} key={self.continuity_hash or '-'}",

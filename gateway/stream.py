@@ -22,7 +22,8 @@ from collections.abc import Callable, Iterator
 
 from . import failures
 from .errors import GatewayError, TransportError
-from .protocol import COMPLETED, FAILURES, FINAL, LIFECYCLE, OutputCollector
+from .protocol import (COMPLETED, FAILURES, FINAL, LIFECYCLE, OUTPUT_ITEM_DONE,
+                       OutputCollector)
 from .record import Outcome, RequestRecord
 from .relay import EOF, WAITING, Relayable
 from .sse import Event
@@ -36,13 +37,16 @@ class UpstreamStream:
     def __init__(self, reader, record: RequestRecord, *, read_timeout: float, keepalive: float,
                  timed: bool, headers: dict[str, str],
                  on_failure: Callable[[failures.UpstreamFailure], None] | None = None,
-                 hidden: frozenset[str] = frozenset()):
+                 hidden: frozenset[str] = frozenset(),
+                 on_output: Callable[[list], None] | None = None):
         self.record = record
         self.read_timeout = read_timeout
         self.keepalive = keepalive
         self.headers = headers  # what the gateway adds to its own answer
         self.on_failure = on_failure
         self.hidden = hidden  # event types dropped before any renderer (an account's quota)
+        self.on_output = on_output  # gets a completed answer's output items (gateway.prefix)
+        self._output = OutputCollector() if on_output is not None else None
         self.outcome = Outcome.OPEN
         self.error_code: str | None = None
         self._pending: list[Event] = []  # read while priming, not yet handed on
@@ -113,6 +117,11 @@ class UpstreamStream:
             self.record.add_response(data.get("response"))
             self.outcome = Outcome.COMPLETED if kind == COMPLETED else Outcome.INCOMPLETE
             self._terminal = True
+            if self._output is not None and kind == COMPLETED:
+                self._output.observe(kind, data)
+                self._after(functools.partial(self.on_output, self._output.output()))
+        elif kind == OUTPUT_ITEM_DONE and self._output is not None:
+            self._output.observe(kind, event.data)
         elif kind in FAILURES:
             self._terminal = True
             self.outcome = Outcome.FAILED
@@ -123,10 +132,14 @@ class UpstreamStream:
             if not self._priming and self.on_failure is not None and failure.status == 429:
                 # a limit announced inside a 200 still cools the account (a store write:
                 # off the relay loop when relayed)
-                if self._defer is not None:
-                    self._defer(functools.partial(self.on_failure, failure))
-                else:
-                    self.on_failure(failure)
+                self._after(functools.partial(self.on_failure, failure))
+
+    def _after(self, write: Callable[[], None]) -> None:
+        """An end-of-answer write: off the relay loop when relayed, else now."""
+        if self._defer is not None:
+            self._defer(write)
+        else:
+            write()
 
     def prime(self, seconds: float) -> failures.UpstreamFailure | None:
         """Read until the answer starts; the failure if it failed before that.

@@ -29,6 +29,8 @@ from prometheus_client import (CONTENT_TYPE_LATEST, CollectorRegistry, Counter, 
                                disable_created_metrics, generate_latest)
 from prometheus_client.core import GaugeMetricFamily
 
+from ..prefix.fingerprint import CAUSES
+
 log = logging.getLogger("gateway.usage")
 
 PREFIX = "codex_gateway"
@@ -88,6 +90,12 @@ class Metrics:
                                   multiprocess_mode="livesum", registry=reg)
         self.open_websockets = Gauge(f"{p}_open_websockets", "Client WebSockets open now.",
                                      multiprocess_mode="livesum", registry=reg)
+        self.cache_breaks = Counter(f"{p}_cache_breaks", "Turns that rewrote the prompt prefix "
+                                    "the upstream had cached, by cause (docs/cache-breaks.md).",
+                                    ("cause",), registry=reg)
+        self.repaired = Counter(f"{p}_cache_repaired_items", "Items restored to the form the "
+                                "model produced (gateway.prefix.repair).", registry=reg)
+        self._breaks = {cause: self.cache_breaks.labels(cause) for cause in CAUSES}
         for reason in ("queue_full", "store_error"):
             self.usage_dropped.labels(reason)  # present at 0, so an alert can watch it
         self._children: dict = {}
@@ -122,6 +130,10 @@ class Metrics:
                                            rec.output_tokens, rec.reasoning_tokens)):
             if value:
                 counter.inc(value)
+        if rec.cache_break:
+            self._breaks[rec.cache_break.split("@", 1)[0]].inc()
+        if rec.repaired:
+            self.repaired.inc(rec.repaired)
 
     def upstream_failure(self, account_id: str, status: int, code: str) -> None:
         self.upstream_errors.labels(code or f"http_{status}", account_id).inc()
@@ -147,7 +159,8 @@ class Metrics:
         else:
             for metric in (self.requests, self.ttfb, self.duration, self.tokens,
                            self.upstream_errors, self.refreshes, self.usage_written,
-                           self.usage_dropped, self.open_streams, self.open_websockets):
+                           self.usage_dropped, self.open_streams, self.open_websockets,
+                           self.cache_breaks, self.repaired):
                 registry.register(metric)
         if accounts is not None:
             registry.register(AccountCollector(accounts))

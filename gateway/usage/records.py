@@ -39,6 +39,8 @@ class UsageRow:
     ttfb_ms: float | None
     duration_ms: float
     service_tier: str | None = None  # the tier the upstream reports it served
+    cache_break: str | None = None  # the cause of a cache break (gateway.prefix), else None
+    repaired: int | None = 0        # items the gateway restored to the model's own form
 
     @property
     def error(self) -> bool:
@@ -70,7 +72,9 @@ def row_from_record(rec) -> UsageRow:
         input_tokens=rec.input_tokens, cached_tokens=rec.cached_tokens,
         output_tokens=rec.output_tokens, reasoning_tokens=rec.reasoning_tokens,
         ttfb_ms=None if ttfb is None else round(ttfb, 3), duration_ms=round(rec.duration_ms, 3),
-        service_tier=rec.service_tier)
+        service_tier=rec.service_tier,
+        cache_break=rec.cache_break.split("@", 1)[0] if rec.cache_break else None,
+        repaired=rec.repaired)
 
 
 @dataclass(frozen=True)
@@ -85,6 +89,9 @@ class Aggregate:
     output_tokens: int = 0
     reasoning_tokens: int = 0
     median_ttfb_ms: float | None = None
+    breaks: int = 0                # turns that rewrote the cached prefix (cache breaks)
+    repaired: int = 0
+    causes: tuple = ()             # (cause, count) of those breaks, most frequent first
 
     @property
     def cache_hit_ratio(self) -> float | None:
@@ -98,7 +105,9 @@ class Aggregate:
                 "output_tokens": self.output_tokens, "reasoning_tokens": self.reasoning_tokens,
                 "cache_hit_ratio": None if ratio is None else round(ratio, 4),
                 "median_ttfb_ms": None if self.median_ttfb_ms is None
-                else round(self.median_ttfb_ms, 1)}
+                else round(self.median_ttfb_ms, 1),
+                "cache_breaks": self.breaks, "cache_break_causes": dict(self.causes),
+                "repaired_items": self.repaired}
 
 
 def group_of(row: UsageRow, by: str) -> str | None:
@@ -134,8 +143,19 @@ def aggregate(rows, by: str) -> list[Aggregate]:
             cached_tokens=sum(r.cached_tokens or 0 for r in items),
             output_tokens=sum(r.output_tokens or 0 for r in items),
             reasoning_tokens=sum(r.reasoning_tokens or 0 for r in items),
-            median_ttfb_ms=median(ttfbs)))
+            median_ttfb_ms=median(ttfbs),
+            breaks=sum(r.cache_break is not None for r in items),
+            repaired=sum(r.repaired or 0 for r in items),
+            causes=ranked_causes((r.cache_break, 1) for r in items if r.cache_break)))
     return out
+
+
+def ranked_causes(pairs) -> tuple:
+    """``(cause, count)`` pairs summed per cause, most frequent first (then by name)."""
+    totals: dict = {}
+    for cause, n in pairs:
+        totals[cause] = totals.get(cause, 0) + n
+    return tuple(sorted(totals.items(), key=lambda kv: (-kv[1], kv[0])))
 
 
 def median(sorted_values) -> float | None:

@@ -51,7 +51,7 @@ def ratio(value: float | None) -> str:
 def table(rows: list[Aggregate], by: str) -> str:
     """A plain-text table with a total line (no colours: it is often piped)."""
     head = (by.upper(), "REQUESTS", "ERRORS", "INPUT", "CACHED", "OUTPUT", "REASONING",
-            "CACHE HIT", "TTFB p50")
+            "BREAKS", "CACHE HIT", "TTFB p50")
     body = [_cells(r.group or "-", r) for r in rows]
     if len(rows) > 1:
         total = Aggregate(group="total", requests=sum(r.requests for r in rows),
@@ -59,7 +59,8 @@ def table(rows: list[Aggregate], by: str) -> str:
                           input_tokens=sum(r.input_tokens for r in rows),
                           cached_tokens=sum(r.cached_tokens for r in rows),
                           output_tokens=sum(r.output_tokens for r in rows),
-                          reasoning_tokens=sum(r.reasoning_tokens for r in rows))
+                          reasoning_tokens=sum(r.reasoning_tokens for r in rows),
+                          breaks=sum(r.breaks for r in rows))
         body.append(_cells("total", total, ttfb=False))
     grid = [head] + body
     widths = [max(len(row[i]) for row in grid) for i in range(len(head))]
@@ -73,5 +74,5 @@ def table(rows: list[Aggregate], by: str) -> str:
 def _cells(label: str, r: Aggregate, ttfb: bool = True) -> tuple[str, ...]:
     median = r.median_ttfb_ms if ttfb else None
     return (label, str(r.requests), str(r.errors), f"{r.input_tokens:,}", f"{r.cached_tokens:,}",
-            f"{r.output_tokens:,}", f"{r.reasoning_tokens:,}", ratio(r.cache_hit_ratio),
-            "-" if median is None else f"{median:.0f} ms")
+            f"{r.output_tokens:,}", f"{r.reasoning_tokens:,}", f"{r.breaks:,}",
+            ratio(r.cache_hit_ratio), "-" if median is None else f"{median:.0f} ms")

@@ -218,7 +218,7 @@ def _usage(rows: list[Aggregate]) -> str:
     out = ['<table><thead><tr><th>Key</th><th class="num">Requests</th>'
            '<th class="num">Errors</th><th class="num">Input</th><th class="num">Cached</th>'
            '<th class="num">Output</th><th class="num">Cache hit</th>'
-           '<th class="num">TTFB p50</th></tr></thead><tbody>']
+           '<th class="num">Cache breaks</th><th class="num">TTFB p50</th></tr></thead><tbody>']
     for r in rows:
         ratio = r.cache_hit_ratio
         ttfb = r.median_ttfb_ms
@@ -228,9 +228,18 @@ def _usage(rows: list[Aggregate]) -> str:
             f'<td class="num">{r.input_tokens:,}</td><td class="num">{r.cached_tokens:,}</td>'
             f'<td class="num">{r.output_tokens:,}</td>'
             f'<td class="num">{"-" if ratio is None else f"{ratio * 100:.1f}%"}</td>'
+            f'<td class="num">{_breaks(r)}</td>'
             f'<td class="num">{"-" if ttfb is None else f"{ttfb:.0f} ms"}</td></tr>')
     out.append("</tbody></table>")
     return "".join(out)
+
+
+def _breaks(r: Aggregate, top: int = 3) -> str:
+    """The count and its most frequent causes: ``12 <small>content 8 · tools 4</small>``."""
+    if not r.breaks:
+        return "0"
+    causes = " · ".join(f"{_e(cause)} {n:,}" for cause, n in r.causes[:top])
+    return f'{r.breaks:,} <small class="muted">{causes}</small>'
 
 
 def chart(hourly: list[Aggregate], now: float, hours: int = 48) -> str:

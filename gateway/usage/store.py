@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Iterable, Protocol
 
 from ..statefiles import open_sqlite, write_transaction
-from .records import COLUMNS, GROUPS, Aggregate, UsageRow, is_error
+from .records import COLUMNS, GROUPS, Aggregate, UsageRow, is_error, ranked_causes
 
 
 class UsageStore(Protocol):
@@ -45,7 +45,7 @@ CREATE TABLE IF NOT EXISTS usage (
 CREATE INDEX IF NOT EXISTS usage_ts ON usage (ts);
 """
 # Columns added after the first release: a database made before gets them on open.
-_ADDED_COLUMNS = {"service_tier": "TEXT"}
+_ADDED_COLUMNS = {"service_tier": "TEXT", "cache_break": "TEXT", "repaired": "INTEGER"}
 
 
 def _add_missing_columns(conn: sqlite3.Connection) -> None:
@@ -108,8 +108,14 @@ class SQLiteUsage:
             return []
         sums = conn.execute(
             f"SELECT {expr} AS g, COUNT(*), SUM(error), TOTAL(input_tokens), "
-            f"TOTAL(cached_tokens), TOTAL(output_tokens), TOTAL(reasoning_tokens) "
+            f"TOTAL(cached_tokens), TOTAL(output_tokens), TOTAL(reasoning_tokens), "
+            f"COUNT(cache_break), TOTAL(repaired) "
             f"FROM usage WHERE {where} GROUP BY g", params).fetchall()
+        causes: dict = {}
+        for g, cause, n in conn.execute(
+                f"SELECT {expr} AS g, cache_break, COUNT(*) FROM usage "
+                f"WHERE {where} AND cache_break IS NOT NULL GROUP BY g, cache_break", params):
+            causes.setdefault(g, []).append((cause, n))
         # The median per group in one pass: the middle one (odd) or two (even) by rank.
         medians = dict(conn.execute(
             f"SELECT g, AVG(t) FROM (SELECT {expr} AS g, ttfb_ms AS t, "
@@ -119,8 +125,9 @@ class SQLiteUsage:
             f"WHERE rn IN ((c + 1) / 2, (c + 2) / 2) GROUP BY g", params).fetchall())
         out = [Aggregate(group=g, requests=n, errors=int(e or 0), input_tokens=int(i),
                          cached_tokens=int(c), output_tokens=int(o), reasoning_tokens=int(r),
-                         median_ttfb_ms=medians.get(g))
-               for g, n, e, i, c, o, r in sums]
+                         median_ttfb_ms=medians.get(g), breaks=int(b), repaired=int(fixed),
+                         causes=ranked_causes(causes.get(g, ())))
+               for g, n, e, i, c, o, r, b, fixed in sums]
         return sorted(out, key=lambda a: (a.group is None, a.group or ""))
 
     def recent_errors(self, since: float, limit: int = 20) -> list[UsageRow]:

@@ -5,7 +5,7 @@ answer says, and the Responses SSE event sequence (normal and faulty).
 
 Prompt caching is modelled deterministically so tests can assert on
 ``cached_tokens``: the prompt is the canonical string ``S =
-json.dumps(instructions) + json.dumps(tools, sort_keys=True) +
+json.dumps(instructions) + json.dumps(tools) +
 "".join(render_item(item) for item in input)`` and counts ``ceil(len(S) / 4)``
 input tokens; a request is credited the character prefix it shares with the
 previous ``S`` stored under its cache key (in tokens, floored) when that is at
@@ -17,7 +17,10 @@ like the real backend, which tokenizes roles, text, tool calls and their
 outputs, never field names, item ids, ``status`` or ``annotations``. So a
 client that sends an answer back in its own shape (a Chat or Messages client's
 assistant message) costs the same tokens, and hits the same cache, as the
-backend's own stored item: what the model sees is the same.
+backend's own stored item: what the model sees is the same. Tool definitions
+are read in the order their keys come (a schema's properties are listed as
+sent), so a client that re-orders them each turn breaks its prefix there, as
+it does upstream.
 """
 from __future__ import annotations
 
@@ -46,7 +49,7 @@ MODERATION_MESSAGE = "Your request was rejected by the safety system."
 def prompt_text(body: dict) -> str:
     """The canonical prefix string S that cache hits are measured on."""
     return (json.dumps(body.get("instructions"))
-            + json.dumps(body.get("tools"), sort_keys=True)
+            + json.dumps(body.get("tools"))
             + "".join(render_item(item) for item in body["input"]))
 
 

@@ -362,6 +362,10 @@ def test_captured_codex_frames_replayed_reach_the_upstream_in_full(gw, upstream)
         assert "accept-encoding" not in h or "zstd" not in h["accept-encoding"]
         assert rec["body"]["client_metadata"]["thread_id"] == upgrade["thread-id"]
     assert {r["cache_key"][2] for r in (turn, follow_up)} == {turn["body"]["prompt_cache_key"]}
+    # tidy: the follow-up appends, nothing to repair (gateway.prefix, docs/cache-breaks.md)
+    logs = gw.logs()
+    assert logs.count("transport=websocket") >= 2
+    assert "cache_break=" not in logs and "repaired=" not in logs
 
 
 def test_codex_0171_item_kinds_and_metadata_pass_through_both_transports(gw, upstream):

@@ -1,0 +1,180 @@
+"""gateway.prefix.store
+~~~~~~~~~~~~~~~~~~~~~~~~
+The per-continuity-key memory of :mod:`gateway.prefix`, shared by every worker.
+
+Per key: one ``turns`` value (the kept fingerprints and the first-seen tool
+definitions, replaced each turn) and an ``answers`` log (one entry per
+completed answer, appended, the last ``keep`` kept), so keeping an answer
+writes that answer only, never the whole history again. Everything expires
+``ttl`` seconds after its write, and is bounded: a value larger than
+``max_bytes`` is not stored; the SQLite tables keep at most ``max_keys`` keys,
+the oldest go first; Redis bounds by the expiry.
+
+:class:`SQLitePrefixStore` is the default (``prefix.sqlite`` in the state
+directory, WAL, 0600); :class:`RedisPrefixStore` is used when ``[state]
+backend = "redis"``, so several instances see the same conversations. A store
+that cannot be reached answers "nothing kept" and drops writes: detection and
+repair then do nothing, the request is never failed for it.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import sqlite3
+import threading
+import time
+from pathlib import Path
+
+from ..statefiles import create_private, private_dir
+
+log = logging.getLogger("gateway.prefix")
+
+_PRUNE_EVERY = 256  # writes between two prunes of the SQLite tables
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS turns (
+    key TEXT PRIMARY KEY, value BLOB NOT NULL, written REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS turns_written ON turns (written);
+CREATE TABLE IF NOT EXISTS answers (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT, key TEXT NOT NULL, value BLOB NOT NULL,
+    written REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS answers_key ON answers (key, seq);
+CREATE INDEX IF NOT EXISTS answers_written ON answers (written);
+"""
+_STORE_ERRORS = (sqlite3.Error, OSError)
+
+
+class SQLitePrefixStore:
+    def __init__(self, path: str | Path, ttl: float, max_keys: int, max_bytes: int,
+                 busy_timeout: float = 0.2, clock=time.time):
+        self.path = Path(path)
+        self.ttl, self.max_keys, self.max_bytes = ttl, max_keys, max_bytes
+        self.busy_timeout = busy_timeout
+        self.clock = clock
+        self._local = threading.local()
+        self._writes = 0
+
+    def _conn(self) -> sqlite3.Connection:
+        local = self._local
+        if getattr(local, "pid", None) != os.getpid():
+            private_dir(self.path.parent)
+            create_private(self.path)
+            conn = sqlite3.connect(self.path, timeout=self.busy_timeout, isolation_level=None,
+                                   check_same_thread=False)
+            conn.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout * 1000)}")
+            conn.execute("PRAGMA journal_mode = WAL")
+            conn.execute("PRAGMA synchronous = OFF")  # a cache: a crash may lose it
+            conn.executescript(_SCHEMA)
+            local.conn, local.pid = conn, os.getpid()
+        return local.conn
+
+    def _run(self, what: str, fn, default=None):
+        try:
+            return fn(self._conn())
+        except _STORE_ERRORS as exc:
+            log.warning("prefix store: %s failed: %s", what, exc)
+            return default
+
+    # -- turns ---------------------------------------------------------------
+    def get_turns(self, key: str) -> bytes | None:
+        row = self._run("read", lambda c: c.execute(
+            "SELECT value FROM turns WHERE key = ? AND written >= ?",
+            (key, self.clock() - self.ttl)).fetchone())
+        return bytes(row[0]) if row else None
+
+    def put_turns(self, key: str, value: bytes) -> None:
+        if len(value) <= self.max_bytes:
+            self._run("write", lambda c: c.execute(
+                "INSERT OR REPLACE INTO turns (key, value, written) VALUES (?, ?, ?)",
+                (key, value, self.clock())))
+            self._wrote()
+
+    # -- answers -------------------------------------------------------------
+    def answers(self, key: str) -> list[bytes]:
+        rows = self._run("read", lambda c: c.execute(
+            "SELECT value FROM answers WHERE key = ? AND written >= ? ORDER BY seq",
+            (key, self.clock() - self.ttl)).fetchall(), [])
+        return [bytes(r[0]) for r in rows]
+
+    def add_answer(self, key: str, value: bytes, keep: int) -> None:
+        """Append one answer; the key keeps its last *keep*."""
+        if len(value) > self.max_bytes:
+            return
+
+        def add(c):
+            c.execute("INSERT INTO answers (key, value, written) VALUES (?, ?, ?)",
+                      (key, value, self.clock()))
+            c.execute("DELETE FROM answers WHERE key = ? AND seq NOT IN (SELECT seq FROM "
+                      "answers WHERE key = ? ORDER BY seq DESC LIMIT ?)", (key, key, keep))
+        self._run("write", add)
+        self._wrote()
+
+    # -- bounds --------------------------------------------------------------
+    def _wrote(self) -> None:
+        self._writes += 1
+        if self._writes % _PRUNE_EVERY == 0:
+            self._run("prune", lambda c: self.prune())
+
+    def prune(self) -> None:
+        """Drop what expired, then the oldest keys beyond ``max_keys``."""
+        conn = self._conn()
+        cutoff = self.clock() - self.ttl
+        conn.execute("DELETE FROM turns WHERE written < ?", (cutoff,))
+        conn.execute("DELETE FROM answers WHERE written < ?", (cutoff,))
+        conn.execute("DELETE FROM turns WHERE key NOT IN (SELECT key FROM turns "
+                     "ORDER BY written DESC LIMIT ?)", (self.max_keys,))
+        conn.execute("DELETE FROM answers WHERE key NOT IN (SELECT key FROM turns)")
+
+
+class RedisPrefixStore:
+    """The same records in Redis with an expiry: ``<prefix>prefix:turns:<key>`` (a
+    string) and ``<prefix>prefix:answers:<key>`` (a list, trimmed to the last ones)."""
+
+    def __init__(self, link, key_prefix: str, ttl: float, max_bytes: int):
+        self.link, self.prefix = link, key_prefix + "prefix:"
+        self.ttl, self.max_bytes = max(1, int(ttl)), max_bytes
+
+    def _run(self, fn, default=None):
+        from ..state.errors import StateUnavailable
+        try:
+            return self.link.run(fn)
+        except StateUnavailable:
+            return default
+
+    def get_turns(self, key: str) -> bytes | None:
+        return self._run(lambda r: r.get(f"{self.prefix}turns:{key}"))
+
+    def put_turns(self, key: str, value: bytes) -> None:
+        if len(value) <= self.max_bytes:
+            self._run(lambda r: r.set(f"{self.prefix}turns:{key}", value, ex=self.ttl))
+
+    def answers(self, key: str) -> list[bytes]:
+        return self._run(lambda r: r.lrange(f"{self.prefix}answers:{key}", 0, -1), [])
+
+    def add_answer(self, key: str, value: bytes, keep: int) -> None:
+        if len(value) > self.max_bytes:
+            return
+        name = f"{self.prefix}answers:{key}"
+
+        def add(r):
+            pipe = r.pipeline(transaction=True)
+            pipe.rpush(name, value)
+            pipe.ltrim(name, -keep, -1)
+            pipe.expire(name, self.ttl)
+            pipe.execute()
+        self._run(add)
+
+
+def open_store(cfg, state=None):
+    """The store for *cfg*: Redis when the shared state is Redis (*state*: the open
+    ``gateway.state.Backend``, whose link it shares), else SQLite."""
+    pc = cfg.prefix
+    if cfg.state.kind == "redis":
+        if state is None or getattr(state, "link", None) is None:
+            from ..state import open_state
+            state = open_state(cfg)
+        return RedisPrefixStore(state.link, cfg.state.key_prefix, pc.ttl_seconds, pc.max_bytes)
+    return SQLitePrefixStore(cfg.state_dir / "prefix.sqlite", pc.ttl_seconds, pc.max_keys,
+                             pc.max_bytes)
