@@ -25,7 +25,7 @@ import threading
 import time
 from pathlib import Path
 
-from ..statefiles import create_private, private_dir
+from ..statefiles import open_sqlite
 
 log = logging.getLogger("gateway.prefix")
 
@@ -59,15 +59,8 @@ class SQLitePrefixStore:
     def _conn(self) -> sqlite3.Connection:
         local = self._local
         if getattr(local, "pid", None) != os.getpid():
-            private_dir(self.path.parent)
-            create_private(self.path)
-            conn = sqlite3.connect(self.path, timeout=self.busy_timeout, isolation_level=None,
-                                   check_same_thread=False)
-            conn.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout * 1000)}")
-            conn.execute("PRAGMA journal_mode = WAL")
-            conn.execute("PRAGMA synchronous = OFF")  # a cache: a crash may lose it
-            conn.executescript(_SCHEMA)
-            local.conn, local.pid = conn, os.getpid()
+            local.conn = open_sqlite(self.path, _SCHEMA, self.busy_timeout)
+            local.pid = os.getpid()
         return local.conn
 
     def _run(self, what: str, fn, default=None):
