@@ -7,8 +7,8 @@ What the executor calls, once a turn's continuity key is known.
 writes the verdict and the repair count into the request record, and keeps
 the new fingerprint. :meth:`PrefixWatch.answered` is handed to the upstream
 stream: when the answer completes, its output items are kept for the next
-turn's repair (before the client sees ``response.completed``, so a client that
-answers at once is repaired too).
+turn's repair (at once, before the client sees ``response.completed``; off the
+relay loop, as every end-of-answer write, when the answer is relayed).
 """
 from __future__ import annotations
 
