@@ -316,6 +316,9 @@ class PlacementConfig:
                                         "many points past its edge.", min=0)
     unknown_after_seconds: float = setting(3600.0, "Quota windows older than this count as "
                                            "unknown (neutral).", min=1)
+
+
+@dataclass(frozen=True)
 class PrefixConfig:
     """Cache-break detection and repair per continuity key
     ([Cache breaks](../cache-breaks.md))."""
