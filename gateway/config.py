@@ -75,6 +75,25 @@ class ServerConfig:
                           "WebSocket turns once their first frames are sent "
                           "(`gateway/relay.py`). Off: each is carried by its request thread "
                           "(a wake-up and a GIL hand-over per packet).")
+    # Hostile-client limits (docs/security.md).
+    client_timeout: float = setting(10.0, "Seconds a client may take to send a request head, "
+                                    "stay silent inside a request body, or leave a WebSocket "
+                                    "frame unfinished; then 408 (or close 1008). See "
+                                    "[security](../security.md).", min=0.1)
+    min_body_rate: int = setting(16384, "Bytes per second a request body must average once "
+                                 "`client_timeout` seconds have passed, or 408; 0: no rate.",
+                                 min=0)
+    websocket_max_frame_bytes: int = setting(0, "The largest payload of one client WebSocket "
+                                             "frame, refused (1009) from its header before it "
+                                             "is read; 0: `max_body_bytes`.", min=0)
+    max_sockets_per_key: int = setting(0, "Open WebSockets per client key in one worker (each "
+                                       "holds a thread); over it the upgrade gets 429. 0: "
+                                       "`threads / 4`.", min=0)
+    max_streams_per_key: int = setting(0, "API requests in progress per client key in one "
+                                       "worker; over it 429. 0: `threads`.", min=0)
+    reserve_threads: int = setting(0, "Threads per worker kept from WebSockets: a key that "
+                                   "already holds one cannot take them, so other keys and "
+                                   "`/healthz` are served. 0: `threads / 8`, at least 2.", min=0)
 
 
 @dataclass(frozen=True)
@@ -535,7 +554,7 @@ def _coerce(value, default, label: str):
     text = isinstance(value, _EnvText)
 
     def wrong(expected: str):
-        return ConfigError(f"{label}: expected {expected}, got {value!r}")
+        return ConfigError(f"{label}: expected {expected}, got {_kind(value)}")
 
     if isinstance(default, bool):
         if text and value.strip().lower() in _TRUE + _FALSE:
@@ -581,17 +600,29 @@ def _coerce(value, default, label: str):
     return str(value)
 
 
+def _kind(value) -> str:
+    """What a wrong value is, never the value itself: a mistyped setting may be a key
+    or a password, and config errors are printed and logged."""
+    if isinstance(value, _EnvText):
+        return "text that is not one"
+    for cls, name in ((bool, "a boolean"), (int, "an integer"), (float, "a number"),
+                      (str, "a string"), (list, "a list"), (dict, "a table")):
+        if isinstance(value, cls):
+            return name
+    return type(value).__name__
+
+
 def _check_range(value, f: dataclasses.Field, label: str):
     """*value* within the field's ``min``/``max`` and among its ``choices`` (``setting``).
     The bounds keep a typo from starting a gateway that cannot work: no worker, no thread,
     a zero timeout."""
     low, high, choices = (f.metadata.get(k) for k in ("min", "max", "choices"))
     if low is not None and value < low:
-        raise ConfigError(f"{label}: must be at least {low}, got {value!r}")
+        raise ConfigError(f"{label}: must be at least {low}")
     if high is not None and value > high:
-        raise ConfigError(f"{label}: must be at most {high}, got {value!r}")
+        raise ConfigError(f"{label}: must be at most {high}")
     if choices and value.lower() not in choices:
-        raise ConfigError(f"{label}: must be one of {', '.join(choices)}, got {value!r}")
+        raise ConfigError(f"{label}: must be one of {', '.join(choices)}")
     return value
 
 

@@ -20,15 +20,26 @@ Flask would see gunicorn's parse error as a crash (a 500 and a traceback):
 the worker hands the application a ``wsgi.input`` that raises the gateway's
 own 400 instead, which every endpoint already renders in its dialect.
 
-Everything else is gunicorn's own gthread worker: the subclass overrides
-only the error answers and ``wsgi.input``.
+Slow clients cost a socket, not a thread (docs/security.md): the worker's
+main loop collects each request head itself, without a thread, and hands the
+connection to a thread only once the head is complete. A head that takes longer
+than ``server.client_timeout`` gets a 408 and the connection is closed; a worker
+at its connection limit makes room by dropping the oldest such connection. A
+request body must keep arriving (no silence longer than the same timeout) and
+average ``server.min_body_rate`` after it, or the request ends with 408. A
+chunked body over ``server.max_body_bytes`` is a 413, not a truncated body.
+
+Everything else is gunicorn's own gthread worker.
 """
 from __future__ import annotations
 
 import json
+import selectors
 import ssl
+import time
 from dataclasses import dataclass
 from datetime import datetime
+from functools import partial
 
 from gunicorn import util
 from gunicorn.http import errors as h
@@ -87,6 +98,10 @@ _TABLE: tuple = (
     ((h.ParseException,), 400, "Bad Request", "invalid_request",
      "The request is not valid HTTP/1.1.", True),
 )
+_SLOW_HEAD = Rejection(408, "Request Timeout", "request_timeout",
+                       "The request head did not arrive in time; the connection is closed.", True)
+_BIG_HEAD = Rejection(431, "Request Header Fields Too Large", "request_header_fields_too_large",
+                      "The request head is too large.", True)
 RELAY_KEY = "codex_gateway.relay"  # gateway.relay.ENVIRON_KEY (not imported: see gateway_error)
 
 _INTERNAL = Rejection(500, "Internal Server Error", "internal_error", "Internal gateway error.",
@@ -127,24 +142,48 @@ def render(rejection: Rejection) -> bytes:
     return head.encode("ascii") + body
 
 
+@dataclass(frozen=True)
+class BodyLimits:
+    """How a request body must arrive (``server.*``; None/0: no bound)."""
+
+    max_bytes: int | None = None  # chunked bodies (Flask refuses a large Content-Length itself)
+    idle: float | None = None     # the longest silence while a body is read, seconds
+    min_rate: int = 0             # bytes per second averaged once *idle* seconds have passed
+
+    @classmethod
+    def of(cls, app) -> "BodyLimits":
+        """The limits of the gateway *app* (its ``server`` config), or none."""
+        state = getattr(app, "extensions", {}).get("gateway")
+        if state is None:
+            return cls()
+        server = state.config.server
+        return cls(server.max_body_bytes, server.client_timeout, server.min_body_rate)
+
+
 class GuardedInput:
     """``wsgi.input`` whose parse errors (a malformed chunked body or trailer)
-    are the gateway's 400, not an exception the application cannot place.
-    gunicorn still closes the connection after a failed body."""
+    are the gateway's 400, not an exception the application cannot place; a
+    body that stalls or trickles is a 408 and a chunked body over the limit a
+    413 (:class:`BodyLimits`). gunicorn still closes the connection after a
+    failed body."""
 
-    __slots__ = ("_body",)
+    __slots__ = ("_body", "_max_bytes", "_seen")
 
-    def __init__(self, body):
+    def __init__(self, body, max_bytes: int | None = None):
         self._body = body
+        self._max_bytes = max_bytes  # set for a chunked body only
+        self._seen = 0
 
     def read(self, size=None):
-        return self._guard(self._body.read, size)
+        return self._count(self._guard(self._body.read, size))
 
     def readline(self, size=None):
-        return self._guard(self._body.readline, size)
+        return self._count(self._guard(self._body.readline, size))
 
     def readlines(self, hint=None):
-        return self._guard(self._body.readlines, hint)
+        lines = self._guard(self._body.readlines, hint)
+        self._count(b"".join(lines))
+        return lines
 
     def __iter__(self):
         return self
@@ -161,28 +200,208 @@ class GuardedInput:
             return method(arg)
         except h.ParseException as exc:
             raise gateway_error(rejection_for(exc)) from None
+        except TimeoutError:  # PacedSocket: a silent or trickling body
+            raise _body_too_slow() from None
+
+    def _count(self, data):
+        self._seen += len(data)
+        limit = self._max_bytes
+        if limit is not None and self._seen >= limit:
+            # the reader stops at the limit: one more byte says the body is longer
+            if self._seen > limit or self._guard(self._body.read, 1):
+                raise _body_too_large(limit)
+        return data
 
 
-def guard_input(app, relay_ok: bool = False):
-    """WSGI middleware: the application reads the body through :class:`GuardedInput`;
-    *relay_ok*: the client socket is plain HTTP that :mod:`gateway.relay` may
-    write to (said in the environ)."""
+class PacedSocket:
+    """The socket gunicorn's parser reads a request body from, with a pace: no
+    silence longer than *idle* seconds, and after *idle* seconds at least *rate*
+    bytes per second on average, else ``TimeoutError`` (the request's 408).
+    Every other use of the socket goes to the socket itself."""
+
+    __slots__ = ("sock", "idle", "rate", "started", "seen")
+
+    def __init__(self, sock, idle: float, rate: int):
+        self.sock, self.idle, self.rate = sock, idle, rate
+        self.arm()
+
+    def arm(self) -> None:
+        """A new request: the clock starts at its first read."""
+        self.started: float | None = None
+        self.seen = 0
+
+    def recv(self, size: int) -> bytes:
+        now = time.monotonic()
+        if self.started is None:
+            self.started = now
+        wait = self.idle
+        if self.rate:
+            wait = min(wait, self.started + self.idle + self.seen / self.rate - now)
+        if wait <= 0:
+            raise TimeoutError("request body too slow")
+        previous = self.sock.gettimeout()
+        self.sock.settimeout(wait)
+        try:
+            data = self.sock.recv(size)
+        finally:
+            self.sock.settimeout(previous)
+        self.seen += len(data)
+        return data
+
+    def __getattr__(self, name):
+        return getattr(self.sock, name)
+
+
+def _body_too_slow():
+    from .errors import GatewayError
+
+    return GatewayError(408, "The request body arrived too slowly (server.client_timeout, "
+                        "server.min_body_rate).", code="request_timeout")
+
+
+def _body_too_large(limit: int):
+    from .errors import GatewayError
+
+    return GatewayError(413, "The request body is larger than the gateway's limit "
+                        f"({limit} bytes; server.max_body_bytes).", code="request_too_large")
+
+
+def guard_input(app, relay_ok: bool = False, max_bytes: int | None = None):
+    """WSGI middleware: the application reads the body through :class:`GuardedInput`
+    (a chunked one bounded by *max_bytes*); *relay_ok*: the client socket is plain
+    HTTP that :mod:`gateway.relay` may write to (said in the environ)."""
     def guarded(environ, start_response):
-        environ["wsgi.input"] = GuardedInput(environ["wsgi.input"])
+        chunked = "chunked" in environ.get("HTTP_TRANSFER_ENCODING", "").lower()
+        environ["wsgi.input"] = GuardedInput(environ["wsgi.input"],
+                                             max_bytes if chunked else None)
         if relay_ok:
             environ[RELAY_KEY] = True
         return app(environ, start_response)
     return guarded
 
 
+def head_complete(data: bytes) -> bool:
+    """Whether *data* holds a whole request head (a bare-LF head counts, so the
+    parser gets to refuse it)."""
+    return b"\n\r\n" in data or b"\n\n" in data
+
+
+HEAD_LIMIT = 65536  # a head that has not ended by now is refused (nginx sends at most 32 KiB)
+
+
 class ThreadWorker(gthread.ThreadWorker):
-    """gthread, with JSON answers and quiet logs for what gunicorn refuses."""
+    """gthread, with JSON answers and quiet logs for what gunicorn refuses, and
+    request heads collected by the main loop (a slow client holds no thread)."""
+
+    body_limits = BodyLimits()
+
+    def init_process(self):
+        self.heads: dict = {}  # connection -> deadline, oldest first
+        super().init_process()
 
     def load_wsgi(self):
         super().load_wsgi()
         cfg = self.cfg
         plain = not cfg.is_ssl and getattr(cfg, "protocol", "http") == "http"
-        self.wsgi = guard_input(self.wsgi, relay_ok=plain)
+        limits = BodyLimits.of(self.wsgi)
+        self.body_limits = limits
+        # TLS in gunicorn and HTTP/2 prior knowledge read the connection's first bytes
+        # themselves: those connections keep gthread's own wait.
+        self.reads_heads = plain and getattr(cfg, "http2_cleartext", None) not in (
+            "prior-knowledge", "both")
+        self.wsgi = guard_input(self.wsgi, relay_ok=plain, max_bytes=limits.max_bytes)
+
+    # -- request heads, collected without a thread ------------------------------------
+
+    def enqueue_req(self, conn):
+        """A connection goes to a thread once its request head is all here."""
+        if not getattr(self, "reads_heads", False):
+            return super().enqueue_req(conn)
+        if conn.parser is not None:  # pipelined bytes read ahead by the last request
+            conn.head = getattr(conn, "head", b"") + conn.parser.unreader.take_buffered()
+        if head_complete(getattr(conn, "head", b"")):
+            return self._dispatch(conn)
+        if conn not in self.heads:
+            self.heads[conn] = time.monotonic() + (self.body_limits.idle or 10.0)
+            conn.sock.setblocking(False)
+            self.poller.register(conn.sock, selectors.EVENT_READ, partial(self._read_head, conn))
+
+    def _read_head(self, conn, _sock):
+        try:
+            data = conn.sock.recv(HEAD_LIMIT)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:
+            data = b""
+        if not data:  # the client left
+            self._drop_head(conn)
+            return
+        conn.head = getattr(conn, "head", b"") + data
+        if head_complete(conn.head):
+            self._unwatch(conn)
+            self._dispatch(conn)
+        elif len(conn.head) > HEAD_LIMIT:
+            self._drop_head(conn, _BIG_HEAD)
+
+    def _dispatch(self, conn):
+        conn.data_ready = True  # gthread's own wait for a first byte is over
+        super().enqueue_req(conn)
+
+    def _unwatch(self, conn) -> bool:
+        if self.heads.pop(conn, None) is None:
+            return False
+        try:
+            self.poller.unregister(conn.sock)
+        except (OSError, KeyError, ValueError):
+            pass
+        return True
+
+    def _drop_head(self, conn, rejection: Rejection | None = None):
+        """Close a connection whose head is still arriving (with *rejection*'s answer)."""
+        if not self._unwatch(conn):
+            return
+        if rejection is not None:
+            self.log.info("dropped a client ip=%s: %d %s", (conn.client or ("",))[0],
+                          rejection.status, rejection.code)
+            try:
+                conn.sock.send(render(rejection))
+            except OSError:
+                pass
+        self.nr_conns -= 1
+        conn.close()
+
+    def murder_pending(self):
+        super().murder_pending()
+        now = time.monotonic()
+        for conn, deadline in list(self.heads.items()):
+            if deadline > now and self.alive:
+                break
+            self._drop_head(conn, _SLOW_HEAD)
+
+    def set_accept_enabled(self, enabled):
+        """At its connection limit the worker makes room by dropping the oldest
+        connections still sending their head, instead of refusing new clients."""
+        if not enabled and self.alive and getattr(self, "heads", None):
+            while self.heads and self.nr_conns >= self.worker_connections:
+                self._drop_head(next(iter(self.heads)), _SLOW_HEAD)
+            if self.nr_conns < self.worker_connections:
+                return
+        super().set_accept_enabled(enabled)
+
+    def handle(self, conn):
+        head = getattr(conn, "head", b"")
+        if head:
+            conn.head = b""
+            conn.sock.setblocking(True)
+            conn.init()
+            unreader = conn.parser.unreader
+            unreader.unread(head)
+            limits = self.body_limits
+            if limits.idle and hasattr(unreader, "sock"):
+                if not isinstance(unreader.sock, PacedSocket):
+                    unreader.sock = PacedSocket(unreader.sock, limits.idle, limits.min_rate)
+                unreader.sock.arm()
+        return super().handle(conn)
 
     def handle_error(self, req, client, addr, exc):
         started = datetime.now()

@@ -1,0 +1,127 @@
+"""Slow and oversized clients against a directly exposed gunicorn (docs/security.md).
+
+Real gunicorn with the shipped config (so the gateway's worker), one worker with
+four threads, raw sockets: a slow client must cost a socket, never a thread.
+"""
+from __future__ import annotations
+
+import json
+import select
+import socket
+import threading
+import time
+
+import pytest
+import requests
+
+from tests.integration.test_hostile_server import AUTH, exchange
+from tests.support import auth_headers, gateway_env
+
+SLOW_HEAD = b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Pad: " + b"a" * 200
+
+
+@pytest.fixture
+def gw(gateway_factory, upstream, tmp_path):
+    env = gateway_env(upstream, tmp_path, CODEX_GATEWAY_SERVER_CLIENT_TIMEOUT="3",
+                      CODEX_GATEWAY_SERVER_MAX_BODY_BYTES="4096",
+                      CODEX_GATEWAY_SERVER_MIN_BODY_RATE="2000")
+    return gateway_factory(env, workers=1, threads=4, name="slow")
+
+
+def _trickle(socks, stop: threading.Event):
+    """One more header byte on every socket about every 0.3 s until *stop*."""
+    i = 0
+    while not stop.is_set() and i < len(SLOW_HEAD):
+        for s in socks:
+            try:
+                s.sendall(SLOW_HEAD[i:i + 1])
+            except OSError:
+                pass
+        i += 1
+        stop.wait(0.3)
+
+
+def test_300_slow_header_connections_leave_healthz_served(gw):
+    """F1: more slow-header connections than threads (and than the worker's
+    connection slots) while /healthz keeps answering."""
+    socks = [socket.create_connection(("127.0.0.1", gw.port)) for _ in range(300)]
+    stop = threading.Event()
+    trickler = threading.Thread(target=_trickle, args=(socks, stop), daemon=True)
+    trickler.start()
+    try:
+        time.sleep(1.0)  # every slow connection has sent part of its head
+        for _ in range(5):
+            r = requests.get(gw.url + "/healthz", timeout=2)  # a hang fails here
+            assert r.status_code == 200
+            r = requests.get(gw.url + "/v1/models", headers=auth_headers(), timeout=2)
+            assert r.status_code == 200
+            time.sleep(0.2)
+    finally:
+        stop.set()
+        trickler.join(5)
+        for s in socks:
+            s.close()
+    assert "Traceback" not in gw.logs()
+
+
+def test_an_unfinished_head_is_dropped_with_408(gw):
+    """A partial head then silence: a 408 and the connection closed, after
+    server.client_timeout (3 s here), not after minutes."""
+    with socket.create_connection(("127.0.0.1", gw.port), timeout=30) as s:
+        s.sendall(SLOW_HEAD[:40])
+        data = b""
+        while chunk := s.recv(65536):
+            data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 408")
+    assert json.loads(body)["error"]["code"] == "request_timeout"
+
+
+def test_a_trickling_body_is_408(gw):
+    """A body that arrives slower than server.min_body_rate after the grace time."""
+    body = json.dumps({"model": "gpt-5-codex", "input": "x" * 3000}).encode()
+    data = b""
+    with socket.create_connection(("127.0.0.1", gw.port), timeout=30) as s:
+        s.sendall(b"POST /v1/responses HTTP/1.1\r\nHost: x\r\n" + AUTH
+                  + b"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n" % len(body))
+        for i in range(0, len(body), 50):  # about 100 bytes/s; the limit is 2000
+            if select.select([s], [], [], 0.5)[0]:
+                break  # answered
+            try:
+                s.sendall(body[i:i + 50])
+            except OSError:
+                break
+        try:
+            while chunk := s.recv(65536):
+                data += chunk
+        except OSError:
+            pass
+    assert data.startswith(b"HTTP/1.1 408"), data[:200]
+    assert b'"request_timeout"' in data
+
+
+def _chunked(body: bytes) -> bytes:
+    chunks = b"".join(b"%x\r\n%s\r\n" % (len(body[i:i + 1000]), body[i:i + 1000])
+                      for i in range(0, len(body), 1000))
+    return (b"POST /v1/responses HTTP/1.1\r\nHost: x\r\n" + AUTH
+            + b"Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n"
+            + b"Connection: close\r\n\r\n" + chunks + b"0\r\n\r\n")
+
+
+@pytest.mark.parametrize("body", [
+    json.dumps({"model": "gpt-5-codex", "input": "x" * 5000, "stream": False}).encode(),
+    # a valid body at exactly the limit, then more: never served from its prefix
+    (lambda head, tail: head + b"a" * (4096 - len(head) - len(tail)) + tail + b"GARBAGE")(
+        b'{"model":"gpt-5-codex","stream":false,"input":"', b'"}'),
+])
+def test_a_chunked_body_over_the_limit_is_413(gw, body):
+    status, _, answer = exchange(gw.port, _chunked(body))
+    assert status == 413, answer[:200]
+    assert json.loads(answer)["error"]["code"] == "request_too_large"
+
+
+def test_a_chunked_body_at_the_limit_is_served(gw):
+    head, tail = b'{"model":"gpt-5-codex","stream":false,"input":"', b'"}'
+    body = head + b"a" * (4096 - len(head) - len(tail)) + tail
+    status, _, answer = exchange(gw.port, _chunked(body))
+    assert status == 200, answer[:200]
