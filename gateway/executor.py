@@ -15,7 +15,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from . import config as config_mod
-from . import continuity, failures, models
+from . import continuity, failures, models, scrub
 from .errors import GatewayError, TransportError
 from .failures import UpstreamFailure
 from .accounts import placement
@@ -336,9 +336,10 @@ class Executor:
             headers["x-gateway-dropped-params"] = header_list(names)
         if call.record is not None and call.record.repaired:
             headers["x-gateway-repaired"] = str(call.record.repaired)
-        headers.update(profile.relayed(answer_headers, creds))
+        upstream = profile.relayed(answer_headers, creds)
         if self._shows_quota(call):
-            headers.update(profile.quota_headers(answer_headers))
+            upstream.update(profile.quota_headers(answer_headers))
+        headers.update({name: scrub.without_known(value) for name, value in upstream.items()})
         return headers
 
     @staticmethod

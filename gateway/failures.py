@@ -15,7 +15,7 @@ import re
 import time
 from dataclasses import dataclass
 
-from . import jsonio
+from . import jsonio, scrub
 from .errors import GatewayError, TransportError
 from .protocol import STATUS_BY_CODE, error_of, status_of
 from .sse import Event, make_event
@@ -91,8 +91,9 @@ def from_http(status: int, content: bytes, headers) -> UpstreamFailure:
         message = body["detail"]
     if message is None:
         message = (content or b"").decode("utf-8", "replace")[:500] or f"HTTP {status}"
-    failure = UpstreamFailure(status, str(message), code if isinstance(code, str) else None,
-                              kind if isinstance(kind, str) else None)
+    # Upstream text reaches clients, logs and metrics only through the scrubber.
+    failure = UpstreamFailure(status, scrub.upstream_text(message), scrub.upstream_code(code),
+                              scrub.upstream_code(kind))
     m = _UNSUPPORTED.search(failure.message) if status == 400 else None
     if m:
         failure.unsupported_param = m.group(1)
@@ -103,11 +104,12 @@ def from_http(status: int, content: bytes, headers) -> UpstreamFailure:
 def from_event(data: dict | None) -> UpstreamFailure:
     """An in-stream ``error`` or ``response.failed`` event as a failure."""
     err = error_of(data or {})
-    code = err.get("code") if isinstance(err.get("code"), str) else None
-    kind = err.get("type") if isinstance(err.get("type"), str) else None
+    code = scrub.upstream_code(err.get("code"))
+    kind = scrub.upstream_code(err.get("type"))
     if code is None and kind in STATUS_BY_CODE:
         code = kind
     message = err.get("message") if isinstance(err.get("message"), str) else None
+    message = scrub.upstream_text(message) if message is not None else None
     status = status_of(code)
     return UpstreamFailure(status, message or "The upstream reported a failure.",
                            code or "upstream_error", kind, _retry_at(err, None, message or ""),

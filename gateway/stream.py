@@ -20,7 +20,7 @@ import functools
 import time
 from collections.abc import Callable, Iterator
 
-from . import failures
+from . import failures, scrub
 from .errors import GatewayError, TransportError
 from .protocol import (COMPLETED, FAILURES, FINAL, LIFECYCLE, OUTPUT_ITEM_DONE,
                        OutputCollector)
@@ -123,6 +123,7 @@ class UpstreamStream:
         elif kind == OUTPUT_ITEM_DONE and self._output is not None:
             self._output.observe(kind, event.data)
         elif kind in FAILURES:
+            scrub.failure_event(event)  # the client sees this event as it is now
             self._terminal = True
             self.outcome = Outcome.FAILED
             failure = failures.from_event(event.data)

@@ -26,6 +26,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from .. import scrub
 from .. import state as state_mod
 from ..background import weak_loop
 from ..errors import GatewayError
@@ -76,6 +77,9 @@ class Account:
 class Credentials:
     token: str = field(repr=False)
     account_id: str | None = None  # the chatgpt-account-id header (codex only)
+
+    def __post_init__(self) -> None:
+        scrub.remember(self.token, self.account_id)  # never shown to a client, whatever echoes it
 
 
 class Selection:

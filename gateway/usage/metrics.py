@@ -29,6 +29,7 @@ from prometheus_client import (CONTENT_TYPE_LATEST, CollectorRegistry, Counter, 
                                disable_created_metrics, generate_latest)
 from prometheus_client.core import GaugeMetricFamily
 
+from .. import scrub
 from ..prefix.fingerprint import CAUSES
 
 log = logging.getLogger("gateway.usage")
@@ -136,7 +137,7 @@ class Metrics:
             self.repaired.inc(rec.repaired)
 
     def upstream_failure(self, account_id: str, status: int, code: str) -> None:
-        self.upstream_errors.labels(code or f"http_{status}", account_id).inc()
+        self.upstream_errors.labels(scrub.metric_code(code or f"http_{status}"), account_id).inc()
 
     def refresh(self, account_id: str, result: str) -> None:
         self.refreshes.labels(account_id, result).inc()

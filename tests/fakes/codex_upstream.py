@@ -77,7 +77,8 @@ DEFAULT_UNSUPPORTED = frozenset({
     "truncation", "stream_options", "prompt_cache_options",
 })
 RETENTION_VALUES = ("in_memory", "24h")
-HTTP_FAULTS = frozenset({"http_500", "http_401", "usage_limit", "http_429", "http_400_unsupported"})
+HTTP_FAULTS = frozenset({"http_500", "http_401", "usage_limit", "http_429", "http_400_unsupported",
+                         "echo"})
 STREAM_FAULTS = frozenset({"stall", "reset_mid_stream", "response_failed", "error_event",
                            "truncate", "reset_at_once", "reset_after_created"})
 FAULTS = HTTP_FAULTS | STREAM_FAULTS
@@ -153,8 +154,25 @@ def http_fault(name: str, params: dict) -> UpstreamError:
         message = "Rate limit reached for requests. Please try again in 1.5s."
         return UpstreamError(429, {"error": {"type": "rate_limit_exceeded", "message": message}},
                              {"Retry-After": str(params.get("retry_after", 2))})
+    if name == "echo":  # a hostile upstream: says what it was sent (see _echoing)
+        return UpstreamError(int(params.get("status", 400)), _error(
+            params.get("message", "got {authorization}"), params.get("code"),
+            params.get("type", "invalid_request_error")), params.get("headers"))
     param = params.get("param", "temperature")
     return UpstreamError(400, {"detail": f"Unsupported parameter: {param}"})
+
+
+def _echoing(fault: Fault, req) -> Fault:
+    """*fault* with ``{authorization}`` and ``{account_id}`` in its text params
+    replaced by what this request carried: an upstream that echoes secrets."""
+    def fill(value):
+        if isinstance(value, str):
+            return (value.replace("{authorization}", req.headers.get("Authorization", ""))
+                    .replace("{account_id}", req.headers.get("chatgpt-account-id", "")))
+        if isinstance(value, dict):
+            return {k: fill(v) for k, v in value.items()}
+        return value
+    return Fault(fault.name, fault.count, fault.account, fill(fault.params))
 
 
 # -- the server -----------------------------------------------------------------
@@ -543,6 +561,7 @@ class FakeCodexUpstream(FakeServer):
         headers.update(self._quota_headers(account, served=True))
         fault = self._take_fault(account)
         if fault:
+            fault = _echoing(fault, req)
             with self.lock:
                 record["fault"] = fault.name
             if fault.name in HTTP_FAULTS:
