@@ -81,7 +81,8 @@ def create_app(config: config_mod.Config | None = None) -> Flask:
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = cfg.server.max_body_bytes
     pool = AccountPool(cfg)
-    keys = ClientKeys(cfg.auth.client_keys, cfg.keys_file)
+    keys = ClientKeys(cfg.auth.client_keys, cfg.keys_file, fail_closed=True,
+                      required=not config_mod.is_loopback_bind(cfg.server.bind))
     usage = UsageService(cfg, pool)  # usage rows, metrics, quota polls (gateway.usage)
     gate = open_gate(cfg, pool.state.link)  # per-key policy (gateway.policy)
     app.extensions["gateway"] = State(

@@ -15,6 +15,12 @@ every stored digest with ``hmac.compare_digest`` (constant time, whichever
 key matches). A pepper would have to live somewhere outside the state
 directory and buys nothing against such keys either.
 
+Fail closed: once a keys file has held a key, a marker file beside it
+(``<keys file>.required``) remembers that, and an empty or missing keys file
+then refuses every request (401 ``client_keys_missing``, one log line) until
+keys exist again; a public bind always needs keys. Delete the marker to serve
+keyless local clients again on purpose.
+
 A file written by an older version (``<key>`` or ``<name> <key>`` per line) is
 rewritten hashed on first read, atomically, 0600.
 """
@@ -176,7 +182,23 @@ def add_key(path: str | Path, name: str, key: str) -> KeyEntry:
     with _locked(path, create=True):
         text = hash_lines(path.read_text())
         atomic_write(path, f"{text}{entry.name} {hash_key(key)}\n")
+    _mark_required(path)
     return entry
+
+
+def required_marker(path: str | Path) -> Path:
+    """The file that says this keys file has held keys (so it must keep some)."""
+    return Path(f"{path}.required")
+
+
+def _mark_required(path: Path) -> None:
+    marker = required_marker(path)
+    if not marker.exists():
+        try:
+            atomic_write(marker, "client keys were configured here: an empty or missing keys "
+                         "file refuses every request (delete this file to allow that)\n")
+        except OSError as exc:
+            log.warning("cannot write %s: %s", marker, exc.strerror or exc.__class__.__name__)
 
 
 class ClientKeys:
@@ -185,11 +207,16 @@ class ClientKeys:
     A config key may be given as its ``sha256:<hex>`` digest (``codex-gateway
     keys create`` prints it), so a config file need not hold the key either."""
 
-    def __init__(self, keys: tuple[str, ...] = (), keys_file: str | Path | None = None):
+    def __init__(self, keys: tuple[str, ...] = (), keys_file: str | Path | None = None, *,
+                 required: bool = False, fail_closed: bool = False):
         self._static = [_config_digest(k) for k in keys if k]
         self._file = Path(keys_file) if keys_file else None
         self._sig: tuple | None = None
         self._digests: list[tuple[bytes, str]] = [(d, _id(d)) for d in self._static]
+        self._required = required  # a public bind: never serve without a key
+        self._fail_closed = fail_closed and self._file is not None  # see the module docstring
+        self._had_keys = False
+        self._refusing = False
 
     def _refresh(self) -> None:
         if self._file is None:
@@ -209,6 +236,13 @@ class ClientKeys:
             self._sig = None
         self._digests = [(d, _id(d)) for d in self._static] + \
             [(e.digest, e.id) for e in entries]
+        if entries and self._fail_closed and not self._had_keys:
+            self._had_keys = True
+            _mark_required(self._file)
+
+    def _must_have_keys(self) -> bool:
+        return self._required or (self._fail_closed and (
+            self._had_keys or required_marker(self._file).exists()))
 
     @property
     def enabled(self) -> bool:
@@ -222,6 +256,18 @@ class ClientKeys:
         wrong. Every stored digest is compared, so timing does not reveal which.
         """
         self._refresh()
+        if not self._digests and self._must_have_keys():
+            if not self._refusing:
+                self._refusing = True
+                log.error("no client keys (keys file %s empty or missing): refusing every "
+                          "request until keys exist again", self._file)
+            raise GatewayError(
+                401, "This gateway requires client keys and has none right now (its keys file "
+                "is empty or missing): every request is refused until its operator restores "
+                "the keys.", code="client_keys_missing")
+        if self._refusing and self._digests:
+            self._refusing = False
+            log.warning("client keys are back (keys file %s): serving again", self._file)
         if not self._digests:
             if forwarded:
                 raise GatewayError(

@@ -15,6 +15,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable
 
+from . import scrub
+
 log = logging.getLogger("gateway.request")
 
 
@@ -109,6 +111,10 @@ class RequestRecord:
         if error_code:
             self.error_code = error_code
         self.ended = time.monotonic()
+        # What the client named reaches the log line, usage rows, metrics and the status
+        # page only from here: bounded, control characters escaped (the one place).
+        self.model_asked = scrub.client_text(self.model_asked, scrub.MAX_MODEL) or None
+        self.model_sent = scrub.client_text(self.model_sent, scrub.MAX_MODEL) or None
         if defer is not None and self.sinks:
             defer(self._report)
         else:

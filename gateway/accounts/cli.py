@@ -27,7 +27,7 @@ from ..upstream import catalog
 from ..usage import quota
 from . import oauth
 from .pool import AccountPool
-from ..state.records import StoreError, codex_record, from_codex_auth, openai_record
+from ..state.records import StoreError, codex_record, from_codex_auth, openai_record, safe_id
 
 
 def open_browser(url: str) -> None:
@@ -220,6 +220,10 @@ def cmd_add_key(cfg, args) -> int:
 
 
 def cmd_remove(cfg, args) -> int:
+    if safe_id(args.id) != args.id:  # the store would act on the normalised id: only exact ids
+        print(f"codex-gateway: no account {args.id!r}: give the exact id "
+              "(`codex-gateway accounts list`)", file=sys.stderr)
+        return 1
     pool = _pool(cfg)
     if not pool.store.remove(args.id):
         known = {r["id"]: r for r in pool.records()}

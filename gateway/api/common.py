@@ -12,6 +12,7 @@ from flask import request
 
 from .. import jsonio
 from .. import relay
+from ..dialects.validate import check_model_name
 from ..errors import bad_request
 from ..record import RequestRecord
 
@@ -62,6 +63,7 @@ def json_body() -> dict:
         raise bad_request(f"The request body nests more than {jsonio.MAX_DEPTH} levels deep.",
                           code="json_too_deep")
     model = body.get("model")
+    check_model_name(model)  # before the name reaches the record, a log line or a row
     if isinstance(model, str) and g.get("record") is not None:
         g.record.model_asked = model
     return body

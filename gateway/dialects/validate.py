@@ -5,6 +5,7 @@ Checks every dialect shares, so the whole gateway speaks one message style:
 """
 from __future__ import annotations
 
+from .. import scrub
 from ..errors import bad_request
 
 RETENTION_VALUES = ("in_memory", "24h")
@@ -16,7 +17,17 @@ def require_model(body: dict) -> str:
         raise bad_request("Missing required parameter: 'model'.", param="model")
     if not isinstance(model, str) or not model.strip():
         raise bad_request("'model' must be a non-empty string.", param="model")
+    check_model_name(model)
     return model
+
+
+def check_model_name(model) -> None:
+    """A model name that could not be logged, stored or sent back in a header as
+    it is (too long, control characters) is refused before anything happens."""
+    problem = scrub.model_problem(model)
+    if problem:
+        raise bad_request(f"{problem} Send a model id such as 'gpt-5-codex'.", param="model",
+                          code="invalid_model")
 
 
 def check_type(body: dict, name: str, types, label: str) -> None:

@@ -120,6 +120,10 @@ def test_add_key_from_env_and_remove(tmp_path, capsys, monkeypatch):
     assert (rec["api_key"], rec["base_url"], rec["weight"]) == ("sk-from-env",
                                                                 "http://127.0.0.1:9/v1", 2.0)
     AccountPool(cfg).health.set_cooldown("openai-env", time.time() + 60, "x")
+    for near in ("openai-env\n", "openai env", "openai/env", "../openai-env", ".openai-env"):
+        assert run(cfg, "accounts", "remove", near) == 1  # F11: only the exact id
+        assert (tmp_path / "state" / "accounts" / "openai-env.json").exists()
+    assert "give the exact id" in capsys.readouterr().err
     assert run(cfg, "accounts", "remove", "openai-env") == 0
     assert not (tmp_path / "state" / "accounts" / "openai-env.json").exists()
     assert AccountPool(cfg).health.snapshot().get("openai-env") is None

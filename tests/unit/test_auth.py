@@ -153,3 +153,37 @@ def test_without_keys_only_direct_local_clients_are_served():
     with pytest.raises(GatewayError) as exc:
         keys.check(None, forwarded=True)
     assert exc.value.status == 401 and "keys create" in exc.value.message
+
+
+@pytest.mark.parametrize("how", ["removed", "emptied"])
+def test_a_vanished_keys_file_fails_closed(tmp_path, caplog, how):
+    """F5: keys that existed, then an empty or missing file: refuse everyone (a
+    new process too, through the marker), with one log line, until keys are back."""
+    f = tmp_path / "client_keys"
+    key = auth.new_key()
+    add_key(f, "laptop", key)
+    keys = ClientKeys((), f, fail_closed=True)
+    assert keys.check(f"Bearer {key}") == key_id(key)
+    if how == "removed":
+        f.unlink()
+    else:
+        f.write_text("")
+    with caplog.at_level(logging.ERROR, "gateway.auth"):
+        for fresh in (keys, ClientKeys((), f, fail_closed=True)):
+            for header in (None, f"Bearer {key}"):
+                with pytest.raises(GatewayError) as exc:
+                    fresh.check(header)
+                assert exc.value.status == 401 and exc.value.code == "client_keys_missing"
+    assert caplog.text.count("refusing every request") == 2  # once per ClientKeys
+    add_key(f, "again", key)
+    assert keys.check(f"Bearer {key}") == key_id(key)
+
+
+def test_a_public_bind_never_serves_without_keys():
+    with pytest.raises(GatewayError) as exc:
+        ClientKeys((), required=True).check(None)
+    assert exc.value.code == "client_keys_missing"
+
+
+def test_keyless_local_use_stays_open_without_a_marker(tmp_path):
+    assert ClientKeys((), tmp_path / "client_keys", fail_closed=True).check(None) is None

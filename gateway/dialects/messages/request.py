@@ -56,6 +56,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from dataclasses import field
 
+from gateway.dialects.validate import check_model_name
 from gateway.errors import GatewayError, bad_request
 
 from ..stops import stop_list
@@ -117,6 +118,7 @@ def translate_request(body: dict, headers: Mapping | None = None, *,
     model = body.get("model")
     if not isinstance(model, str) or not model.strip():
         raise _invalid("model", "a non-empty string is required.")
+    check_model_name(model)
     messages = body.get("messages")
     if not isinstance(messages, list) or not messages:
         raise _invalid("messages", "a non-empty array of messages is required.")

@@ -1,4 +1,5 @@
-"""Slow and oversized clients against a directly exposed gunicorn (docs/security.md).
+"""Slow, oversized and careless clients against a directly exposed gunicorn
+(docs/security.md).
 
 Real gunicorn with the shipped config (so the gateway's worker), one worker with
 four threads, raw sockets: a slow client must cost a socket, never a thread.
@@ -15,7 +16,7 @@ import pytest
 import requests
 
 from tests.integration.test_hostile_server import AUTH, exchange
-from tests.support import auth_headers, gateway_env
+from tests.support import auth_headers, gateway_env, register_secret
 
 SLOW_HEAD = b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Pad: " + b"a" * 200
 
@@ -125,3 +126,16 @@ def test_a_chunked_body_at_the_limit_is_served(gw):
     body = head + b"a" * (4096 - len(head) - len(tail)) + tail
     status, _, answer = exchange(gw.port, _chunked(body))
     assert status == 200, answer[:200]
+
+
+def test_secrets_in_a_query_string_never_reach_the_access_log(gw):
+    """F11: ?key= (the Gemini convention), ?api_key= and friends, served or refused."""
+    secret = register_secret("query-secret-0123456789")
+    for query in (f"key={secret}", f"alt=sse&api_key={secret}", f"access_token={secret}&x=1"):
+        requests.get(f"{gw.url}/v1/models?{query}", timeout=10)
+        requests.get(f"{gw.url}/v1/models?{query}", headers=auth_headers(), timeout=10)
+    exchange(gw.port, f"GET /v1/models?key={secret} HTTP/7.0\r\n\r\n".encode())  # refused
+    time.sleep(0.5)  # the access log is written after the answer
+    logs = gw.logs()
+    assert secret not in logs
+    assert logs.count("=[redacted]") >= 6
