@@ -433,3 +433,80 @@ def _first_text(body: dict) -> str | None:
                 return content[0].get("text")
             return content if isinstance(content, str) else None
     return None
+
+
+def raw_websocket(port: int, key: str | None = CLIENT_KEY, path: str = "/v1/responses",
+                  timeout: float = 10.0) -> tuple[socket.socket, int]:
+    """A WebSocket opened by hand (so a test can send frames no library would):
+    the socket and the handshake's status (101 when it opened)."""
+    import base64
+
+    sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+    auth = f"Authorization: Bearer {key}\r\n" if key else ""
+    sock.sendall((f"GET {path} HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n"
+                  "Connection: Upgrade\r\nSec-WebSocket-Version: 13\r\n"
+                  f"Sec-WebSocket-Key: {base64.b64encode(os.urandom(16)).decode()}\r\n"
+                  f"{auth}\r\n").encode())
+    head = b""
+    while b"\r\n\r\n" not in head:
+        chunk = sock.recv(4096)
+        if not chunk:
+            break
+        head += chunk
+    status = int(head.split(b" ", 2)[1]) if head.startswith(b"HTTP/1.1 ") else 0
+    return sock, status
+
+
+def ws_frame_head(length: int, opcode: int = 1, fin: bool = True) -> bytes:
+    """A client frame header declaring *length* payload bytes, masked with a zero
+    key (so the payload goes as it is)."""
+    import struct
+
+    first = (0x80 if fin else 0) | opcode
+    if length < 126:
+        head = struct.pack("!BB", first, 0x80 | length)
+    elif length < 65536:
+        head = struct.pack("!BBH", first, 0x80 | 126, length)
+    else:
+        head = struct.pack("!BBQ", first, 0x80 | 127, length)
+    return head + b"\0\0\0\0"
+
+
+def ws_close_code(sock: socket.socket, timeout: float = 15.0) -> int | None:
+    """Read server frames until a close frame: its code (None: the connection ended first)."""
+    sock.settimeout(timeout)
+    buf = b""
+    try:
+        while True:
+            while len(buf) >= 2:
+                length, start = buf[1] & 0x7F, 2
+                if length == 126:
+                    length, start = int.from_bytes(buf[2:4], "big"), 4
+                elif length == 127:
+                    length, start = int.from_bytes(buf[2:10], "big"), 10
+                if len(buf) < start + length:
+                    break
+                opcode, payload = buf[0] & 0x0F, buf[start:start + length]
+                buf = buf[start + length:]
+                if opcode == 8:
+                    return int.from_bytes(payload[:2], "big") if len(payload) >= 2 else 1005
+            chunk = sock.recv(65536)
+            if not chunk:
+                return None
+            buf += chunk
+    except OSError:
+        return None
+
+
+def worker_pids(gw: "Gateway") -> list[int]:
+    """The gunicorn workers of *gw* (children of its arbiter)."""
+    pid = gw.proc.pid
+    return [int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+
+
+def peak_rss_kib(pid: int) -> int:
+    """The highest resident set size *pid* has had (VmHWM), in KiB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1])
+    raise RuntimeError("no VmHWM")

@@ -60,7 +60,10 @@ def upgrade():
     for name in _HOP_HEADERS:
         client_headers.remove(name)
     sock.sendall(connection.handshake_response(key))
-    ws = connection.WebSocket(sock, st.config.server.max_body_bytes)
+    server = st.config.server
+    ws = connection.WebSocket(sock, server.max_body_bytes,
+                              max_frame_bytes=server.websocket_max_frame_bytes,
+                              frame_timeout=server.client_timeout)
     session = Session(ws, _upstream(st, g.principal, st.executor.open), _normalise,
                       client_headers, keepalive=st.keepalive, stopping=connection.stopping,
                       prewarm_upstream=_upstream(st, g.principal, st.executor.prewarm),

@@ -25,6 +25,7 @@ from wsproto.utilities import generate_accept_token
 
 from ..jsonio import dumps_text
 from ..wsframe import Assembler, Closing, TooBig, answer_control, text_frame
+from ..wslimits import FrameMeter
 
 READ_SIZE = 65536
 GOING_AWAY = 1001
@@ -66,9 +67,12 @@ class WebSocket:
     answered on the way. Any end of the connection raises :class:`Closed`.
     """
 
-    def __init__(self, sock, max_message_bytes: int, send_timeout: float = 60.0):
+    def __init__(self, sock, max_message_bytes: int, send_timeout: float = 60.0, *,
+                 max_frame_bytes: int | None = None, frame_timeout: float | None = None):
         self.sock = sock
         self.max_message_bytes = max_message_bytes
+        # limits in bytes on the wire, before wsproto decodes anything (gateway.wslimits)
+        self.meter = FrameMeter(max_message_bytes, max_frame_bytes, frame_timeout)
         self.conn = Connection(ConnectionType.SERVER)
         self.pending: deque = deque()
         self.last_sent = time.monotonic()
@@ -142,14 +146,16 @@ class WebSocket:
             data = b""
         if not data:
             raise Closed(1006, "connection lost")
+        over = self.meter.feed(data)
+        if over or self.meter.stalled():
+            self._refuse(over or 1008, "message too big" if over else "frame not finished in time")
         self.conn.receive_data(data)
         for event in self.conn.events():
             if isinstance(event, _Message):
                 try:
                     message = self._messages.add(event)
                 except TooBig:
-                    self.close(TOO_BIG, "message too big")
-                    raise Closed(TOO_BIG, "message too big") from None
+                    self._refuse(TOO_BIG, "message too big")
                 if message is not None:
                     self.pending.append(message)
                 continue
@@ -158,12 +164,26 @@ class WebSocket:
             except Closing as closing:
                 raise Closed(closing.code, closing.reason) from None
 
+    def _refuse(self, code: int, reason: str):
+        """Close with *code* and end; what the client still sends is read and
+        dropped for a moment (never decoded), so it sees the close frame."""
+        self.close(code, reason, wait=0)
+        deadline = time.monotonic() + 1.0
+        try:
+            while self._readable(deadline - time.monotonic()) and self.sock.recv(READ_SIZE):
+                pass
+        except (OSError, Closed):
+            pass
+        raise Closed(code, reason)
+
     def receive(self, timeout: float):
         """The next message, or None after *timeout* seconds without one."""
         deadline = time.monotonic() + timeout
         while not self.pending:
             remaining = deadline - time.monotonic()
             if remaining <= 0 or not self._readable(remaining):
+                if self.meter.stalled():
+                    self._refuse(1008, "frame not finished in time")
                 return None
             self._read()
         return self.pending.popleft()

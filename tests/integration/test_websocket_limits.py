@@ -1,0 +1,94 @@
+"""F2: a client WebSocket's limits count bytes on the wire, before decoding
+(docs/security.md): a message of 4-byte characters over the limit is 1009 and
+the worker's memory stays flat; an unfinished frame is closed after the client
+timeout. Raw sockets: no client library sends such frames."""
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+from tests.support import (gateway_env, peak_rss_kib, raw_websocket, worker_pids, ws_close_code,
+                           ws_frame_head)
+
+LIMIT = 1 << 20  # server.max_body_bytes here: 1 MiB
+EMOJI = "\U0001F600".encode()  # 4 bytes, one character
+
+
+@pytest.fixture
+def gw(gateway_factory, upstream, tmp_path):
+    env = gateway_env(upstream, tmp_path, CODEX_GATEWAY_SERVER_MAX_BODY_BYTES=LIMIT,
+                      CODEX_GATEWAY_SERVER_CLIENT_TIMEOUT=2)
+    return gateway_factory(env, workers=1, threads=8, name="wslimits")
+
+
+def _send_quietly(sock, data: bytes):
+    """Send in the background; the server may close before it has read it all."""
+    def run():
+        try:
+            sock.sendall(data)
+        except OSError:
+            pass
+    t = threading.Thread(target=run, daemon=True)
+    t.start()
+    return t
+
+
+def test_a_message_of_4_byte_characters_over_the_limit_is_1009_with_flat_memory(gw):
+    (worker,) = worker_pids(gw)
+    before = peak_rss_kib(worker)
+    # 40 MiB on the wire but 10 Mi characters: counted as characters, the old check let
+    # 1.25 of these through per limit; counted as bytes it is 40 times the limit.
+    payload = b'{"type":"response.create","x":"' + EMOJI * (10 << 20) + b'"}'
+    sock, status = raw_websocket(gw.port)
+    assert status == 101
+    sender = _send_quietly(sock, ws_frame_head(len(payload)) + payload)
+    assert ws_close_code(sock) == 1009
+    sender.join(30)
+    sock.close()
+    grown = peak_rss_kib(worker) - before
+    assert grown < 16 * 1024, f"worker peak RSS grew {grown} KiB"
+
+
+def test_bytes_count_not_characters(gw):
+    """300 Ki characters (under the limit as characters), 1.2 MB on the wire: 1009."""
+    payload = b'{"type":"response.create","x":"' + EMOJI * (300 << 10) + b'"}'
+    sock, status = raw_websocket(gw.port)
+    assert status == 101
+    sender = _send_quietly(sock, ws_frame_head(len(payload)) + payload)
+    assert ws_close_code(sock) == 1009
+    sender.join(30)
+    sock.close()
+
+
+def test_fragments_adding_up_over_the_limit_are_1009(gw):
+    """Each frame under the limit, the message over it (3 x 512 KiB of 4-byte characters)."""
+    part = EMOJI * (128 << 10)  # 512 KiB
+    frames = (ws_frame_head(len(part), opcode=1, fin=False) + part
+              + ws_frame_head(len(part), opcode=0, fin=False) + part
+              + ws_frame_head(len(part), opcode=0, fin=True) + part)
+    sock, status = raw_websocket(gw.port)
+    assert status == 101
+    sender = _send_quietly(sock, frames)
+    assert ws_close_code(sock) == 1009
+    sender.join(30)
+    sock.close()
+
+
+def test_a_frame_never_finished_is_closed_after_the_client_timeout(gw):
+    sock, status = raw_websocket(gw.port)
+    assert status == 101
+    sock.sendall(ws_frame_head(100) + b"{")  # 1 of 100 payload bytes, then silence
+    assert ws_close_code(sock, timeout=20) == 1008
+    sock.close()
+
+
+def test_a_message_just_under_the_limit_is_still_read(gw):
+    body = b'{"type":"response.create","model":"gpt-5-codex","input":"' + b"a" * (LIMIT - 200) + b'"}'
+    sock, status = raw_websocket(gw.port)
+    assert status == 101
+    sock.sendall(ws_frame_head(len(body)) + body)
+    sock.settimeout(15)
+    first = sock.recv(65536)
+    assert first and first[0] & 0x0F == 1, first[:40]  # a text frame (an answer), not a close
+    sock.close()
