@@ -26,6 +26,7 @@ from .api import meta
 from .api import responses
 from .api import websocket
 from .auth import AdminKeys, ClientKeys
+from .limits import Ceilings, Released, Shape
 from .dialects.chat import errors as chat_errors
 from .dialects.gemini import errors as gemini_errors
 from .dialects.messages import errors as messages_errors
@@ -69,6 +70,7 @@ class State:
     executor: Executor
     usage: UsageService | None = None
     admin_keys: AdminKeys | None = None
+    ceilings: Ceilings | None = None  # per-key slots in this worker (gateway.limits)
 
     @property
     def keepalive(self) -> float:
@@ -87,7 +89,8 @@ def create_app(config: config_mod.Config | None = None) -> Flask:
     gate = open_gate(cfg, pool.state.link)  # per-key policy (gateway.policy)
     app.extensions["gateway"] = State(
         cfg, keys, pool, Executor(cfg, pool, sinks=(log_sink, *usage.sinks), gate=gate), usage,
-        AdminKeys(ClientKeys(cfg.auth.admin_keys, cfg.admin_keys_file), keys))
+        AdminKeys(ClientKeys(cfg.auth.admin_keys, cfg.admin_keys_file), keys),
+        Ceilings(Shape.of(cfg.server)))
     app.register_blueprint(responses.bp)
     app.register_blueprint(websocket.bp)
     app.register_blueprint(chat.bp)
@@ -97,7 +100,7 @@ def create_app(config: config_mod.Config | None = None) -> Flask:
     app.register_blueprint(meta.bp)
     app.register_blueprint(admin.bp)
     app.register_blueprint(key_usage.bp)
-    app.wsgi_app = usage.wrap(app.wsgi_app)  # open streams and WebSockets (gauges)
+    app.wsgi_app = Released(usage.wrap(app.wsgi_app))  # gauges; per-key slots given back
     _register_errors(app)
     return app
 

@@ -11,6 +11,7 @@ from flask import g
 from flask import request
 
 from .. import jsonio
+from .. import limits
 from .. import relay
 from ..dialects.validate import check_model_name
 from ..errors import bad_request
@@ -47,6 +48,10 @@ def authenticate(authorization: str | None = None) -> None:
     record = g.get("record")
     if record is not None:
         record.key_id = g.principal
+    environ = request.environ
+    if st.ceilings is not None and limits.ENVIRON_KEY not in environ:
+        kind = limits.SOCKET if headers.get("Upgrade", "").lower() == "websocket" else limits.STREAM
+        environ[limits.ENVIRON_KEY] = st.ceilings.acquire(kind, g.principal)
 
 
 def json_body() -> dict:

@@ -30,6 +30,7 @@ from prometheus_client import (CONTENT_TYPE_LATEST, CollectorRegistry, Counter, 
 from prometheus_client.core import GaugeMetricFamily
 
 from .. import scrub
+from ..limits import ClosingBody
 from ..prefix.fingerprint import CAUSES
 
 log = logging.getLogger("gateway.usage")
@@ -252,25 +253,4 @@ class OpenConnections:
         if not seen:
             return result
         self.metrics.open_streams.inc()
-        return _Closing(result, self.metrics.open_streams.dec)
-
-
-class _Closing:
-    __slots__ = ("_result", "_done")
-
-    def __init__(self, result, done):
-        self._result = result
-        self._done = done
-
-    def __iter__(self):
-        return iter(self._result)
-
-    def close(self):
-        done, self._done = self._done, None
-        try:
-            close = getattr(self._result, "close", None)
-            if close is not None:
-                close()
-        finally:
-            if done is not None:
-                done()
+        return ClosingBody(result, self.metrics.open_streams.dec)

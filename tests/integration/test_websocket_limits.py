@@ -5,10 +5,12 @@ timeout. Raw sockets: no client library sends such frames."""
 from __future__ import annotations
 
 import threading
+import time
 
 import pytest
+import requests
 
-from tests.support import (gateway_env, peak_rss_kib, raw_websocket, worker_pids, ws_close_code,
+from tests.support import (CLIENT_KEY, gateway_env, peak_rss_kib, register_secret, raw_websocket, worker_pids, ws_close_code,
                            ws_frame_head)
 
 LIMIT = 1 << 20  # server.max_body_bytes here: 1 MiB
@@ -92,3 +94,56 @@ def test_a_message_just_under_the_limit_is_still_read(gw):
     first = sock.recv(65536)
     assert first and first[0] & 0x0F == 1, first[:40]  # a text frame (an answer), not a close
     sock.close()
+
+
+# -- F3: per-key ceilings and the reserve ------------------------------------------------
+
+KEY_B = register_secret("test-client-key-b-0123456789")
+KEY_C = register_secret("test-client-key-c-0123456789")
+
+
+@pytest.fixture
+def shared(gateway_factory, upstream, tmp_path):
+    """One worker, 8 threads: 2 WebSockets per key (the default: threads / 4), 2 threads
+    in reserve (the default minimum), so 6 held slots at most."""
+    env = gateway_env(upstream, tmp_path,
+                      CODEX_GATEWAY_AUTH_CLIENT_KEYS=",".join((CLIENT_KEY, KEY_B, KEY_C)))
+    return gateway_factory(env, workers=1, threads=8, name="ceilings")
+
+
+def test_one_key_at_its_socket_ceiling_leaves_other_keys_and_healthz_served(shared):
+    socks = []
+    try:
+        for _ in range(8):  # as many as the worker has threads: only the ceiling opens
+            sock, status = raw_websocket(shared.port)
+            socks.append(sock)
+            if status != 101:
+                break
+        assert status == 429 and len(socks) == 3  # the third is refused before its handshake
+        assert requests.get(shared.url + "/healthz", timeout=2).status_code == 200
+        b = {"Authorization": f"Bearer {KEY_B}"}
+        assert requests.get(shared.url + "/v1/models", headers=b, timeout=2).status_code == 200
+        sock_b, status_b = raw_websocket(shared.port, key=KEY_B)
+        socks.append(sock_b)
+        assert status_b == 101
+        r = requests.post(shared.url + "/v1/responses", headers=b, timeout=10,
+                          json={"model": "gpt-5-codex", "input": "hi", "stream": False})
+        assert r.status_code == 200
+        for _ in range(2):
+            sock_c, status_c = raw_websocket(shared.port, key=KEY_C)
+            socks.append(sock_c)
+            assert status_c == 101
+        assert requests.get(shared.url + "/healthz", timeout=2).status_code == 200
+    finally:
+        for s in socks:
+            s.close()
+    # Closed sockets give their slots back.
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        sock, status = raw_websocket(shared.port)
+        sock.close()
+        if status == 101:
+            break
+        time.sleep(0.2)
+    assert status == 101
+    assert "Traceback" not in shared.logs()
