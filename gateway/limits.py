@@ -2,15 +2,15 @@
 ~~~~~~~~~~~~~~~~
 Default ceilings per client key, counted per worker process (docs/security.md).
 
-A WebSocket holds a worker thread for its whole life and an API request holds
-one at least until its answer starts, so one key could take every thread of a
-worker and starve every other key and ``/healthz``. :class:`Ceilings` bounds,
-per worker and per client key, the open WebSockets (``server.max_sockets_per_key``)
-and the API requests in progress (``server.max_streams_per_key``), and keeps
-``server.reserve_threads`` threads out of every key's reach: what no key can
-take is left for other keys' first requests, ``/healthz``, ``/metrics`` and
-``/status``. Over a ceiling the answer is 429 (this key) or 503 (the worker is
-full), with ``Retry-After``, before any work.
+A WebSocket holds a worker thread for its whole life, idle or not, so one key
+could take every thread of a worker with idle sockets and starve every other
+key and ``/healthz``. :class:`Ceilings` bounds, per worker and per client key,
+the open WebSockets (``server.max_sockets_per_key``) and the API requests in
+progress (``server.max_streams_per_key``; a request ends, so it needs no
+reserve), and keeps ``server.reserve_threads`` threads out of reach of any key
+that already holds a WebSocket: they are left for other keys, ``/healthz``,
+``/metrics`` and ``/status``. Over a ceiling the answer is 429 (this key) or
+503 (the worker is full), with ``Retry-After``, before any work.
 
 These are the gateway's own defaults; the per-key policy (budgets, rates,
 concurrency set with ``keys create``) stacks on top. Keyless local use counts
@@ -33,15 +33,15 @@ class Shape:
 
     sockets_per_key: int
     streams_per_key: int
-    shared: int  # held slots (sockets + streams, every key) this worker allows
+    shared: int  # open WebSockets (every key) before the reserve
+    threads: int = 0  # the worker's threads (the reserve is threads - shared)
 
     @classmethod
     def of(cls, server) -> "Shape":
         threads = server.threads
-        reserve = server.reserve_threads or max(2, threads // 8)
+        shared = max(1, threads - (server.reserve_threads or max(2, threads // 8)))
         return cls(server.max_sockets_per_key or max(1, threads // 4),
-                   server.max_streams_per_key or max(1, threads // 2),
-                   max(1, threads - reserve))
+                   server.max_streams_per_key or threads, shared, threads)
 
 
 class Ceilings:
@@ -61,13 +61,26 @@ class Ceilings:
             held = self._held.get((kind, key), 0)
             if held >= ceiling:
                 raise _over_key(kind, ceiling)
-            if self._total >= self.shape.shared:
+            if kind == SOCKET and self._full_for(key):
                 raise GatewayError(503, "This gateway worker is at capacity (every thread "
                                    "not kept in reserve is busy); try again shortly.",
                                    code="server_busy", retry_after=1)
             self._held[(kind, key)] = held + 1
-            self._total += 1
+            if kind == SOCKET:
+                self._total += 1
         return Slot(self, kind, key)
+
+    def _full_for(self, key: str) -> bool:
+        """The reserve: past ``shared`` open WebSockets, a key that already holds one
+        is refused and a key that holds none may still open one (other keys are
+        served), but the last thread is nobody's (``/healthz``, ``/metrics``,
+        ``/status``)."""
+        shape = self.shape
+        if self._total < shape.shared:
+            return False
+        if self._total >= max(shape.shared, shape.threads - 1):
+            return True
+        return bool(self._held.get((SOCKET, key)))
 
     def _release(self, kind: str, key: str) -> None:
         with self._lock:
@@ -76,7 +89,8 @@ class Ceilings:
                 self._held[(kind, key)] = held
             else:
                 self._held.pop((kind, key), None)
-            self._total -= 1
+            if kind == SOCKET:
+                self._total -= 1
 
     def held(self, kind: str, key: str | None) -> int:
         with self._lock:

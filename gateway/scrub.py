@@ -154,8 +154,12 @@ def failure_event(event) -> None:
             value = err.get(key)
             if not isinstance(value, str):
                 continue
-            clean = upstream_text(value) if key == "message" else \
-                (upstream_code(value) or OTHER)
+            if key == "message":
+                clean = upstream_text(value)
+            elif key == "param":
+                clean = upstream_text(value, MAX_CODE)
+            else:
+                clean = upstream_code(value) or OTHER
             if clean != value:
                 err[key] = clean
                 changed = True
