@@ -286,6 +286,7 @@ def head_complete(data: bytes) -> bool:
     return b"\n\r\n" in data or b"\n\n" in data
 
 
+EVICTABLE_AFTER = 1.0  # seconds a head may take before a full worker drops it for room
 HEAD_LIMIT = 65536  # a head that has not ended by now is refused (nginx sends at most 32 KiB)
 
 
@@ -296,7 +297,7 @@ class ThreadWorker(gthread.ThreadWorker):
     body_limits = BodyLimits()
 
     def init_process(self):
-        self.heads: dict = {}  # connection -> deadline, oldest first
+        self.heads: dict = {}  # connection -> when its head began to arrive, oldest first
         super().init_process()
 
     def load_wsgi(self):
@@ -322,7 +323,7 @@ class ThreadWorker(gthread.ThreadWorker):
         if head_complete(getattr(conn, "head", b"")):
             return self._dispatch(conn)
         if conn not in self.heads:
-            self.heads[conn] = time.monotonic() + (self.body_limits.idle or 10.0)
+            self.heads[conn] = time.monotonic()
             conn.sock.setblocking(False)
             self.poller.register(conn.sock, selectors.EVENT_READ, partial(self._read_head, conn))
 
@@ -372,21 +373,34 @@ class ThreadWorker(gthread.ThreadWorker):
 
     def murder_pending(self):
         super().murder_pending()
-        now = time.monotonic()
-        for conn, deadline in list(self.heads.items()):
-            if deadline > now and self.alive:
+        oldest = time.monotonic() - (self.body_limits.idle or 10.0)
+        for conn, since in list(self.heads.items()):
+            if since > oldest and self.alive:
                 break
             self._drop_head(conn, _SLOW_HEAD)
+        if not self._accepting:  # full: the run loop re-enables accepting once there is room
+            self._make_room()
 
     def set_accept_enabled(self, enabled):
         """At its connection limit the worker makes room by dropping the oldest
-        connections still sending their head, instead of refusing new clients."""
-        if not enabled and self.alive and getattr(self, "heads", None):
-            while self.heads and self.nr_conns >= self.worker_connections:
-                self._drop_head(next(iter(self.heads)), _SLOW_HEAD)
-            if self.nr_conns < self.worker_connections:
-                return
+        connections still sending their head after ``EVICTABLE_AFTER`` seconds
+        (slow ones: a fresh connection gets its chance), instead of refusing new
+        clients; without such a connection it stops accepting, as gthread does."""
+        if not enabled and self._make_room():
+            return
         super().set_accept_enabled(enabled)
+
+    def _make_room(self) -> bool:
+        """Drop slow heads, oldest first, until the worker may accept again."""
+        if not self.alive or not getattr(self, "heads", None):
+            return False
+        slow = time.monotonic() - EVICTABLE_AFTER
+        while self.heads and self.nr_conns >= self.worker_connections:
+            conn, since = next(iter(self.heads.items()))
+            if since > slow:
+                break
+            self._drop_head(conn, _SLOW_HEAD)
+        return self.nr_conns < self.worker_connections
 
     def handle(self, conn):
         head = getattr(conn, "head", b"")

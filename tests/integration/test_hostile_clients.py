@@ -50,7 +50,7 @@ def test_300_slow_header_connections_leave_healthz_served(gw):
     trickler = threading.Thread(target=_trickle, args=(socks, stop), daemon=True)
     trickler.start()
     try:
-        time.sleep(1.0)  # every slow connection has sent part of its head
+        time.sleep(1.5)  # every slow connection has sent part of its head (and is slow)
         for _ in range(5):
             r = requests.get(gw.url + "/healthz", timeout=2)  # a hang fails here
             assert r.status_code == 200

@@ -24,16 +24,24 @@ def gw(gateway_factory, upstream, tmp_path):
     return gateway_factory(env, workers=1, threads=8, name="wslimits")
 
 
-def _send_quietly(sock, data: bytes):
-    """Send in the background; the server may close before it has read it all."""
+def _close_code_for(gw, data: bytes) -> int | None:
+    """Open a WebSocket, send *data* in the background (the server may close before
+    it has read it all) and read the server's close code."""
+    sock, status = raw_websocket(gw.port)
+    assert status == 101
+
     def run():
         try:
             sock.sendall(data)
         except OSError:
             pass
-    t = threading.Thread(target=run, daemon=True)
-    t.start()
-    return t
+    sender = threading.Thread(target=run, daemon=True)
+    sender.start()
+    try:
+        return ws_close_code(sock)
+    finally:
+        sender.join(30)
+        sock.close()
 
 
 def test_a_message_of_4_byte_characters_over_the_limit_is_1009_with_flat_memory(gw):
@@ -42,12 +50,7 @@ def test_a_message_of_4_byte_characters_over_the_limit_is_1009_with_flat_memory(
     # 40 MiB on the wire but 10 Mi characters: counted as characters, the old check let
     # 1.25 of these through per limit; counted as bytes it is 40 times the limit.
     payload = b'{"type":"response.create","x":"' + EMOJI * (10 << 20) + b'"}'
-    sock, status = raw_websocket(gw.port)
-    assert status == 101
-    sender = _send_quietly(sock, ws_frame_head(len(payload)) + payload)
-    assert ws_close_code(sock) == 1009
-    sender.join(30)
-    sock.close()
+    assert _close_code_for(gw, ws_frame_head(len(payload)) + payload) == 1009
     grown = peak_rss_kib(worker) - before
     assert grown < 16 * 1024, f"worker peak RSS grew {grown} KiB"
 
@@ -55,12 +58,7 @@ def test_a_message_of_4_byte_characters_over_the_limit_is_1009_with_flat_memory(
 def test_bytes_count_not_characters(gw):
     """300 Ki characters (under the limit as characters), 1.2 MB on the wire: 1009."""
     payload = b'{"type":"response.create","x":"' + EMOJI * (300 << 10) + b'"}'
-    sock, status = raw_websocket(gw.port)
-    assert status == 101
-    sender = _send_quietly(sock, ws_frame_head(len(payload)) + payload)
-    assert ws_close_code(sock) == 1009
-    sender.join(30)
-    sock.close()
+    assert _close_code_for(gw, ws_frame_head(len(payload)) + payload) == 1009
 
 
 def test_fragments_adding_up_over_the_limit_are_1009(gw):
@@ -69,12 +67,7 @@ def test_fragments_adding_up_over_the_limit_are_1009(gw):
     frames = (ws_frame_head(len(part), opcode=1, fin=False) + part
               + ws_frame_head(len(part), opcode=0, fin=False) + part
               + ws_frame_head(len(part), opcode=0, fin=True) + part)
-    sock, status = raw_websocket(gw.port)
-    assert status == 101
-    sender = _send_quietly(sock, frames)
-    assert ws_close_code(sock) == 1009
-    sender.join(30)
-    sock.close()
+    assert _close_code_for(gw, frames) == 1009
 
 
 def test_a_frame_never_finished_is_closed_after_the_client_timeout(gw):
