@@ -25,6 +25,7 @@ from ..dialects.gemini.listing import model_list
 from ..dialects.gemini.request import client_authorization
 from ..dialects.gemini.request import translate_request
 from ..dialects.translator import frames
+from ..dialects.validate import check_model_name
 from ..errors import GatewayError
 from ..executor import Call
 from . import common
@@ -83,6 +84,7 @@ def call_model(target: str):
         raise GatewayError(404, f"Method ':{method[:40]}' is not served here; this gateway "
                                 "serves :generateContent, :streamGenerateContent and "
                                 ":countTokens.", code="not_found")
+    check_model_name(name)  # from the URL: the same bound as a body's model
     g.record.model_asked = name
     body = common.json_body()
     if method == "countTokens":

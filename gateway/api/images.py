@@ -18,6 +18,7 @@ from werkzeug.datastructures import Headers
 from ..dialects.images import request as images_request
 from ..dialects.images.events import ImagesStreamTranslator, images_body
 from ..dialects.translator import frames
+from ..dialects.validate import check_model_name
 from ..errors import bad_request
 from ..executor import Call
 from . import common
@@ -53,6 +54,7 @@ def edits():
                           "and a prompt.")
     form = request.form
     fields = {name: form.get(name) for name in form}
+    check_model_name(fields.get("model"))
     if g.get("record") is not None and isinstance(fields.get("model"), str):
         g.record.model_asked = fields["model"]
     uploads = [images_request.Upload(f.read(), f.filename or "")

@@ -85,3 +85,13 @@ def test_the_keys_file_removed_at_runtime_refuses_everyone(make_client, tmp_path
     assert gw.client.get("/healthz").status_code == 200
     auth.add_key(keys_file, "laptop", key)
     assert gw.post("/v1/responses", body, key=key).status_code == 200
+
+
+@pytest.mark.parametrize("name", ["gpt%01X-Evil:%201", "m" * 300, "gpt-%E6%A8%A1"])
+def test_a_bad_model_name_in_a_gemini_url_is_a_400(make_client, upstream, name):
+    gw = make_client()
+    resp = gw.post(f"/v1beta/models/{name}:generateContent",
+                   {"contents": [{"role": "user", "parts": [{"text": "hi"}]}]})
+    assert resp.status_code == 400, resp.get_data()[:300]
+    assert "model" in resp.get_json()["error"]["message"].lower()
+    assert upstream.requests == []
