@@ -176,3 +176,49 @@ def test_the_shipped_gunicorn_config_uses_this_worker():
     cfg = GunicornConfig()
     cfg.set("worker_class", gunicorn_conf.worker_class)
     assert cfg.worker_class is workers.ThreadWorker
+
+
+def test_a_chunked_body_over_the_limit_is_413_at_the_first_byte_too_many():
+    for body, limit in ((b"a" * 10, 9), (b"a" * 10, 10), (b"a" * 10, 11)):
+        guarded = workers.GuardedInput(io.BytesIO(body), max_bytes=limit)
+        if limit < len(body):
+            with pytest.raises(GatewayError) as exc:
+                while guarded.read(4):
+                    pass
+            assert exc.value.status == 413 and exc.value.code == "request_too_large"
+        else:
+            assert b"".join(iter(lambda: guarded.read(4), b"")) == body
+
+
+def test_a_paced_socket_times_out_a_silent_or_trickling_body():
+    a, b = socket.socketpair()
+    with a, b:
+        paced = workers.PacedSocket(a, idle=0.2, rate=0)
+        b.sendall(b"xy")
+        assert paced.recv(10) == b"xy" and a.gettimeout() is None  # the timeout is put back
+        with pytest.raises(TimeoutError):
+            paced.recv(10)  # silence longer than idle
+        slow = workers.PacedSocket(a, idle=0.2, rate=10 ** 9)
+        slow.started = slow.started or 0.0  # a body that began long ago and sent nothing
+        with pytest.raises(TimeoutError):
+            slow.recv(10)
+    with pytest.raises(GatewayError) as exc:
+        workers.GuardedInput(_Raises(TimeoutError())).read()
+    assert exc.value.status == 408
+
+
+class _Raises:
+    def __init__(self, exc):
+        self.exc = exc
+
+    def read(self, size=None):
+        raise self.exc
+
+
+def test_the_access_log_hides_secrets_in_urls():
+    from gateway.access_log import redact_query
+
+    line = "GET /v1beta/models/m:generateContent?alt=sse&key=AIzaSECRET;token=t&monkey=1 HTTP/1.1"
+    assert redact_query(line) == ("GET /v1beta/models/m:generateContent?alt=sse&key=[redacted];"
+                                  "token=[redacted]&monkey=1 HTTP/1.1")
+    assert redact_query("api_key=s3cret") == "api_key=[redacted]"
