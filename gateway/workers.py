@@ -374,8 +374,8 @@ class ThreadWorker(gthread.ThreadWorker):
     def murder_pending(self):
         super().murder_pending()
         oldest = time.monotonic() - (self.body_limits.idle or 10.0)
-        for conn, since in list(self.heads.items()):
-            if since > oldest and self.alive:
+        for conn, since in list(self.heads.items()):  # a stopping worker too: a request
+            if since > oldest:                           # may be on its way (gthread's linger)
                 break
             self._drop_head(conn, _SLOW_HEAD)
         if not self._accepting:  # full: the run loop re-enables accepting once there is room
