@@ -9,7 +9,8 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from gateway import scrub
-from gateway.accounts.store import Store, openai_record
+from gateway.state.files import FileStore
+from gateway.state.records import openai_record
 from tests.support import OPENAI_KEY, register_secret
 
 ADMIN_KEY = register_secret("test-admin-key-scrub-0123456789")
@@ -100,7 +101,7 @@ def test_metric_labels_take_no_upstream_text(gw, upstream):
 def test_an_api_key_account_401_never_shows_the_key(make_client, upstream, tmp_path):
     """The OpenAI API answers a bad key with its masked tail: neither the key nor the tail."""
     gw = make_client(accounts=())
-    Store(tmp_path / "state").save(openai_record(OPENAI_KEY, label="api"))
+    FileStore(tmp_path / "state").save(openai_record(OPENAI_KEY, label="api"))
     tail = OPENAI_KEY[:3] + "*" * 20 + OPENAI_KEY[-4:]
     upstream.inject("echo", count=3, status=401, code="invalid_api_key",
                     message=f"Incorrect API key provided: {tail}. Sent {{authorization}}.")
