@@ -24,7 +24,6 @@ import re
 import threading
 
 from .jsonio import dumps_text, loads
-from .sse import encode
 
 REDACTED = "[redacted]"
 MAX_MESSAGE = 500       # characters of upstream error text a client sees
@@ -169,7 +168,7 @@ def failure_event(event) -> None:
         text, data, changed = clean, loads(clean), True
     if changed:
         event.data_text = text
-        event.raw = encode(text, event.name or None)
+        event._raw = None  # the SSE bytes are built again from the scrubbed text
         event._data, event._parsed = data, True
 
 
