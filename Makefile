@@ -43,6 +43,7 @@ bench: $(VENV)/.test-installed tools
 	$(PY) -m bench.run
 	$(PY) -m bench.websockets
 	$(PY) -m bench.upstream_ws
+	$(PY) -m bench.upstream_load
 	$(PY) -m bench.micro
 	$(PY) -m bench.placement
 

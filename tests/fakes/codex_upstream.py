@@ -83,7 +83,8 @@ STREAM_FAULTS = frozenset({"stall", "reset_mid_stream", "response_failed", "erro
                            "truncate", "reset_at_once", "reset_after_created"})
 FAULTS = HTTP_FAULTS | STREAM_FAULTS
 CONFIG_KEYS = ("reply", "schema_reply", "event_delay", "silence", "fast", "strict_tokens",
-               "unsupported_params", "websocket", "deltas", "catalog", "rate_limit_events")
+               "unsupported_params", "websocket", "deltas", "catalog", "rate_limit_events",
+               "upgrade_delay")
 WS_IDLE = 600.0  # seconds a fake socket waits for its next frame
 
 
@@ -197,6 +198,7 @@ class FakeCodexUpstream(FakeServer):
         self._config = {"reply": None, "schema_reply": None, "event_delay": 0.0, "silence": 0.0,
                         "fast": False, "strict_tokens": None, "unsupported_params": set(),
                         "websocket": 426,
+                        "upgrade_delay": 0.0,  # seconds before a WebSocket upgrade is answered
                         "deltas": 4,  # text deltas per answer part
                         # The backend's catalog: [{slug, minimal_client_version?,
                         # base_instructions?}]; None: one plain entry per ``models``.
@@ -342,7 +344,7 @@ class FakeCodexUpstream(FakeServer):
         unknown = set(changes) - set(CONFIG_KEYS)
         if unknown:
             raise KeyError(f"unknown config keys: {sorted(unknown)}")
-        for key in ("event_delay", "silence"):
+        for key in ("event_delay", "silence", "upgrade_delay"):
             if key in changes:
                 changes[key] = float(changes[key])
         if changes.get("strict_tokens") is not None:
@@ -646,6 +648,7 @@ class FakeCodexUpstream(FakeServer):
         ``websocket="accept"``), or the refusal of the upgrade."""
         with self.lock:
             mode = self._config["websocket"]
+            delay = self._config["upgrade_delay"]
             shake = {"id": len(self._handshakes) + 1, "status": None,
                      "account": req.headers.get("chatgpt-account-id"),
                      "headers": dict(req.headers.items()), "at": time.time(), "fault": None}
@@ -657,6 +660,8 @@ class FakeCodexUpstream(FakeServer):
             req.close_connection = True
             req.send_json(status, body, headers)
 
+        if delay:  # a slow upgrade (the backend's TCP + TLS + upgrade on the internet path)
+            time.sleep(delay)
         if req.headers.get("Upgrade", "").lower() != "websocket":
             return refuse(405, _error("Method not allowed: use POST.", "method_not_allowed"))
         if mode != "accept":
