@@ -169,6 +169,11 @@ class UpstreamConfig:
     websocket_fallback_seconds: float = setting(600.0, "After a refused upgrade, the account "
                                                 "uses HTTP for this many seconds (shared by "
                                                 "the workers).", min=0)
+    websocket_open_after_turns: int = setting(
+        1, "With `auto`, a turn that finds no idle socket for its conversation goes over "
+        "pooled HTTP (no upgrade on its path); once a worker has seen this many turns of the "
+        "conversation it also opens one in the background for the turns after it. 0: the "
+        "turn opens one and waits for the upgrade.", min=0)
     codex_usage_url: str = setting("", "The ChatGPT usage endpoint (the quota windows of an "
                                    "account nobody used lately). Empty: derived from "
                                    "`codex_base_url` (`…/backend-api/codex` → "

@@ -27,6 +27,19 @@ def upstream():
         yield srv
 
 
+SOCKET_FIRST = "upstream_websocket_open_after_turns"
+
+
+@pytest.fixture
+def make_client(make_client):
+    """These tests are about the socket itself: a conversation's first turn opens it
+    (``websocket_open_after_turns = 0``) unless a test says otherwise."""
+    def make(accounts=("acct-a",), **settings):
+        settings.setdefault(SOCKET_FIRST, 0)
+        return make_client(accounts, **settings)
+    return make
+
+
 def sse_types(data: bytes) -> list[str]:
     return [line[7:].decode() for line in data.split(b"\n") if line.startswith(b"event: ")]
 
@@ -312,6 +325,49 @@ def test_websocket_mode_never_falls_back(make_client, upstream):
 def test_http_mode_never_opens_a_socket(make_client, upstream):
     responses_turns(make_client(upstream_codex_transport="http"), TURNS[:2])
     assert upstream.handshakes == [] and {r["transport"] for r in upstream.requests} == {"http"}
+
+
+def wait_for(predicate, limit=10.0):
+    """Poll *predicate* (a background upgrade); bounded only to detect a hang."""
+    deadline = time.monotonic() + limit
+    while not predicate() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    return predicate()
+
+
+def test_auto_serves_a_first_turn_over_http_and_opens_the_socket_for_the_next(
+        make_client, upstream):
+    gw = make_client(**{SOCKET_FIRST: 1})  # the shipped default
+    responses_turns(gw, TURNS[:1], key="one-shot")
+    assert upstream.handshakes == []  # a one-turn conversation never opens a socket
+    upstream.reset()
+    history = [SYSTEM]
+    for i, text in enumerate(TURNS):
+        history.append(user(text))
+        resp = gw.post("/v1/responses", {"model": MODEL, "input": history,
+                                         "prompt_cache_key": "conv-bg"})
+        assert resp.status_code == 200, resp.get_data()
+        history += resp.get_json()["output"]
+        if i == 1:  # the second turn opened the socket in the background
+            assert wait_for(lambda: len(upstream.handshakes) == 1)
+    recs = upstream.requests
+    assert [r["transport"] for r in recs] == ["http", "http", "websocket", "websocket"]
+    assert recs[2]["wire"]["previous_response_id"] is None  # the socket's first: in full
+    assert recs[3]["wire"]["previous_response_id"] == f"resp_fake{recs[2]['id']:04d}"
+    assert recs[3]["wire"]["input_items"] == 1
+    assert len(upstream.handshakes) == 1
+    assert [len(r["body"]["input"]) for r in recs] == [2, 4, 6, 8]
+
+
+def test_auto_never_waits_for_a_slow_upgrade_on_a_turns_path(make_client, upstream):
+    upstream.configure(upgrade_delay=0.3)
+    gw = make_client(**{SOCKET_FIRST: 1})
+    responses_turns(gw, TURNS[:3], key="slow")  # turn 2 starts the upgrade; turn 3 is
+    recs = upstream.requests                    # sent before it is answered: HTTP
+    assert [r["transport"] for r in recs] == ["http"] * 3
+    assert wait_for(lambda: [s["status"] for s in upstream.handshakes] == [101])
+    responses_turns(gw, TURNS[:1], key="slow")
+    assert upstream.requests[-1]["transport"] == "websocket"
 
 
 def test_a_socket_that_breaks_before_answering_is_served_over_http(make_client, upstream):

@@ -27,6 +27,16 @@ def upstream():
         yield srv
 
 
+@pytest.fixture
+def gateway_factory(gateway_factory):
+    """These tests are about the socket itself: a conversation's first turn opens it
+    (``websocket_open_after_turns = 0``) unless a test says otherwise."""
+    def make(env: dict, **kw):
+        env.setdefault("CODEX_GATEWAY_UPSTREAM_WEBSOCKET_OPEN_AFTER_TURNS", "0")
+        return gateway_factory(env, **kw)
+    return make
+
+
 def start(gateway_factory, upstream, tmp_path, workers=2, **env):
     return gateway_factory(gateway_env(upstream, tmp_path, **env), workers=workers)
 
@@ -273,3 +283,28 @@ def test_priority_service_tier_reaches_the_backend_on_both_transports(
     rec = upstream.requests[-1]
     assert rec["body"]["service_tier"] == "priority"
     assert rec["transport"] == transport
+
+
+@pytest.mark.parametrize("transport", ["websocket", "auto"])
+def test_concurrent_turns_of_one_conversation_keep_their_sockets(
+        gateway_factory, upstream, tmp_path, transport):
+    """Four turns of one conversation at once, five times over: each wave finds the
+    sockets the earlier ones used (none discarded when they came back)."""
+    from concurrent.futures import ThreadPoolExecutor
+    upstream.configure(event_delay=0.05)  # the turns of a wave overlap
+    gw = start(gateway_factory, upstream, tmp_path, workers=1,
+               CODEX_GATEWAY_UPSTREAM_CODEX_TRANSPORT=transport,
+               CODEX_GATEWAY_UPSTREAM_WEBSOCKET_OPEN_AFTER_TURNS=1)
+
+    def turn(i):
+        resp = requests.post(gw.url + "/v1/responses", json={
+            "model": MODEL, "input": f"[[say:{i}]]", "prompt_cache_key": "shared"},
+            headers=auth_headers(), timeout=30)
+        assert resp.status_code == 200, resp.text
+
+    with ThreadPoolExecutor(4) as pool:
+        for wave in range(6):
+            list(pool.map(turn, range(4)))
+    shakes = upstream.handshakes
+    assert 1 <= len(shakes) <= 4, len(shakes)  # discarding: up to 3 new ones per wave
+    assert len(upstream.requests) == 24

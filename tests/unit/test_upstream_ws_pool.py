@@ -92,13 +92,27 @@ def test_idle_sockets_expire(clock):
     assert pool.checkout(("a", "old")) is None
 
 
-def test_the_newest_socket_of_a_key_wins(clock):
+def test_sockets_a_conversation_used_at_once_are_all_kept_newest_first(clock):
     pool = SocketPool(8, 300, clock=clock)
     first, second = conv(clock, ("a", "k")), conv(clock, ("a", "k"))
     pool.checkin(first)
     pool.checkin(second)  # two requests of one conversation ran at once
-    assert first.socket.closed and len(pool) == 1
+    assert not first.socket.closed and len(pool) == 2 and pool.idle(("a", "k")) == 2
     assert pool.checkout(("a", "k")) is second
+    assert pool.checkout(("a", "k")) is first
+    assert pool.checkout(("a", "k")) is None and len(pool) == 0
+
+
+def test_one_keys_sockets_count_against_the_bound_least_recently_used_out_first(clock):
+    pool = SocketPool(2, 300, clock=clock)
+    a1, a2, b = conv(clock, ("a", "k")), conv(clock, ("a", "k")), conv(clock, ("b", "k"))
+    for c in (a1, a2, b):
+        clock.now += 1
+        pool.checkin(c)
+    assert a1.socket.closed and not a2.socket.closed and len(pool) == 2
+    assert pool.checkout(("a", "k")) is a2 and pool.checkout(("a", "k")) is None
+    clock.now += 301
+    assert pool.sweep() == 1 and b.socket.closed and len(pool) == 0
 
 
 def test_dead_and_silent_sockets_are_not_reused(clock):

@@ -5,7 +5,8 @@ what the backend holds on each (:class:`Conversation`).
 
 Bounded: at most ``websocket_max_sockets`` idle sockets per worker (least
 recently used closed first), each closed after ``websocket_idle_seconds``
-without a turn; a socket serving a response is its request's alone.
+without a turn; a socket serving a response is its request's alone. A key keeps
+as many idle sockets as its conversation used at once.
 """
 from __future__ import annotations
 
@@ -54,52 +55,79 @@ class SocketPool:
     """Idle sockets by key, bounded in number and idle time (per worker).
 
     A socket is in the pool only while idle: ``checkout`` takes it out for one
-    request, ``checkin`` puts it back when the response ended. A reaper thread
-    (started with the first idle socket, gone when the pool is empty) closes
-    expired sockets and pings the others so they stay open through proxies.
+    request, ``checkin`` puts it back when the response ended. A key may have
+    several idle sockets: turns of one conversation that ran at once each had
+    one, and each stays for the next turns (the most recently used is taken
+    first: it most likely holds the conversation's last response). A reaper
+    thread (started with the first idle socket, gone when the pool is empty)
+    closes expired sockets and pings the others so they stay open through
+    proxies.
     """
 
     def __init__(self, max_sockets: int, idle_seconds: float, clock=time.monotonic):
         self.max_sockets = max_sockets
         self.idle_seconds = idle_seconds
         self.clock = clock
-        self._idle: OrderedDict[tuple, Conversation] = OrderedDict()
+        # Every idle socket, least recently used first; and each key's, newest last.
+        self._idle: OrderedDict[Conversation, tuple] = OrderedDict()
+        self._by_key: dict[tuple, list[Conversation]] = {}
         self._lock = threading.Lock()
         self._reaper: threading.Thread | None = None
 
     def __len__(self) -> int:
         return len(self._idle)
 
-    def checkout(self, key: tuple) -> Conversation | None:
-        """The idle socket for *key*, still open (probed if it was silent long), or None."""
-        self.sweep()
+    def idle(self, key: tuple) -> int:
+        """How many idle sockets *key* has."""
         with self._lock:
-            conv = self._idle.pop(key, None)
-        if conv is None:
-            return None
-        sock = conv.socket
-        if sock.closed or not sock.alive():
-            sock.abort()
-            return None
-        if self.clock() - sock.last_heard > PROBE_AFTER \
-                and not sock.probe(PROBE_WAIT):
-            sock.abort()
-            return None
-        return conv
+            return len(self._by_key.get(key, ()))
+
+    def _take(self, conv: Conversation) -> None:
+        """Remove *conv* from both indexes (the lock held)."""
+        self._idle.pop(conv, None)
+        convs = self._by_key.get(conv.key)
+        if convs is not None:
+            try:
+                convs.remove(conv)
+            except ValueError:
+                pass
+            if not convs:
+                del self._by_key[conv.key]
+
+    def checkout(self, key: tuple) -> Conversation | None:
+        """An idle socket for *key*, still open (probed if it was silent long), or None."""
+        self.sweep()
+        while True:
+            with self._lock:
+                convs = self._by_key.get(key)
+                if not convs:
+                    return None
+                conv = convs[-1]
+                self._take(conv)
+            sock = conv.socket
+            if sock.closed or not sock.alive():
+                sock.abort()
+                continue
+            if self.clock() - sock.last_heard > PROBE_AFTER \
+                    and not sock.probe(PROBE_WAIT):
+                sock.abort()
+                continue
+            return conv
 
     def checkin(self, conv: Conversation) -> None:
-        """Keep *conv* for its key's next turn (the newest socket of a key wins)."""
+        """Keep *conv* for its key's next turns (beside the key's other idle sockets)."""
         if conv.socket.closed:
             return
         conv.socket.last_used = self.clock()
         closing = []
         with self._lock:
-            old = self._idle.pop(conv.key, None)
-            if old is not None and old is not conv:
-                closing.append(old)
-            self._idle[conv.key] = conv
+            self._take(conv)
+            self._idle[conv] = conv.key
+            self._by_key.setdefault(conv.key, []).append(conv)
             while len(self._idle) > self.max_sockets:
-                closing.append(self._idle.popitem(last=False)[1])
+                oldest = next(iter(self._idle))
+                self._take(oldest)
+                closing.append(oldest)
             start = self._reaper is None or not self._reaper.is_alive()
         for c in closing:
             c.socket.close()
@@ -112,10 +140,11 @@ class SocketPool:
         closing = []
         with self._lock:
             while self._idle:
-                key, conv = next(iter(self._idle.items()))
+                conv = next(iter(self._idle))
                 if conv.socket.last_used > limit:
                     break
-                closing.append(self._idle.pop(key))
+                self._take(conv)
+                closing.append(conv)
         for c in closing:
             c.socket.close(1001)
         return len(closing)
@@ -125,22 +154,25 @@ class SocketPool:
         now = self.clock()
         dead = []
         with self._lock:
-            for key, conv in list(self._idle.items()):
+            for conv in list(self._idle):
                 sock = conv.socket
                 if not sock.alive():
-                    dead.append(self._idle.pop(key))
+                    dead.append(conv)
                 elif now - sock.last_heard >= REAP_EVERY:
                     try:
                         sock.ping()
                     except TransportError:
-                        dead.append(self._idle.pop(key))
+                        dead.append(conv)
+            for conv in dead:
+                self._take(conv)
         for c in dead:
             c.socket.abort()
 
     def close_all(self) -> None:
         with self._lock:
-            convs = list(self._idle.values())
+            convs = list(self._idle)
             self._idle.clear()
+            self._by_key.clear()
         for c in convs:
             c.socket.close(1001)
 

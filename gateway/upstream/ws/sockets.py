@@ -21,6 +21,17 @@ worker find the socket that holds their previous response.
   in its own shape still continues it, and reasoning items the client could not
   send back may be missing: the backend keeps them. An upstream
   ``previous_response_not_found`` resends the same request in full, once.
+- **No handshake on a turn's path** (``"auto"``, ``websocket_open_after_turns``
+  ≥ 1): a turn that finds no idle socket for its conversation goes over pooled
+  HTTP — what the HTTP transport would send — and, once the worker has seen that
+  many turns of the conversation, a socket is opened on a thread of its own and
+  joins the idle pool, so the turns after it find it. A one-turn conversation
+  (``codex exec``, a one-shot SDK call) never opens a socket. ``"websocket"``
+  (and 0) opens the socket on the turn's path, waiting for the upgrade.
+- **As many sockets as the conversation uses at once**: turns of one
+  conversation that run at once each take an idle socket of its envelope (or go
+  over HTTP while one is opened), and every socket goes back to the pool, so
+  concurrency costs each handshake once, not once per turn.
 - **Correctness never depends on affinity**: a turn that lands on a worker
   without the socket (or on a new one) is a full request on a cold socket,
   exactly what HTTP would have sent.
@@ -51,7 +62,9 @@ from __future__ import annotations
 
 import atexit
 import re
+import threading
 import weakref
+from collections import OrderedDict
 from pathlib import Path
 
 from requests.structures import CaseInsensitiveDict
@@ -70,6 +83,8 @@ from .reader import Reader
 # WebSockets: HTTP serves that request, and the account is not kept on HTTP.
 ACCOUNT_REFUSALS = frozenset({401, 403, 429})
 TRANSPORT = "websocket"
+SEEN_KEYS = 4096       # conversations whose turns a worker counts (least recent forgotten)
+OPENING_PER_KEY = 1    # background upgrades of one conversation at once
 _TYPE = re.compile(r'\{\s*"type"\s*:\s*"([^"\\]*)"')
 
 
@@ -85,6 +100,10 @@ class CodexSockets:
         self.pool = SocketPool(ucfg.websocket_max_sockets, ucfg.websocket_idle_seconds)
         self.fallback = FallbackMarks(Path(state_dir) / FALLBACK_FILE,
                                       ucfg.websocket_fallback_seconds)
+        self.open_after = ucfg.websocket_open_after_turns if self.mode == "auto" else 0
+        self._seen: OrderedDict[tuple, int] = OrderedDict()  # turns per conversation
+        self._opening: dict[tuple, int] = {}  # background upgrades under way
+        self._lock = threading.Lock()
         atexit.register(_close_pool, weakref.ref(self.pool))  # a worker's exit says goodbye
 
     def serves(self, account) -> bool:
@@ -110,6 +129,13 @@ class CodexSockets:
         items = body.get("input") if isinstance(body.get("input"), list) else []
         prints = [hold(i) for i in items]
         conv = self.pool.checkout(pkey)
+        if conv is None and self.open_after and not prewarm:
+            # No handshake on this turn's path: pooled HTTP serves it. A conversation
+            # that goes on gets its socket in the background, for the turns after it.
+            if self._count(pkey) >= self.open_after:
+                self._open_later(account, profile.url(account), pkey, headers,
+                                 connect_timeout, read_timeout)
+            return None
         for _ in range(2):
             fresh = conv is None
             if fresh:
@@ -140,6 +166,42 @@ class CodexSockets:
                         return None
                     raise UpstreamBroken("the upstream websocket closed before answering")
         return None  # not reached: the second round always has a fresh socket
+
+    def _count(self, pkey: tuple) -> int:
+        """The turns of *pkey* this worker saw before this one (bounded memory)."""
+        with self._lock:
+            seen = self._seen.pop(pkey, 0)
+            self._seen[pkey] = min(seen + 1, self.open_after)
+            if len(self._seen) > SEEN_KEYS:
+                self._seen.popitem(last=False)
+        return seen
+
+    def _open_later(self, account, url: str, pkey: tuple, headers: dict,
+                    connect_timeout: float, read_timeout: float) -> None:
+        """Open a socket for *pkey* on a thread of its own; it joins the idle pool."""
+        with self._lock:
+            if self._opening.get(pkey, 0) >= OPENING_PER_KEY:
+                return
+            self._opening[pkey] = self._opening.get(pkey, 0) + 1
+        threading.Thread(target=self._open, name="upstream-ws-open", daemon=True, args=(
+            account.id, url, pkey, dict(headers), connect_timeout, read_timeout)).start()
+
+    def _open(self, account_id, url, pkey, headers, connect_timeout, read_timeout) -> None:
+        try:
+            sock = client.connect(url, headers, connect_timeout, read_timeout)
+        except client.Refused as refused:
+            if refused.status not in ACCOUNT_REFUSALS:
+                self.fallback.mark(account_id)
+            return
+        except TransportError:
+            self.fallback.mark(account_id)
+            return
+        finally:
+            with self._lock:
+                left = self._opening.pop(pkey, 1) - 1
+                if left:
+                    self._opening[pkey] = left
+        self.pool.checkin(Conversation(sock, pkey))
 
     def falls_back(self, account, failure) -> bool:
         """After a failure of a socket's answer before it started: should HTTP
