@@ -139,14 +139,15 @@ def run(args) -> dict:
             for t, gw in gws.items():  # warm-up: imports, pools, threads
                 drive(gw.url, args.concurrency, 3, SHAPES[1], f"warm-{t}")
             for r in range(args.repeats):
+                order = list(gws.items())[::1 if r % 2 == 0 else -1]  # neither always first
                 for shape in SHAPES:
-                    for t, gw in gws.items():
+                    for t, gw in order:
                         fake.control("POST", "/_fake/reset")
                         res["load"][t][shape].append(measure_load(
                             gw, fake, shape, args.concurrency, args.per_client, f"{t}-{r}"))
             fake.control("POST", "/_fake/config", {"upgrade_delay": args.upgrade_delay})
             for r in range(args.repeats):
-                for t, gw in gws.items():
+                for t, gw in list(gws.items())[::1 if r % 2 == 0 else -1]:
                     res["first_turn"][t].append(statistics.median(
                         first_turns(gw, args.first_turns, f"first-{t}-{r}")))
             fake.control("POST", "/_fake/config", {"upgrade_delay": 0})
@@ -192,7 +193,7 @@ def table(res: dict) -> str:
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--concurrency", type=int, default=32)
-    parser.add_argument("--per-client", type=int, default=50, help="requests per client")
+    parser.add_argument("--per-client", type=int, default=100, help="requests per client")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--upgrade-delay", type=float, default=0.05)
     parser.add_argument("--first-turns", type=int, default=15,
