@@ -34,7 +34,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from . import load
-from .procs import OUT, FakeUpstream, Gateway, client_headers
+from .procs import OUT, ROOT, FakeUpstream, Gateway, client_headers
 
 MODEL = "gpt-5-codex"
 TRANSPORTS = ("auto", "http")   # the shipped default first
@@ -133,7 +133,7 @@ def run(args) -> dict:
     with tempfile.TemporaryDirectory(prefix="bench-upload-") as tmp, \
             FakeUpstream("--websocket", "--fast") as fake:
         work = Path(tmp)
-        gws = {t: Gateway(work, fake.url, name=f"gw-load-{t}", extra_env={
+        gws = {t: Gateway(work, fake.url, name=f"gw-load-{t}", root=args.root, extra_env={
             "CODEX_GATEWAY_UPSTREAM_CODEX_TRANSPORT": t}).start() for t in TRANSPORTS}
         try:
             for t, gw in gws.items():  # warm-up: imports, pools, threads
@@ -198,8 +198,11 @@ def main(argv=None) -> None:
     parser.add_argument("--upgrade-delay", type=float, default=0.05)
     parser.add_argument("--first-turns", type=int, default=15,
                         help="new conversations per transport and repetition")
+    parser.add_argument("--root", type=Path, default=ROOT,
+                        help="gateway source tree to measure (default: this checkout)")
     args = parser.parse_args(argv)
     res = run(args)
+    res["root"] = str(args.root)
     text = table(res)
     print(text)
     OUT.mkdir(parents=True, exist_ok=True)
