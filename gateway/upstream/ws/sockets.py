@@ -126,8 +126,6 @@ class CodexSockets:
         """
         connect_timeout, read_timeout = timeout
         pkey = (account.id, *conversation)
-        items = body.get("input") if isinstance(body.get("input"), list) else []
-        prints = [hold(i) for i in items]
         conv = self.pool.checkout(pkey)
         if conv is None and self.open_after and not prewarm:
             # No handshake on this turn's path: pooled HTTP serves it. A conversation
@@ -136,6 +134,8 @@ class CodexSockets:
                 self._open_later(account, profile.url(account), pkey, headers,
                                  connect_timeout, read_timeout)
             return None
+        items = body.get("input") if isinstance(body.get("input"), list) else []
+        prints = [hold(i) for i in items]
         for _ in range(2):
             fresh = conv is None
             if fresh:
