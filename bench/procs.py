@@ -31,6 +31,15 @@ CLIENT_KEY = "bench-client-key-0123456789abcdef"
 ACCOUNT_IDS = ("acct-bench-a", "acct-bench-b")
 
 
+def publish(name: str, text: str, results: dict) -> None:
+    """Print a bench's table; keep it and its raw numbers as ``bench/out/<name>.md``
+    and ``.json``."""
+    print(text)
+    OUT.mkdir(parents=True, exist_ok=True)
+    (OUT / f"{name}.md").write_text(text)
+    (OUT / f"{name}.json").write_text(json.dumps(results, indent=1))
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -34,7 +34,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from . import load
-from .procs import OUT, ROOT, FakeUpstream, Gateway, client_headers
+from .procs import ROOT, FakeUpstream, Gateway, client_headers, publish
 
 MODEL = "gpt-5-codex"
 TRANSPORTS = ("auto", "http")   # the shipped default first
@@ -203,11 +203,7 @@ def main(argv=None) -> None:
     args = parser.parse_args(argv)
     res = run(args)
     res["root"] = str(args.root)
-    text = table(res)
-    print(text)
-    OUT.mkdir(parents=True, exist_ok=True)
-    (OUT / "upstream_load.md").write_text(text)
-    (OUT / "upstream_load.json").write_text(json.dumps(res, indent=1))
+    publish("upstream_load", table(res), res)
 
 
 if __name__ == "__main__":

@@ -35,7 +35,7 @@ from pathlib import Path
 
 import requests
 
-from .procs import (OUT, FakeUpstream, Gateway, Nginx, client_headers, free_port,
+from .procs import (FakeUpstream, Gateway, Nginx, client_headers, free_port, publish,
                     upstream_headers)
 
 MODEL = "gpt-5-codex"
@@ -356,11 +356,7 @@ def main(argv=None) -> None:
     started = time.time()
     res = run(args)
     res["seconds"] = time.time() - started
-    text = table(res)
-    print(text)
-    OUT.mkdir(parents=True, exist_ok=True)
-    (OUT / "upstream_ws.md").write_text(text)
-    (OUT / "upstream_ws.json").write_text(json.dumps(res, indent=1))
+    publish("upstream_ws", table(res), res)
 
 
 if __name__ == "__main__":
