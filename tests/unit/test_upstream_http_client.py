@@ -183,3 +183,22 @@ def test_the_reader_gives_parsed_events(server):
     while (got := reader.next(5)) is not EOF:
         events += got or []
     assert [(e.type, e.raw) for e in events] == [("x", FRAME)] * 3
+
+
+def test_the_adapter_finds_a_urls_pool_once_and_again_after_it_closed():
+    import requests as _requests
+    from gateway.upstream.http.client import _Adapter
+    adapter = _Adapter(pool_connections=1, pool_maxsize=2, max_retries=0)
+    url = "https://backend.example/backend-api/codex/responses"
+    request = _requests.Request("POST", url).prepare()
+    pool = adapter.get_connection_with_tls_context(request, True)
+    adapter.cert_verify(pool, url, True, None)
+    assert adapter.get_connection_with_tls_context(request, True) is pool
+    assert adapter.request_url(request, {}) == "/backend-api/codex/responses"
+    assert pool.cert_reqs == "CERT_REQUIRED" and pool.ca_certs  # checks kept
+    adapter.get_connection_with_tls_context(request, False)  # other checks: never cached
+    assert adapter._found[url][0] is pool
+    adapter.close()
+    assert adapter._found == {}
+    again = adapter.get_connection_with_tls_context(request, True)
+    assert again is not pool and again.pool is not None
