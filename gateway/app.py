@@ -24,6 +24,7 @@ from .api import key_usage
 from .api import messages
 from .api import meta
 from .api import responses
+from .api import stored_responses
 from .api import websocket
 from .auth import AdminKeys, ClientKeys
 from .limits import Ceilings, Released, Shape
@@ -35,6 +36,7 @@ from .errors import GatewayError
 from .executor import Executor
 from .policy.gate import open_gate
 from .record import Outcome, log_sink
+from .responses_store import Keeper, open_keeper
 from .usage.service import UsageService
 
 # Each dialect's error shape; routes outside a dialect answer OpenAI's.
@@ -71,6 +73,7 @@ class State:
     usage: UsageService | None = None
     admin_keys: AdminKeys | None = None
     ceilings: Ceilings | None = None  # per-key slots in this worker (gateway.limits)
+    responses_store: Keeper | None = None  # None: responses.store = false
 
     @property
     def keepalive(self) -> float:
@@ -90,8 +93,9 @@ def create_app(config: config_mod.Config | None = None) -> Flask:
     app.extensions["gateway"] = State(
         cfg, keys, pool, Executor(cfg, pool, sinks=(log_sink, *usage.sinks), gate=gate), usage,
         AdminKeys(ClientKeys(cfg.auth.admin_keys, cfg.admin_keys_file), keys),
-        Ceilings(Shape.of(cfg.server)))
+        Ceilings(Shape.of(cfg.server)), open_keeper(cfg, getattr(pool, "state", None)))
     app.register_blueprint(responses.bp)
+    app.register_blueprint(stored_responses.bp)
     app.register_blueprint(websocket.bp)
     app.register_blueprint(chat.bp)
     app.register_blueprint(messages.bp)

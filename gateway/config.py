@@ -364,6 +364,23 @@ class PrefixConfig:
 
 
 @dataclass(frozen=True)
+class ResponsesConfig:
+    """The response store: what ``previous_response_id``, ``item_reference`` and
+    ``GET /v1/responses/{id}`` read, where ``[state]`` says (SQLite in the state dir, or the
+    shared Redis) ([The response store](../responses-store.md))."""
+
+    store: bool = setting(True, "Keep the responses whose request did not say `store: false`; "
+                          "off: nothing is kept and chaining gets a 400.")
+    retention_days: float = setting(30.0, "A stored response is deleted after this many days "
+                                    "(OpenAI's retention).", min=0.001)
+    max_bytes: int = setting(1024 * 1024 * 1024, "Total size of the stored responses; beyond "
+                             "it the oldest are deleted first.", min=1024)
+    path: str = setting("", "The SQLite file; empty: `<state_dir>/responses.sqlite`.")
+    queue_size: int = setting(1000, "Responses waiting for a worker's writer thread; beyond it "
+                              "they are dropped (counted).", min=1)
+
+
+@dataclass(frozen=True)
 class Config:
     server: ServerConfig = field(default_factory=ServerConfig)
     auth: AuthConfig = field(default_factory=AuthConfig)
@@ -376,6 +393,7 @@ class Config:
     images: ImagesConfig = field(default_factory=ImagesConfig)
     placement: PlacementConfig = field(default_factory=PlacementConfig)
     prefix: PrefixConfig = field(default_factory=PrefixConfig)
+    responses: ResponsesConfig = field(default_factory=ResponsesConfig)
     # The [models] table as written: gateway.models.load_catalog reads and checks it.
     models: dict = field(default_factory=dict, metadata={
         "doc": "The model catalog: aliases, the targets of Claude names, added and removed "
@@ -405,6 +423,14 @@ class Config:
         if self.usage.path:
             return Path(os.path.expanduser(self.usage.path))
         return self.state_dir / "usage.sqlite"
+
+    @property
+    def responses_path(self) -> Path:
+        """The response store's SQLite file: ``responses.path``, or ``responses.sqlite``
+        in the state dir."""
+        if self.responses.path:
+            return Path(os.path.expanduser(self.responses.path))
+        return self.state_dir / "responses.sqlite"
 
 
 class ConfigError(ValueError):

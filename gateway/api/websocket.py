@@ -20,6 +20,7 @@ from ..errors import GatewayError, bad_request
 from ..executor import Call
 from ..clientws.session import TICK, Session
 from . import common
+from ..dialects.responses.kept import Turn
 from ..dialects.responses.request import translate_request
 
 bp = Blueprint("websocket", __name__)
@@ -67,7 +68,8 @@ def upgrade():
     session = Session(ws, _upstream(st, g.principal, st.executor.open), _normalise,
                       client_headers, keepalive=st.keepalive, stopping=connection.stopping,
                       prewarm_upstream=_upstream(st, g.principal, st.executor.prewarm),
-                      relay=common.relay_for(request.environ))
+                      relay=common.relay_for(request.environ),
+                      begin=lambda body, hdrs: Turn(body, st.responses_store, g.principal, hdrs))
     session.run()  # until the socket ends; never raises
     return _Hijacked()
 

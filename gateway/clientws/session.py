@@ -52,18 +52,23 @@ class Session:
     ``copy()``); ``keepalive`` seconds of silence towards the client send a ping
     (0: never); ``stopping()`` says the worker is shutting down;
     ``prewarm_upstream(body, headers)`` forwards a prewarm and returns its stream,
-    or None when it must be answered here (None: always answered here).
+    or None when it must be answered here (None: always answered here);
+    ``begin(body, headers)`` (optional) resolves what the body takes from the response
+    store (a ``previous_response_id`` this connection does not hold, ``item_reference``)
+    and returns the turn that keeps the answer (``keep_ws(collector)``).
     """
 
     def __init__(self, ws: WebSocket, open_upstream: Callable, normalise: Callable,
                  headers: Mapping, *, keepalive: float = 15.0,
                  stopping: Callable[[], bool] = lambda: False,
                  memory: ConnectionMemory | None = None, tick: float = TICK,
-                 prewarm_upstream: Callable | None = None, relay=None):
+                 prewarm_upstream: Callable | None = None, relay=None,
+                 begin: Callable | None = None):
         self.ws = ws
         self.relay = relay  # the worker's gateway.relay.Relay, where it may write to the socket
         self.open_upstream = open_upstream
         self.prewarm_upstream = prewarm_upstream
+        self.begin = begin
         self.normalise = normalise
         self.headers = headers
         self.keepalive = keepalive
@@ -108,9 +113,15 @@ class Session:
         """One client frame: an answer (events, or an error frame)."""
         try:
             frame = ws_frames.parse(message)
-            full_input = self.memory.expand(frame)
-            self.expanded += frame.get("previous_response_id") is not None
+            previous = frame.get("previous_response_id")
+            stored = self.begin is not None and isinstance(previous, str) and \
+                previous not in self.memory  # the response store resolves it (begin)
+            full_input = None if stored else self.memory.expand(frame)
+            self.expanded += previous is not None
             body = self.normalise(ws_frames.request_body(frame, full_input))
+            if stored:
+                body["previous_response_id"] = previous
+            turn = self.begin(body, self.headers) if self.begin is not None else None
             headers = self.headers.copy()
             for name, value in ws_frames.frame_headers(frame, self.turn_state).items():
                 headers[name] = value
@@ -122,7 +133,7 @@ class Session:
             self.errors += 1
             self.ws.send_json(ws_frames.error_frame(err))
             return
-        self._relay(stream, body["input"], ws_frames.turn_id(frame))
+        self._relay(stream, body["input"], ws_frames.turn_id(frame), turn)
 
     def _prewarm(self, body: dict, headers) -> None:
         """Forwarded when it can be (its events relayed, its id the backend's),
@@ -175,7 +186,7 @@ class Session:
                 stream.discard()
         return (texts, collector.response_id) if done else None
 
-    def _relay(self, stream, full_input: list, turn: str) -> None:
+    def _relay(self, stream, full_input: list, turn: str, kept=None) -> None:
         self.responses += 1
         collector = OutputCollector()
         try:
@@ -187,6 +198,8 @@ class Session:
             self._in_thread(stream, collector)
         if collector.continuable:
             self.memory.remember(collector.response_id, full_input, collector.output())
+            if kept is not None:
+                kept.keep_ws(collector)
 
     def _in_thread(self, stream, collector) -> None:
         try:

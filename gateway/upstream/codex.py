@@ -16,7 +16,6 @@ import hashlib
 import re
 import time
 
-from ..errors import bad_request
 from .base import Profile
 from .identity import ClientIdentity
 
@@ -47,12 +46,13 @@ class CodexProfile(Profile):
         self.identity = identity or ClientIdentity(ucfg)
 
     def normalise(self, body: dict) -> None:
-        if body.get("previous_response_id"):
-            raise bad_request(
-                "previous_response_id cannot work here: the Codex backend does not store "
-                "responses (store must be false). Send the full conversation in 'input' instead.",
-                param="previous_response_id", code="previous_response_not_supported")
+        # previous_response_id never reaches here resolved or not: the Responses dialect
+        # expands it from the response store (dialects/responses/chaining.py).
         body.pop("previous_response_id", None)
+        items = body.get("input")
+        if isinstance(items, list) and any(_is_system(i) for i in items):
+            # The backend refuses the system role; developer is what it takes instead.
+            body["input"] = [{**i, "role": "developer"} if _is_system(i) else i for i in items]
         body["stream"] = True
         body["store"] = False
         include = body.get("include")
@@ -125,3 +125,8 @@ def turn_state_for(value: str, account_id: str | None) -> str | None:
     if not mark or tag != _account_tag(account_id):
         return None
     return original
+
+
+def _is_system(item) -> bool:
+    return isinstance(item, dict) and item.get("role") == "system" and \
+        item.get("type", "message") == "message"

@@ -4,7 +4,8 @@ A fake of the ChatGPT Codex backend (``POST /backend-api/codex/responses``)
 and of the OpenAI Responses API (``POST /v1/responses``) on one server.
 
 It is strict where the real backend is strict (``stream``/``store`` values,
-unsupported parameters, bearer and ``chatgpt-account-id``), streams the same
+unsupported parameters including ``previous_response_id``, ``item_reference``
+items and ``system`` messages, bearer and ``chatgpt-account-id``), streams the same
 SSE events, and credits ``cached_tokens`` by the deterministic prompt-cache
 model of :mod:`tests.fakes.codex_answers`, keyed by ``(flavour, account,
 prompt_cache_key, session header)``.
@@ -513,6 +514,15 @@ class FakeCodexUpstream(FakeServer):
             for name in body:
                 if name in self._config["unsupported_params"]:
                     raise bad(f"Unsupported parameter: {name}")
+            for item in body["input"]:
+                if not isinstance(item, dict):
+                    continue
+                if item.get("type") == "item_reference":  # nothing is persisted (store false)
+                    raise bad(f"Item with id '{item.get('id')}' not found. Items are not "
+                              "persisted when `store` is set to false. Try again with `store` "
+                              "set to true, or remove this item from your input.")
+                if item.get("role") == "system":
+                    raise bad("System messages are not allowed")
         elif "prompt_cache_retention" in body and body["prompt_cache_retention"] not in (
                 *RETENTION_VALUES, None):
             raise bad(f"Invalid value: '{body['prompt_cache_retention']}'. Supported values are: "

@@ -81,10 +81,12 @@ def test_codex_profile_normalises_and_drops():
     assert "prompt_cache_retention" not in out and body["stream"] is False  # input untouched
 
 
-def test_codex_profile_refuses_previous_response_id():
-    with pytest.raises(GatewayError) as exc:
-        PROFILES["codex"].prepare({"model": "m", "input": [], "previous_response_id": "r"}, CONT)
-    assert exc.value.status == 400 and "full conversation" in exc.value.message
+def test_codex_profile_sends_system_as_developer_and_never_a_previous_response_id():
+    system = {"type": "message", "role": "system", "content": "be brief"}
+    body = {"model": "m", "input": [system], "previous_response_id": "r"}
+    out, _ = PROFILES["codex"].prepare(body, CONT)
+    assert "previous_response_id" not in out  # the dialect expanded it from the store
+    assert out["input"] == [{**system, "role": "developer"}] and system["role"] == "system"
 
 
 def test_openai_profile_keeps_retention_and_has_no_session_header():
