@@ -173,7 +173,9 @@ class Keeper:
             self.backend.put(stored, blob)
         except Exception as exc:  # noqa: BLE001 - a lost write is counted, never raised
             self.dropped += 1
-            if not self._failing:
+            if isinstance(exc, StateUnavailable):
+                self._failing = True  # the state link logs a Redis outage once per instance
+            elif not self._failing:
                 self._failing = True
                 log.warning("response store %s cannot be written (%s: %s); responses are not "
                             "kept until it can (one line per outage)", self.where,

@@ -290,6 +290,59 @@ def test_policy_keys_list_and_usage_endpoint_agree_with_the_rows_in_redis(shared
     checks.check_reports_agree(shared)
 
 
+def chain_turn(url: str, n: int, previous: str | None) -> requests.Response:
+    body = {"model": "gpt-5-codex", "instructions": LONG_SYSTEM,
+            "input": [{"type": "message", "role": "user", "content": [
+                {"type": "input_text", "text": f"[[say:answer {n}]] question {n}"}]}]}
+    if previous:
+        body["previous_response_id"] = previous
+    return requests.post(url + "/v1/responses", json=body, timeout=30,
+                         headers=auth_headers(Connection="close"))
+
+
+def test_a_previous_response_id_chain_alternates_between_instances(cluster, upstream):
+    cluster.import_account("acct-chain")
+    time.sleep(ACCOUNTS_TTL)
+    previous, mark = None, len(upstream.requests)
+    for n in range(5):
+        resp = chain_turn(cluster.instances[n % 2].url, n, previous)
+        assert resp.status_code == 200, resp.text
+        assert resp.json()["output"][0]["content"][0]["text"] == f"answer {n}"
+        previous = resp.json()["id"]
+    sent = upstream.requests[mark:]
+    assert [len(r["body"]["input"]) for r in sent] == [1, 3, 5, 7, 9]
+    assert all("previous_response_id" not in r["body"] for r in sent)
+    assert len({(r["body"]["prompt_cache_key"], r["headers"]["session_id"]) for r in sent}) == 1
+    assert all(r["cached_tokens"] >= 1024 for r in sent[1:])
+    got = requests.get(f"{cluster.b.url}/v1/responses/{previous}", headers=auth_headers(),
+                       timeout=10)
+    assert got.status_code == 200 and got.json()["id"] == previous
+    assert cluster.redis.client().exists(PREFIX + "resp:" + previous)
+
+
+def test_redis_down_chaining_is_a_503_and_plain_requests_are_served(cluster, upstream):
+    cluster.import_account("acct-store")
+    time.sleep(ACCOUNTS_TTL)
+    first = chain_turn(cluster.a.url, 0, None)
+    assert first.status_code == 200
+    time.sleep(1.2)  # an idle worker re-reads the shared state every second too
+    cluster.redis.stop()
+    try:
+        for gw in cluster.instances:
+            plain = chain_turn(gw.url, 1, None)
+            assert plain.status_code == 200, plain.text
+            chained = chain_turn(gw.url, 1, first.json()["id"])
+            assert chained.status_code == 503, chained.text
+            error = chained.json()["error"]
+            assert error["code"] == "store_unavailable" and chained.headers["Retry-After"]
+            assert cluster.redis.password not in chained.text
+    finally:
+        cluster.redis.start()
+    time.sleep(1.2)
+    again = chain_turn(cluster.b.url, 1, first.json()["id"])
+    assert again.status_code == 200, again.text
+
+
 def test_the_shipped_redis_settings_start_a_real_redis(tmp_path):
     """deploy/redis/codex-gateway.conf as the Redis host would include it (only the
     address, port, password and directory differ)."""
