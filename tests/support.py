@@ -510,3 +510,30 @@ def peak_rss_kib(pid: int) -> int:
         if line.startswith("VmHWM:"):
             return int(line.split()[1])
     raise RuntimeError("no VmHWM")
+
+
+def open_responses_errors(obj: dict, kind: str = "response") -> list[str]:
+    """What the Open Responses schema (``openresponses-types``) finds wrong with a
+    response object (*kind* ``"response"``) or a streamed event (*kind* ``"event"``,
+    checked against the model of its ``type``); [] when it validates."""
+    import openresponses_types as spec
+    from pydantic import BaseModel, ValidationError
+
+    if kind == "response":
+        model = spec.ResponseResource
+    else:
+        models = {}
+        for value in vars(spec).values():
+            if isinstance(value, type) and issubclass(value, BaseModel) \
+                    and value.__name__.endswith("StreamingEvent"):
+                kind_type = value.model_fields["type"].annotation  # an Enum of one value
+                for member in getattr(kind_type, "__members__", {}).values():
+                    models[member.value] = value
+        model = models.get(obj.get("type"))
+        if model is None:
+            return [f"no Open Responses event type {obj.get('type')!r}"]
+    try:
+        model.model_validate(obj)
+    except ValidationError as exc:
+        return [f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()]
+    return []
