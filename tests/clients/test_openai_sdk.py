@@ -34,3 +34,25 @@ def test_sdk_responses_and_chat_through_nginx(stack, fresh, scheme):
     with pytest.raises(openai.AuthenticationError):
         openai.OpenAI(base_url=stack.url + "/v1", api_key="wrong").models.list()
     assert len(fresh.requests) == 4
+
+
+def test_sdk_chains_retrieves_lists_input_items_and_deletes(gateway, fresh):
+    client = openai.OpenAI(base_url=gateway.url + "/v1", api_key=CLIENT_KEY)
+    first = client.responses.create(model="gpt-5-codex", input="[[say:one]] first question")
+    second = client.responses.create(model="gpt-5-codex", input="[[say:two]] second question",
+                                     previous_response_id=first.id)
+    assert second.output_text == "two" and second.previous_response_id == first.id
+    sent = fresh.requests[-1]["body"]["input"]
+    assert len(sent) == 3 and "previous_response_id" not in fresh.requests[-1]["body"]
+    got = client.responses.retrieve(second.id)
+    assert got.id == second.id and got.output_text == "two"
+    items = client.responses.input_items.list(second.id)
+    assert [i.content[0].text for i in items.data] == ["[[say:two]] second question"]
+    pages = list(client.responses.input_items.list(first.id, limit=1, order="asc"))
+    assert [i.content[0].text for i in pages] == ["[[say:one]] first question"]
+    client.responses.delete(first.id)
+    with pytest.raises(openai.NotFoundError):
+        client.responses.retrieve(first.id)
+    with pytest.raises(openai.BadRequestError) as exc:
+        client.responses.create(model="gpt-5-codex", input="x", previous_response_id=first.id)
+    assert exc.value.code == "previous_response_not_found"
