@@ -1,6 +1,6 @@
 """gateway.cli
 ~~~~~~~~~~~~~
-``codex-gateway serve | keys | accounts | login | usage | state | check``.
+``codex-gateway serve | keys | accounts | login | usage | state | responses | check``.
 
 Account commands live in :mod:`gateway.accounts.cli`; this module only wires
 the sub-commands together and runs the server.
@@ -16,6 +16,7 @@ from pathlib import Path
 
 from . import config as config_mod
 from .accounts import cli as accounts_cli
+from .responses_store import cli as responses_cli
 from .auth import add_key, config_key_id, hash_key, new_key, read_keys_file
 from .policy import keys_cli
 from .usage import report
@@ -76,6 +77,7 @@ def main(argv: list[str] | None = None) -> int:
     migrate.set_defaults(func=cmd_state_migrate)
 
     accounts_cli.register(sub)
+    responses_cli.register(sub)
 
     args = parser.parse_args(argv)
     try:

@@ -129,9 +129,8 @@ class RedisResponses:
 
     def purge(self) -> int:
         def purge(r):
-            count = 0
+            count = r.zcard(self.order)
             for key in r.scan_iter(match=self.prefix + "resp:*", count=500):
                 r.delete(key)
-                count += 1
             return count
         return self.link.run(purge)

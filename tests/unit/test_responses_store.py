@@ -110,3 +110,14 @@ def test_a_write_that_fails_is_counted_never_raised(tmp_path, caplog):
     assert keeper.flush()
     assert keeper.dropped == 2 and keeper.written == 0
     assert sum("cannot be written" in r.getMessage() for r in caplog.records) == 1
+
+
+def test_the_purge_command_empties_the_store(tmp_path, monkeypatch, capsys):
+    from gateway import cli
+    monkeypatch.setenv("CODEX_GATEWAY_ACCOUNTS_STATE_DIR", str(tmp_path))
+    backend = SQLiteResponses(tmp_path / "responses.sqlite", DAY, 10**9)
+    put(backend, stored("r1"))
+    put(backend, stored("r2", owner="k2"))
+    assert cli.main(["responses", "purge"]) == 0
+    assert "purged 2 stored responses" in capsys.readouterr().out
+    assert backend.get("r1", "k1") is None and backend.get("r2", "k2") is None
