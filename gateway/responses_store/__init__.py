@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sqlite3
 import threading
 import time
 from collections import deque
@@ -207,19 +208,31 @@ class Keeper:
         pending = self._mine(self._pending.get(rid), owner)
         if pending is not None:
             self.flush()
-        return self.backend.delete(rid, owner)
+        return _unavailable_on_error(lambda: self.backend.delete(rid, owner))
 
     def _read(self, look):
-        found = look()
+        found = _unavailable_on_error(look)
         deadline = time.monotonic() + self.miss_wait
         while found is None and time.monotonic() < deadline:
             time.sleep(MISS_STEP)
-            found = look()
+            found = _unavailable_on_error(look)
         return found
 
     @staticmethod
     def _mine(stored: Stored | None, owner: str) -> Stored | None:
         return stored if stored is not None and stored.owner == owner else None
+
+
+def _unavailable_on_error(fn):
+    """*fn()*, a backend failure of any kind (a locked or unreadable SQLite file) raised as
+    StateUnavailable: the client is told the store cannot answer, never a 500."""
+    try:
+        return fn()
+    except StateUnavailable:
+        raise
+    except (OSError, sqlite3.Error) as exc:
+        raise StateUnavailable(f"the response store cannot be read ({exc.__class__.__name__})") \
+            from None
 
 
 def open_keeper(cfg, state_backend=None) -> Keeper | None:

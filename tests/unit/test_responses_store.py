@@ -121,3 +121,16 @@ def test_the_purge_command_empties_the_store(tmp_path, monkeypatch, capsys):
     assert cli.main(["responses", "purge"]) == 0
     assert "purged 2 stored responses" in capsys.readouterr().out
     assert backend.get("r1", "k1") is None and backend.get("r2", "k2") is None
+
+
+def test_a_backend_that_cannot_be_read_is_unavailable_not_a_crash(tmp_path):
+    import sqlite3
+
+    from gateway.responses_store import StateUnavailable
+
+    class Locked(SQLiteResponses):
+        def get(self, rid, owner):
+            raise sqlite3.OperationalError("database is locked")
+    keeper = Keeper(Locked(tmp_path / "r.sqlite", DAY, 10**9), miss_wait=0)
+    with pytest.raises(StateUnavailable):
+        keeper.get("r1", "k1")
