@@ -37,7 +37,8 @@ docs: $(VENV)/.installed
 	$(PY) -m gateway.configdoc
 
 ## bench: gateway vs direct vs nginx side by side, open WebSockets held, upstream WebSocket vs
-## HTTP, then the hot paths in isolation with what recording usage costs (a few minutes; bench/out)
+## HTTP, then the hot paths in isolation with what recording usage and the response store cost
+## (a few minutes; bench/out)
 bench: $(VENV)/.test-installed tools
 	sh bench/install.sh $(PY)
 	$(PY) -m bench.run
@@ -46,6 +47,7 @@ bench: $(VENV)/.test-installed tools
 	$(PY) -m bench.upstream_load
 	$(PY) -m bench.micro
 	$(PY) -m bench.placement
+	$(PY) -m bench.responses_store
 
 ## soak: mixed load with injected faults; fails on unexplained errors or growing fds/threads/RSS
 soak: $(VENV)/.test-installed tools

@@ -43,6 +43,7 @@ log = logging.getLogger("gateway.responses")
 MISS_WAIT = 0.5    # seconds a miss is read again (another worker's write in flight)
 MISS_STEP = 0.05
 PRUNE_EVERY = 300.0  # seconds between retention passes of the writer thread
+BATCH = 64           # responses written in one transaction, at most
 
 
 @dataclass
@@ -82,6 +83,9 @@ class Backend(Protocol):
     def put(self, stored: Stored, blob: bytes) -> None:
         """Keep it (replacing one with its id), then evict what retention and the size cap
         say; raises StateUnavailable or an OSError/sqlite3 error on failure."""
+
+    def put_batch(self, batch: list[tuple[Stored, bytes]]) -> None:
+        """``put`` for each pair, at once where the backend can (one transaction)."""
 
     def get(self, rid: str, owner: str) -> Stored | None:
         """The response if it exists, is fresh and is *owner*'s; raises StateUnavailable."""
@@ -155,11 +159,12 @@ class Keeper:
             self._wake.wait(1.0)
             self._wake.clear()
             while self._queue:
-                stored = self._queue[0]
-                self._write(stored)
-                self._queue.popleft()
-                if self._pending.get(stored.id) is stored:
-                    del self._pending[stored.id]
+                batch = list(self._queue)[:BATCH]
+                self._write(batch)
+                for stored in batch:
+                    self._queue.popleft()
+                    if self._pending.get(stored.id) is stored:
+                        del self._pending[stored.id]
             now = time.time()
             if now >= self._next_prune:
                 self._next_prune = now + PRUNE_EVERY
@@ -168,12 +173,12 @@ class Keeper:
                 except Exception:  # noqa: BLE001 - the next pass tries again
                     pass
 
-    def _write(self, stored: Stored) -> None:
+    def _write(self, batch: list[Stored]) -> None:
         try:
-            blob = stored.encode()
-            self.backend.put(stored, blob)
+            pairs = [(stored, stored.encode()) for stored in batch]
+            self.backend.put_batch(pairs)
         except Exception as exc:  # noqa: BLE001 - a lost write is counted, never raised
-            self.dropped += 1
+            self.dropped += len(batch)
             if isinstance(exc, StateUnavailable):
                 self._failing = True  # the state link logs a Redis outage once per instance
             elif not self._failing:
@@ -185,8 +190,8 @@ class Keeper:
         if self._failing:
             self._failing = False
             log.info("response store %s is written again", self.where)
-        self.written += 1
-        self.bytes_written += len(blob)
+        self.written += len(pairs)
+        self.bytes_written += sum(len(blob) for _, blob in pairs)
 
     # -- reads ---------------------------------------------------------------
     def get(self, rid: str, owner: str) -> Stored | None:

@@ -67,6 +67,10 @@ class RedisResponses:
         if total > self.max_bytes:
             self._evict(total - self.max_bytes, stored.id)
 
+    def put_batch(self, batch: list[tuple[Stored, bytes]]) -> None:
+        for stored, blob in batch:
+            self.put(stored, blob)
+
     def _evict(self, excess: int, keep: str) -> None:
         def evict(r):
             freed = 0

@@ -36,18 +36,31 @@ class SQLiteResponses:
         self.max_bytes = max_bytes
         self.busy_timeout = busy_timeout
         self._local = threading.local()
+        # The total is summed (a scan) once this process wrote a 64th of the cap since the
+        # last sum, not on every write: the cap may be passed by that much per worker.
+        self._check_every = max_bytes / 64
+        self._unchecked = self._check_every
 
     def put(self, stored: Stored, blob: bytes) -> None:
-        items = [(stored.owner, item["id"], stored.id) for item in stored.output
-                 if isinstance(item, dict) and isinstance(item.get("id"), str)]
+        self.put_batch([(stored, blob)])
+
+    def put_batch(self, batch: list[tuple[Stored, bytes]]) -> None:
+        """Several responses in one transaction (one commit for what queued up)."""
         with self._transaction() as conn:
-            self._forget(conn, "id = ?", (stored.id,))
-            conn.execute("INSERT INTO responses VALUES (?, ?, ?, ?, ?)",
-                         (stored.id, stored.owner, stored.created_at, len(blob), blob))
-            conn.executemany("INSERT OR REPLACE INTO response_items VALUES (?, ?, ?)", items)
-            total = conn.execute("SELECT TOTAL(size) FROM responses").fetchone()[0]
-            if total > self.max_bytes:
-                self._evict(conn, total - self.max_bytes, stored.id)
+            for stored, blob in batch:
+                items = [(stored.owner, item["id"], stored.id) for item in stored.output
+                         if isinstance(item, dict) and isinstance(item.get("id"), str)]
+                self._forget(conn, "id = ?", (stored.id,))
+                conn.execute("INSERT INTO responses VALUES (?, ?, ?, ?, ?)",
+                             (stored.id, stored.owner, stored.created_at, len(blob), blob))
+                conn.executemany("INSERT OR REPLACE INTO response_items VALUES (?, ?, ?)",
+                                 items)
+                self._unchecked += len(blob)
+            if self._unchecked >= self._check_every:
+                self._unchecked = 0
+                total = conn.execute("SELECT TOTAL(size) FROM responses").fetchone()[0]
+                if total > self.max_bytes:
+                    self._evict(conn, total - self.max_bytes, batch[-1][0].id)
 
     def _evict(self, conn, excess: float, keep: str) -> None:
         """The oldest responses out until *excess* bytes are gone (never *keep*)."""

@@ -101,7 +101,7 @@ def test_the_keeper_reads_its_own_writes_before_they_land(tmp_path):
 
 def test_a_write_that_fails_is_counted_never_raised(tmp_path, caplog):
     class Broken(SQLiteResponses):
-        def put(self, s, blob):
+        def put_batch(self, batch):
             raise OSError("read-only file system")
     keeper = Keeper(Broken(tmp_path / "r.sqlite", DAY, 10**9), miss_wait=0)
     caplog.set_level("WARNING", logger="gateway.responses")
