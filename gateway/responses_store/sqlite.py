@@ -129,10 +129,24 @@ class SQLiteResponses:
                     return None
                 private_dir(self.path.parent)
                 create_private(self.path)
+            local.conn, local.pid = self._open(), os.getpid()
+        return local.conn
+
+    def _open(self) -> sqlite3.Connection:
+        """A connection in WAL mode with the schema. Several workers opening the file at
+        once may find it locked while one of them switches it to WAL (that switch does not
+        wait on the busy timeout): they try again for up to the busy timeout."""
+        deadline = time.monotonic() + self.busy_timeout
+        while True:
             conn = sqlite3.connect(self.path, timeout=self.busy_timeout,
                                    isolation_level=None, check_same_thread=False)
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA synchronous=NORMAL")
-            conn.executescript(_SCHEMA)
-            local.conn, local.pid = conn, os.getpid()
-        return local.conn
+            try:
+                conn.execute("PRAGMA journal_mode=WAL")
+                conn.execute("PRAGMA synchronous=NORMAL")
+                conn.executescript(_SCHEMA)
+                return conn
+            except sqlite3.OperationalError:
+                conn.close()
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.02)

@@ -72,7 +72,7 @@ BAD_INPUTS = [
     ("tools wrong type", "POST", "/v1/responses", b'{"model":"gpt-5-codex","input":"x","tools":{}}', auth_headers(), 400, "'tools'"),
     ("stream wrong type", "POST", "/v1/responses", b'{"model":"gpt-5-codex","input":"x","stream":"yes"}', auth_headers(), 400, "'stream'"),
     ("bad retention", "POST", "/v1/responses", b'{"model":"gpt-5-codex","input":"x","prompt_cache_retention":"forever"}', auth_headers(), 400, "prompt_cache_retention"),
-    ("previous_response_id", "POST", "/v1/responses", b'{"model":"gpt-5-codex","input":"x","previous_response_id":"resp_1"}', auth_headers(), 400, "full conversation"),
+    ("previous_response_id", "POST", "/v1/responses", b'{"model":"gpt-5-codex","input":"x","previous_response_id":"resp_1"}', auth_headers(), 400, "Previous response with id 'resp_1' not found"),
     ("chat bad messages", "POST", "/v1/chat/completions", b'{"model":"gpt-5-codex","messages":"hi"}', auth_headers(), 400, "messages"),
     ("oversized body", "POST", "/v1/responses", b'{"model":"gpt-5-codex","input":"' + b"x" * (2 * 1024 * 1024) + b'"}', auth_headers(), 413, "larger than"),
     ("unknown route", "GET", "/v1/nothing", b"", auth_headers(), 404, "Unknown route"),
