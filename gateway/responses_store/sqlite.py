@@ -6,14 +6,13 @@ lazily (a forked worker opens its own).
 """
 from __future__ import annotations
 
-import contextlib
 import os
 import sqlite3
 import threading
 import time
 from pathlib import Path
 
-from ..statefiles import create_private, private_dir
+from ..statefiles import create_private, write_transaction, private_dir
 from . import Stored
 
 _SCHEMA = """
@@ -109,17 +108,8 @@ class SQLiteResponses:
                      f"(SELECT id FROM responses WHERE {where})", params)
         return conn.execute(f"DELETE FROM responses WHERE {where}", params).rowcount
 
-    @contextlib.contextmanager
     def _transaction(self):
-        conn = self._conn()
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            yield conn
-        except BaseException:
-            with contextlib.suppress(sqlite3.Error):
-                conn.execute("ROLLBACK")
-            raise
-        conn.execute("COMMIT")
+        return write_transaction(self._conn())
 
     def _conn(self, create: bool = True) -> sqlite3.Connection | None:
         local = self._local

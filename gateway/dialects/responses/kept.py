@@ -22,9 +22,8 @@ from collections.abc import Mapping
 from ...errors import GatewayError
 from ...jsonio import dumps_text
 from ...responses_store import Stored, StateUnavailable
-from ...sse import KEEPALIVE, encode
-from ...stream import WAITING
-from . import chaining, resource
+from ...sse import encode
+from . import chaining, events, resource
 from .ws_frames import Collector
 
 # Events whose payload carries the response object.
@@ -90,18 +89,9 @@ class Turn:
 
     # -- the answer ------------------------------------------------------------
     def frames(self, stream):
-        """SSE frames of *stream* (like ``events.frames``), each event observed and the
+        """SSE frames of *stream* (``events.frames``), each event observed and the
         response objects filled; the response kept when it completes."""
-        try:
-            for batch in stream.batches():
-                if batch is WAITING:
-                    yield WAITING
-                elif batch is None:
-                    yield KEEPALIVE
-                else:
-                    yield b"".join([self._frame(event) for event in batch])
-        finally:
-            stream.close()
+        return events.frames(stream, self._frame)
 
     def _frame(self, event) -> bytes:
         kind = event.type
