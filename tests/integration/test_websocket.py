@@ -425,3 +425,27 @@ def test_a_turn_state_never_follows_a_turn_to_another_account(gateway_factory, u
     moved = upstream.requests[-1]
     assert moved["account"] == other
     assert "x-codex-turn-state" not in {k.lower() for k in moved["headers"]}
+
+
+def test_a_previous_response_id_this_socket_never_saw_comes_from_the_store(gw, upstream):
+    """Created over HTTP, continued over a WebSocket (and the other way round): the
+    connection's memory does not hold the id, the response store does."""
+    first = post(gw, "/v1/responses", {"model": "gpt-5-codex", "input": [user("[[say:one]]")]})
+    assert first.status_code == 200, first.text
+    with open_ws(gw) as ws:
+        send(ws, {"type": "response.create", "model": "gpt-5-codex",
+                  "previous_response_id": first.json()["id"], "input": [user("[[say:two]]")]})
+        frames = answer(ws)
+        assert frames[-1]["type"] == "response.completed", frames[-1]
+        second = frames[-1]["response"]
+        sent = upstream.requests[-1]["body"]
+        assert "previous_response_id" not in sent
+        assert sent["input"] == [user("[[say:one]]"), *first.json()["output"], user("[[say:two]]")]
+        send(ws, {"type": "response.create", "model": "gpt-5-codex",
+                  "previous_response_id": "resp_nowhere", "input": [user("x")]})
+        error = answer(ws)[-1]
+        assert error["type"] == "error" and "resp_nowhere" in json.dumps(error)
+    third = post(gw, "/v1/responses", {"model": "gpt-5-codex", "input": [user("[[say:three]]")],
+                                       "previous_response_id": second["id"]})
+    assert third.status_code == 200, third.text
+    assert len(upstream.requests[-1]["body"]["input"]) == 5
