@@ -29,6 +29,7 @@ import os
 import sqlite3
 import threading
 import time
+import weakref
 from collections import deque
 from dataclasses import dataclass
 from typing import Protocol
@@ -150,28 +151,26 @@ class Keeper:
             if self._pid == os.getpid() and self._thread is not None and self._thread.is_alive():
                 return
             self._pid = os.getpid()
-            self._thread = threading.Thread(target=self._run, name="responses-store",
-                                            daemon=True)
+            self._thread = threading.Thread(target=_writer, args=(weakref.ref(self),),
+                                            name="responses-store", daemon=True)
             self._thread.start()
 
-    def _run(self) -> None:
-        while True:
-            self._wake.wait(1.0)
-            self._wake.clear()
-            while self._queue:
-                batch = list(self._queue)[:BATCH]
-                self._write(batch)
-                for stored in batch:
-                    self._queue.popleft()
-                    if self._pending.get(stored.id) is stored:
-                        del self._pending[stored.id]
-            now = time.time()
-            if now >= self._next_prune:
-                self._next_prune = now + PRUNE_EVERY
-                try:
-                    self.backend.prune(now)
-                except Exception:  # noqa: BLE001 - the next pass tries again
-                    pass
+    def _drain(self) -> None:
+        """Write what is queued (in batches), and prune now and then (the writer thread)."""
+        while self._queue:
+            batch = list(self._queue)[:BATCH]
+            self._write(batch)
+            for stored in batch:
+                self._queue.popleft()
+                if self._pending.get(stored.id) is stored:
+                    del self._pending[stored.id]
+        now = time.time()
+        if now >= self._next_prune:
+            self._next_prune = now + PRUNE_EVERY
+            try:
+                self.backend.prune(now)
+            except Exception:  # noqa: BLE001 - the next pass tries again
+                pass
 
     def _write(self, batch: list[Stored]) -> None:
         try:
@@ -226,6 +225,24 @@ class Keeper:
     @staticmethod
     def _mine(stored: Stored | None, owner: str) -> Stored | None:
         return stored if stored is not None and stored.owner == owner else None
+
+
+def _writer(ref) -> None:
+    """The writer thread: holds its keeper only while it works, so a keeper nobody uses
+    any more (an app a test dropped) is freed, and the thread ends with it."""
+    while True:
+        keeper = ref()
+        if keeper is None:
+            return
+        wake = keeper._wake
+        del keeper
+        wake.wait(1.0)
+        wake.clear()
+        keeper = ref()
+        if keeper is None:
+            return
+        keeper._drain()
+        del keeper
 
 
 def _unavailable_on_error(fn):
