@@ -449,3 +449,6 @@ def test_a_previous_response_id_this_socket_never_saw_comes_from_the_store(gw, u
                                        "previous_response_id": second["id"]})
     assert third.status_code == 200, third.text
     assert len(upstream.requests[-1]["body"]["input"]) == 5
+    kept = requests.get(f"{gw.url}/v1/responses/{second['id']}", headers=auth_headers(),
+                        timeout=10).json()
+    assert kept["model"] == "gpt-5-codex" and kept["output"] == second["output"]

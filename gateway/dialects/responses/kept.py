@@ -59,6 +59,7 @@ class Turn:
         self.keeper = keeper
         self.owner = owner or ""
         self.fields = resource.request_fields(body)
+        self.model = body.get("model") if isinstance(body.get("model"), str) else ""
         codex = is_codex_client(headers)
         self.keep = keeper is not None and body.get("store") is not False
         self.conform = not codex
@@ -123,7 +124,7 @@ class Turn:
         if not (self.keep and collector.continuable):
             return
         base = dict(response) if isinstance(response, dict) else {
-            "id": collector.response_id, "status": collector.outcome}
+            "id": collector.response_id, "status": collector.outcome, "model": self.model}
         self._keep(resource.fill(base, self.fields, collector.output()))
 
     def _keep(self, response: dict) -> None:
