@@ -21,10 +21,10 @@ from collections.abc import Mapping
 
 from ...errors import GatewayError
 from ...jsonio import dumps_text
+from ...protocol import OutputCollector as Collector
 from ...responses_store import Stored, StateUnavailable
 from ...sse import encode
 from . import chaining, events, resource
-from .ws_frames import Collector
 
 # Events whose payload carries the response object.
 WITH_RESPONSE = frozenset({"response.created", "response.in_progress", "response.queued",
@@ -123,6 +123,7 @@ class Turn:
         """A client WebSocket turn that completed (its events already sent)."""
         if not (self.keep and collector.continuable):
             return
+        response = response if response is not None else collector.response
         base = dict(response) if isinstance(response, dict) else {
             "id": collector.response_id, "status": collector.outcome, "model": self.model}
         self._keep(resource.fill(base, self.fields, collector.output()))
