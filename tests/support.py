@@ -537,3 +537,13 @@ def open_responses_errors(obj: dict, kind: str = "response") -> list[str]:
     except ValidationError as exc:
         return [f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()]
     return []
+
+
+def readable(sock, timeout: float) -> bool:
+    """Whether *sock* has something to read within *timeout* seconds (poll, not select:
+    a long run opens descriptors above 1023, which select refuses)."""
+    import select
+
+    poller = select.poll()
+    poller.register(sock, select.POLLIN)
+    return bool(poller.poll(timeout * 1000))

@@ -9,6 +9,7 @@ from __future__ import annotations
 import anthropic
 import pytest
 
+from tests.fakes.codex_answers import encrypted_by
 from tests.support import ERROR_BODIES
 from tests.support import CLIENT_KEY, LONG_SYSTEM
 
@@ -74,7 +75,8 @@ def test_tool_round_trip(client, fresh):
     # Upstream: the call and its output, matched by the id the SDK echoed.
     call, output = fresh.requests[-1]["body"]["input"][-2:]
     assert call["type"] == "function_call" and call["call_id"] == use.id
-    assert call["name"] == "get_weather" and call["arguments"] == '{"city":"Paris"}'
+    # The model's own bytes: the SDK re-serialised them, prefix repair restored them.
+    assert call["name"] == "get_weather" and call["arguments"] == '{"city": "Paris"}'
     assert output == {"type": "function_call_output", "call_id": use.id, "output": "Sunny, 21 °C"}
 
 
@@ -94,7 +96,7 @@ def test_thinking_round_trip_and_cached_tokens(client, fresh):
     assert text.text == HELLO
     assert first.usage.cache_read_input_tokens == 0
     assert first.usage.output_tokens_details.thinking_tokens > 0
-    issued = f"gAAAAfake-encrypted-{fresh.requests[-1]['id']:04d}"
+    issued = encrypted_by(fresh.requests[-1]['id'], fresh.requests[-1]['account'])
 
     second = client.messages.create(model=MODEL, max_tokens=4096, system=LONG_SYSTEM,
                                     thinking=thinking, messages=turn1 + [

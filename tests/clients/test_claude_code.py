@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import re
 
+from tests.fakes.codex_answers import encrypted_by
 from .clients import CLAUDE_EXPORTS, CLAUDE_TURNS, HELLO, Home, ProxyTrap, binary, envelope
 from .clients import guide_exports, run
 
@@ -72,7 +73,7 @@ def _check_session(answers: list[str], records: list[dict], logs: str, trap: Pro
     # new process): every earlier answer's reasoning is replayed with its encrypted content.
     for n, body in enumerate(bodies):
         replayed = [i["encrypted_content"] for i in body["input"] if i.get("type") == "reasoning"]
-        assert replayed == [f"gAAAAfake-encrypted-{r['id']:04d}" for r in records[:n]], replayed
+        assert replayed == [encrypted_by(r['id'], r['account']) for r in records[:n]], replayed
     # What the gateway must not forward: the deferred placeholder tool, the billing header.
     for body in bodies:
         assert "DeferredToolPlaceholder" not in {t.get("name") for t in body.get("tools", [])}

@@ -14,6 +14,7 @@ from google import genai
 from google.genai import errors
 from google.genai import types
 
+from tests.fakes.codex_answers import encrypted_by
 from tests.support import CLIENT_KEY
 
 from .clients import HELLO
@@ -85,7 +86,7 @@ def test_function_calling_round_trip_with_thoughts(gateway, fresh):
     body = fresh.requests[-1]["body"]
     reasoning, function_call, output = body["input"][-3:]
     assert reasoning["type"] == "reasoning"
-    assert reasoning["encrypted_content"] == f"gAAAAfake-encrypted-{fresh.requests[0]['id']:04d}"
+    assert reasoning["encrypted_content"] == encrypted_by(fresh.requests[0]['id'], fresh.requests[0]['account'])
     assert function_call["call_id"] == call.id == output["call_id"]
     assert output["output"] == "sunny"
     assert body["reasoning"] == {"effort": "low", "summary": "auto"}  # snake_case config read
@@ -108,7 +109,7 @@ def test_streamed_thoughts_round_trip(gateway, fresh):
         types.Content(role="user", parts=[types.Part(text="Again")])])
     replayed = [i for i in fresh.requests[-1]["body"]["input"] if i.get("type") == "reasoning"]
     assert [i["encrypted_content"] for i in replayed] == [
-        f"gAAAAfake-encrypted-{fresh.requests[0]['id']:04d}"]
+        encrypted_by(fresh.requests[0]['id'], fresh.requests[0]['account'])]
 
 
 def test_count_tokens(gateway, fresh):

@@ -301,8 +301,7 @@ def chain_turn(url: str, n: int, previous: str | None) -> requests.Response:
 
 
 def test_a_previous_response_id_chain_alternates_between_instances(cluster, upstream):
-    cluster.import_account("acct-chain")
-    time.sleep(ACCOUNTS_TTL)
+    cluster.import_account("acct-chain")  # every worker sees it on its next request
     previous, mark = None, len(upstream.requests)
     for n in range(5):
         resp = chain_turn(cluster.instances[n % 2].url, n, previous)
@@ -322,7 +321,6 @@ def test_a_previous_response_id_chain_alternates_between_instances(cluster, upst
 
 def test_redis_down_chaining_is_a_503_and_plain_requests_are_served(cluster, upstream):
     cluster.import_account("acct-store")
-    time.sleep(ACCOUNTS_TTL)
     first = chain_turn(cluster.a.url, 0, None)
     assert first.status_code == 200
     time.sleep(1.2)  # an idle worker re-reads the shared state every second too

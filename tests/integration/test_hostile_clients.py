@@ -7,7 +7,6 @@ four threads, raw sockets: a slow client must cost a socket, never a thread.
 from __future__ import annotations
 
 import json
-import select
 import socket
 import threading
 import time
@@ -16,7 +15,7 @@ import pytest
 import requests
 
 from tests.integration.test_hostile_server import AUTH, exchange
-from tests.support import auth_headers, gateway_env, register_secret
+from tests.support import auth_headers, gateway_env, readable, register_secret
 
 SLOW_HEAD = b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Pad: " + b"a" * 200
 
@@ -86,7 +85,7 @@ def test_a_trickling_body_is_408(gw):
         s.sendall(b"POST /v1/responses HTTP/1.1\r\nHost: x\r\n" + AUTH
                   + b"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n" % len(body))
         for i in range(0, len(body), 50):  # about 100 bytes/s; the limit is 2000
-            if select.select([s], [], [], 0.5)[0]:
+            if readable(s, 0.5):
                 break  # answered
             try:
                 s.sendall(body[i:i + 50])

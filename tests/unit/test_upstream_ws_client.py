@@ -15,7 +15,7 @@ from wsproto.events import (AcceptConnection, CloseConnection, Ping, RejectConne
 
 from gateway.errors import UpstreamBroken, UpstreamUnreachable
 from gateway.upstream.ws import client as websocket
-from tests.support import self_signed_cert
+from tests.support import readable, self_signed_cert
 
 
 class Backend:
@@ -182,7 +182,6 @@ def test_wss_messages_read_without_waiting_arrive_whole_and_in_order(tmp_path):
     """The relayed read (``receive_ready``) over TLS: a frame spread over several TLS
     records goes through wsproto, the small ones around it are read directly, and
     their order is kept."""
-    import select
 
     cert, key = self_signed_cert(tmp_path)
     server = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
@@ -199,7 +198,7 @@ def test_wss_messages_read_without_waiting_arrive_whole_and_in_order(tmp_path):
                 and time.monotonic() < deadline:
             ready = sock.receive_ready()
             if ready is None:
-                select.select([sock.sock], [], [], 0.5)  # what the relay's epoll does
+                readable(sock.sock, 0.5)  # what the relay's epoll does
                 continue
             got += ready
         # The test backend echoes each piece wsproto hands it: the large message comes
