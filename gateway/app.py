@@ -27,7 +27,7 @@ from .api import responses
 from .api import stored_responses
 from .api import websocket
 from .auth import AdminKeys, ClientKeys
-from .limits import Ceilings, Released, Shape
+from .security.limits import Ceilings, Released, Shape
 from .dialects.chat import errors as chat_errors
 from .dialects.gemini import errors as gemini_errors
 from .dialects.messages import errors as messages_errors
@@ -72,7 +72,7 @@ class State:
     executor: Executor
     usage: UsageService | None = None
     admin_keys: AdminKeys | None = None
-    ceilings: Ceilings | None = None  # per-key slots in this worker (gateway.limits)
+    ceilings: Ceilings | None = None  # per-key slots in this worker (gateway.security.limits)
     responses_store: Keeper | None = None  # None: responses.store = false
 
     @property

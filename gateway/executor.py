@@ -15,7 +15,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from . import config as config_mod
-from . import continuity, failures, models, scrub
+from . import continuity, failures, models
+from .security import scrub
 from .errors import GatewayError, TransportError
 from .failures import UpstreamFailure
 from .accounts import placement

@@ -15,7 +15,8 @@ import re
 import time
 from dataclasses import dataclass
 
-from . import jsonio, scrub
+from . import jsonio
+from .security import scrub
 from .errors import GatewayError, TransportError
 from .protocol import STATUS_BY_CODE, error_of, status_of
 from .sse import Event, make_event

@@ -36,7 +36,7 @@ header_map = "drop"
 forwarded_allow_ips = "127.0.0.1,::1"
 accesslog = "-"
 # The access log never holds a key sent in a URL (?key=, ?api_key=): docs/security.md.
-logger_class = "gateway.access_log.RedactingLogger"
+logger_class = "gateway.security.access_log.RedactingLogger"
 errorlog = "-"
 loglevel = _cfg.server.log_level
 proc_name = "codex-gateway"

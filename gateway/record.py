@@ -15,7 +15,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable
 
-from . import scrub
+from .security import scrub
 
 log = logging.getLogger("gateway.request")
 

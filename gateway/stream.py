@@ -20,7 +20,8 @@ import functools
 import time
 from collections.abc import Callable, Iterator
 
-from . import failures, scrub
+from . import failures
+from .security import scrub
 from .errors import GatewayError, TransportError
 from .protocol import (COMPLETED, FAILURES, FINAL, LIFECYCLE, OUTPUT_ITEM_DONE,
                        OutputCollector)

@@ -26,7 +26,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from .. import scrub
+from ..security import scrub
 from .. import state as state_mod
 from ..background import weak_loop
 from ..errors import GatewayError

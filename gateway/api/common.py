@@ -11,7 +11,7 @@ from flask import g
 from flask import request
 
 from .. import jsonio
-from .. import limits
+from ..security import limits
 from .. import relay
 from ..dialects.validate import check_model_name
 from ..errors import bad_request

@@ -25,7 +25,7 @@ from wsproto.utilities import generate_accept_token
 
 from ..jsonio import dumps_text
 from ..wsframe import Assembler, Closing, TooBig, answer_control, text_frame
-from ..wslimits import FrameMeter
+from ..security.wslimits import FrameMeter
 
 READ_SIZE = 65536
 GOING_AWAY = 1001
@@ -71,7 +71,7 @@ class WebSocket:
                  max_frame_bytes: int | None = None, frame_timeout: float | None = None):
         self.sock = sock
         self.max_message_bytes = max_message_bytes
-        # limits in bytes on the wire, before wsproto decodes anything (gateway.wslimits)
+        # limits in bytes on the wire, before wsproto decodes anything (gateway.security.wslimits)
         self.meter = FrameMeter(max_message_bytes, max_frame_bytes, frame_timeout)
         self.conn = Connection(ConnectionType.SERVER)
         self.pending: deque = deque()

@@ -5,7 +5,7 @@ Checks every dialect shares, so the whole gateway speaks one message style:
 """
 from __future__ import annotations
 
-from .. import scrub
+from ..security import scrub
 from ..errors import bad_request
 
 RETENTION_VALUES = ("in_memory", "24h")

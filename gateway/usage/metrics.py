@@ -29,8 +29,8 @@ from prometheus_client import (CONTENT_TYPE_LATEST, CollectorRegistry, Counter, 
                                disable_created_metrics, generate_latest)
 from prometheus_client.core import GaugeMetricFamily
 
-from .. import scrub
-from ..limits import ClosingBody
+from ..security import scrub
+from ..security.limits import ClosingBody
 from ..prefix.fingerprint import CAUSES
 
 log = logging.getLogger("gateway.usage")

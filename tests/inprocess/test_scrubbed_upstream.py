@@ -8,7 +8,7 @@ import json
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from gateway import scrub
+from gateway.security import scrub
 from gateway.state.files import FileStore
 from gateway.state.records import openai_record
 from tests.support import OPENAI_KEY, register_secret

@@ -1,4 +1,4 @@
-"""gateway.limits: per-key ceilings and the reserve no key may take."""
+"""gateway.security.limits: per-key ceilings and the reserve no key may take."""
 from __future__ import annotations
 
 from types import SimpleNamespace
@@ -6,7 +6,7 @@ from types import SimpleNamespace
 import pytest
 
 from gateway.errors import GatewayError
-from gateway.limits import SOCKET, STREAM, Ceilings, ClosingBody, Released, Shape, ENVIRON_KEY
+from gateway.security.limits import SOCKET, STREAM, Ceilings, ClosingBody, Released, Shape, ENVIRON_KEY
 
 
 def server(threads=16, sockets=0, streams=0, reserve=0):

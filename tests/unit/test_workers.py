@@ -216,7 +216,7 @@ class _Raises:
 
 
 def test_the_access_log_hides_secrets_in_urls():
-    from gateway.access_log import redact_query
+    from gateway.security.access_log import redact_query
 
     line = "GET /v1beta/models/m:generateContent?alt=sse&key=AIzaSECRET;token=t&monkey=1 HTTP/1.1"
     assert redact_query(line) == ("GET /v1beta/models/m:generateContent?alt=sse&key=[redacted];"

@@ -1,9 +1,9 @@
-"""gateway.wslimits: frame and message sizes counted from frame headers, byte by byte."""
+"""gateway.security.wslimits: frame and message sizes counted from frame headers, byte by byte."""
 from __future__ import annotations
 
 import pytest
 
-from gateway.wslimits import FrameMeter
+from gateway.security.wslimits import FrameMeter
 from tests.support import ws_frame_head
 
 

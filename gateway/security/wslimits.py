@@ -1,5 +1,5 @@
-"""gateway.wslimits
-~~~~~~~~~~~~~~~~~~~
+"""gateway.security.wslimits
+~~~~~~~~~~~~~~~~~~~~~~~~~~~~
 A client WebSocket's limits counted on the wire, before any decoding
 (docs/security.md).
 

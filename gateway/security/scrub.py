@@ -1,5 +1,5 @@
-"""gateway.scrub
-~~~~~~~~~~~~~~~~
+"""gateway.security.scrub
+~~~~~~~~~~~~~~~~~~~~~~~~~
 The one place text from outside is made safe to show (docs/security.md).
 
 Two directions, one module:
@@ -23,7 +23,7 @@ from __future__ import annotations
 import re
 import threading
 
-from .jsonio import dumps_text, loads
+from ..jsonio import dumps_text, loads
 
 REDACTED = "[redacted]"
 MAX_MESSAGE = 500       # characters of upstream error text a client sees

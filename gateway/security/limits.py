@@ -1,5 +1,5 @@
-"""gateway.limits
-~~~~~~~~~~~~~~~~
+"""gateway.security.limits
+~~~~~~~~~~~~~~~~~~~~~~~~~~
 Default ceilings per client key, counted per worker process (docs/security.md).
 
 A WebSocket holds a worker thread for its whole life, idle or not, so one key
@@ -21,7 +21,7 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass
 
-from .errors import GatewayError
+from ..errors import GatewayError
 
 SOCKET, STREAM = "socket", "stream"
 ENVIRON_KEY = "codex_gateway.slot"

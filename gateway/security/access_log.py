@@ -1,5 +1,5 @@
-"""gateway.access_log
-~~~~~~~~~~~~~~~~~~~~~~
+"""gateway.security.access_log
+~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~
 gunicorn's access log without secrets a client put in a URL (docs/security.md).
 
 A client may send its key as ``?key=`` (the Gemini convention) or ``?api_key=``;
