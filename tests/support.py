@@ -29,6 +29,7 @@ from tests.fakes.jwt import codex_claims, make_jwt
 from tests.process import stop_process
 
 ROOT = Path(__file__).resolve().parent.parent
+FIXTURES = ROOT / "tests" / "fixtures"
 LOG_DIR = Path(os.environ.get("CODEX_GATEWAY_TEST_LOGS", ROOT / ".test-logs"))
 SECRETS_FILE = LOG_DIR / "secrets.txt"
 ERROR_BODIES = LOG_DIR / "error-bodies.txt"

@@ -22,7 +22,7 @@ from gateway.errors import GatewayError
 from gateway.clientws.session import Session
 from gateway.clientws.connection import WebSocket
 from tests.support import CLIENT_KEY, InProcess
-from tests.unit.test_clientws_session import Client
+from tests.unit.clientws.test_session import Client
 
 CODES = sorted(protocol.STATUS_BY_CODE)
 RESPONSES = {"model": "gpt-5-codex", "input": "Say hello"}

@@ -9,7 +9,6 @@ kept. Cutting is a prefix, so equal texts stay equal.
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 from hypothesis import given
@@ -26,8 +25,8 @@ from gateway.dialects.messages.signature import encode_signature
 from gateway.errors import GatewayError
 from gateway.dialects.tools import shorten_tool_name
 from gateway.dialects.tools import stable_call_id
+from tests.support import FIXTURES
 
-FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
 MODEL = "claude-opus-5-5"
 USER = {"role": "user", "content": "hi"}
 USER_ITEM = {"type": "message", "role": "user", "content": [{"type": "input_text", "text": "hi"}]}

@@ -13,7 +13,7 @@ from gateway.errors import GatewayError
 from gateway.usage import report
 from gateway.usage.records import Aggregate
 from gateway.usage.store import SQLiteUsage
-from tests.unit.test_usage_store import row
+from tests.unit.usage.test_store import row
 
 NOW = datetime(2026, 12, 1, 12, 0, tzinfo=timezone.utc).timestamp()
 

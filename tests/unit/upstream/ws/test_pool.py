@@ -7,7 +7,7 @@ import pytest
 
 from gateway.upstream.ws import pool as sockets
 from gateway.upstream.ws.delta import hold
-from tests.unit.test_upstream_ws_delta import SENT, backend_message
+from tests.unit.upstream.ws.test_delta import SENT, backend_message
 from gateway.upstream.ws.pool import Conversation, SocketPool
 
 

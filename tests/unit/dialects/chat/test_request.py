@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 from hypothesis import given
@@ -13,8 +12,9 @@ from gateway.errors import GatewayError
 from gateway.dialects.tools import shorten_tool_name
 from gateway.dialects.tools import stable_call_id
 from gateway.dialects.chat.request import translate_request
+from tests.support import FIXTURES
 
-CAPTURE = Path(__file__).resolve().parents[1] / "fixtures" / "opencode-two-turns.json"
+CAPTURE = FIXTURES / "opencode-two-turns.json"
 USER = {"role": "user", "content": "hi"}
 USER_ITEM = {"type": "message", "role": "user", "content": [{"type": "input_text", "text": "hi"}]}
 PARAMS = {"type": "object", "properties": {"q": {"type": "string"}}}

@@ -8,7 +8,7 @@ import pytest
 
 from gateway.usage.records import Aggregate
 from gateway.usage.status_page import StatusData, chart, quota_bar, render
-from tests.unit.test_usage_store import row
+from tests.unit.usage.test_store import row
 
 NOW = 1_796_000_000.0  # 2026-11-30 00:53 UTC
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import tomllib
-from pathlib import Path
 
 import pytest
 from hypothesis import assume, given
@@ -14,8 +13,8 @@ from gateway import continuity
 from gateway import models as M
 from gateway.errors import GatewayError
 from gateway.models import Catalog, CatalogConfigError, Model, load_catalog, resolve
+from tests.support import FIXTURES, ROOT
 
-FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
 CAT = load_catalog({})
 SUFFIX_FORMS = ("-{}", "({})")
 
@@ -428,7 +427,7 @@ def test_lists_may_come_comma_separated_from_the_environment():
 
 
 def test_the_documented_example_is_valid_toml_and_config():
-    doc = (Path(__file__).resolve().parents[2] / "docs" / "models.md").read_text()
+    doc = (ROOT / "docs" / "models.md").read_text()
     start = doc.index("```toml\n[models]\n") + len("```toml\n")
     block = doc[start:doc.index("```", start)]
     cat = load_catalog(tomllib.loads(block)["models"])
