@@ -1,6 +1,8 @@
-"""Client keys: constant-time check, ids, a keys file of digests, and the no-key proxy rule."""
+"""Client keys: constant-time check, ids, a keys file of digests, and the no-key proxy rule;
+admin keys."""
 from __future__ import annotations
 
+import base64
 import logging
 import os
 import stat
@@ -9,7 +11,8 @@ import threading
 import pytest
 
 from gateway import auth
-from gateway.auth import ClientKeys, add_key, hash_key, key_id, parse_keys, read_keys_file
+from gateway.auth import (AdminKeys, ClientKeys, add_key, hash_key, key_id, parse_keys,
+                          presented_key, read_keys_file)
 from gateway.errors import GatewayError
 
 
@@ -187,3 +190,49 @@ def test_a_public_bind_never_serves_without_keys():
 
 def test_keyless_local_use_stays_open_without_a_marker(tmp_path):
     assert ClientKeys((), tmp_path / "client_keys", fail_closed=True).check(None) is None
+
+
+# -- admin keys: the key a caller presents, and who may read /metrics and /status -----------
+
+def basic(password: str, user: str = "admin") -> str:
+    return "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
+
+
+@pytest.mark.parametrize("header, key", [
+    (None, None), ("", None), ("Bearer  k-1 ", "k-1"), ("bearer k-1", "k-1"), ("Bearer", None),
+    (basic("k-2"), "k-2"), (basic("k:3", user=""), "k:3"), (basic(""), None),
+    ("Basic !!!", None), ("Token k", None),
+])
+def test_presented_key(header, key):
+    assert presented_key(header) == key
+
+
+@pytest.mark.parametrize("header, status, code", [
+    (None, 401, "missing_api_key"),
+    ("Bearer client-key-1", 403, "admin_key_required"),
+    ("Bearer wrong-key", 401, "invalid_api_key"),
+    (basic("client-key-1"), 403, "admin_key_required"),
+])
+def test_admin_keys_refuse_clients_and_anonymous_callers(header, status, code):
+    admin = AdminKeys(ClientKeys(("admin-key-1",)), ClientKeys(("client-key-1",)))
+    with pytest.raises(GatewayError) as err:
+        admin.check(header)
+    assert (err.value.status, err.value.code) == (status, code)
+    assert "client-key-1" not in err.value.message and "admin-key-1" not in err.value.message
+
+
+def test_admin_keys_accept_bearer_basic_and_a_digest_in_config():
+    admin = AdminKeys(ClientKeys((hash_key("admin-key-1"),)), ClientKeys(("client-key-1",)))
+    assert admin.check("Bearer admin-key-1") == key_id("admin-key-1")
+    assert admin.check(basic("admin-key-1")) == key_id("admin-key-1")
+    # an admin key does not open the API
+    with pytest.raises(GatewayError) as err:
+        ClientKeys(("client-key-1",)).check("Bearer admin-key-1")
+    assert err.value.status == 401
+
+
+def test_no_admin_key_configured_says_how_to_make_one():
+    admin = AdminKeys(ClientKeys(()), ClientKeys(()))
+    with pytest.raises(GatewayError) as err:
+        admin.check(None)
+    assert err.value.status == 401 and "keys create --admin" in err.value.message

@@ -1,4 +1,5 @@
-"""`codex-gateway keys create | list`: the key is printed once and stored nowhere."""
+"""`codex-gateway keys create | list` (client and admin keys): the key is printed once and
+stored nowhere."""
 from __future__ import annotations
 
 import os
@@ -54,3 +55,16 @@ def test_config_flag_is_read_without_touching_the_environment(tmp_path, capsys, 
     assert cli.main(["--config", str(conf), "keys", "list"]) == 0
     assert capsys.readouterr().out.splitlines() == [f"named-in-toml\t{key_id('k')}"]
     assert "CODEX_GATEWAY_CONFIG" not in os.environ
+
+
+def test_keys_create_admin_goes_to_its_own_file(state, capsys):
+    assert cli.main(["keys", "create", "--admin", "--name", "prometheus"]) == 0
+    out, err = capsys.readouterr()
+    key = out.strip()
+    assert "admin key" in err and key not in err
+    assert (state / "admin_keys").read_text() == f"prometheus {hash_key(key)}\n"
+    assert not (state / "client_keys").exists()
+    assert cli.main(["keys", "list"]) == 0
+    assert capsys.readouterr().out == ""  # the unit's ExecStartPre still sees no client key
+    assert cli.main(["keys", "list", "--admin"]) == 0
+    assert capsys.readouterr().out == f"prometheus\t{key_id(key)}\n"

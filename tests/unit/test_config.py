@@ -1,4 +1,4 @@
-"""Configuration: defaults, TOML file, environment overrides, clear errors."""
+"""Configuration: defaults, TOML file, environment overrides, clear errors, the [state] section."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -152,3 +152,53 @@ def test_config_errors_name_the_key_never_its_value(env):
         config_mod.load(env={config_mod.ENV_PREFIX + k: v for k, v in env.items()})
     assert "SEKRIT" not in str(exc.value)
     assert next(iter(env)).lower().replace("_", ".", 1) in str(exc.value)
+
+
+# -- [state]: the backend choice, the Redis URL and what Redis mode refuses ---------------
+
+URL = "redis://:pw@10.0.0.5:6379/0"
+
+
+def load_state(**env):
+    return config_mod.load(env={f"CODEX_GATEWAY_{k.upper()}": v for k, v in env.items()})
+
+
+def test_the_default_is_the_embedded_store():
+    state = load_state().state
+    assert (state.kind, state.redis_url, state.key_prefix) == ("sqlite", "", "codex-gateway:")
+
+
+@pytest.mark.parametrize("env,kind", [
+    ({"state_backend": "redis", "state_redis_url": URL}, "redis"),
+    ({"state_backend": "Redis", "state_redis_url": "rediss://:pw@r.example:6380"}, "redis"),
+    ({"state_backend": "redis", "state_redis_url": "unix:///run/redis.sock"}, "redis"),
+    ({"state_redis_url": URL}, "sqlite"),  # the URL alone (for `state migrate`)
+])
+def test_valid_state_settings(env, kind):
+    assert load_state(**env).state.kind == kind
+
+
+@pytest.mark.parametrize("env,message", [
+    ({"state_backend": "redis"}, "needs state.redis_url"),
+    ({"state_backend": "memcached"}, "state.backend: must be one of sqlite, redis"),
+    ({"state_redis_url": "http://10.0.0.5"}, "expected a redis://, rediss://"),
+    ({"state_backend": "redis", "state_redis_url": URL, "accounts_auth_file": "/a.json"},
+     "accounts.auth_file is a file on one host"),
+    ({"state_lock_ttl_seconds": "0"}, "state.lock_ttl_seconds: must be at least 1"),
+    ({"state_timeout_seconds": "x"}, "state.timeout_seconds: expected a number"),
+])
+def test_invalid_state_settings_name_the_key(env, message):
+    with pytest.raises(config_mod.ConfigError) as err:
+        load_state(**env)
+    assert message in str(err.value)
+    assert "pw@" not in str(err.value)
+
+
+@pytest.mark.parametrize("url,shown", [
+    ("redis://:secret@h:6379/0", "redis://:***@h:6379/0"),
+    ("rediss://user:secret@h", "rediss://user:***@h"),
+    ("redis://secret@h", "redis://***@h"),
+    ("redis://h:6379", "redis://h:6379"),
+])
+def test_redacted_url(url, shown):
+    assert config_mod.redacted_url(url) == shown

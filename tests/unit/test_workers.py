@@ -213,12 +213,3 @@ class _Raises:
 
     def read(self, size=None):
         raise self.exc
-
-
-def test_the_access_log_hides_secrets_in_urls():
-    from gateway.security.access_log import redact_query
-
-    line = "GET /v1beta/models/m:generateContent?alt=sse&key=AIzaSECRET;token=t&monkey=1 HTTP/1.1"
-    assert redact_query(line) == ("GET /v1beta/models/m:generateContent?alt=sse&key=[redacted];"
-                                  "token=[redacted]&monkey=1 HTTP/1.1")
-    assert redact_query("api_key=s3cret") == "api_key=[redacted]"

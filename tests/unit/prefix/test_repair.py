@@ -132,15 +132,6 @@ def test_tools_keep_their_first_serialisation():
     assert repair(other, mem) == 0 and other["tools"] == changed
 
 
-def test_usage_report_has_a_breaks_column():
-    from gateway.usage import report
-    from gateway.usage.records import Aggregate
-    rows = [Aggregate("key-a", 3, 0, 3000, 1500, 30, 5, 120.0, breaks=2,
-                      causes=(("tools", 2),))]
-    head, line = report.table(rows, "key").splitlines()
-    assert head.split()[7] == "BREAKS" and line.split()[7] == "2"
-
-
 _json = st.recursive(st.none() | st.booleans() | st.integers(-10**6, 10**6) | st.text(max_size=8),
                      lambda inner: st.lists(inner, max_size=3)
                      | st.dictionaries(st.text(max_size=5), inner, max_size=4), max_leaves=12)

@@ -1,15 +1,12 @@
-"""`codex-gateway usage`, `keys create --admin` and admin-key checks."""
+"""`codex-gateway usage`: --since, the table (ratios, totals, breaks), the command."""
 from __future__ import annotations
 
-import base64
 import json
 from datetime import datetime, timezone
 
 import pytest
 
 from gateway import cli
-from gateway.auth import AdminKeys, ClientKeys, hash_key, key_id, presented_key
-from gateway.errors import GatewayError
 from gateway.usage import report
 from gateway.usage.records import Aggregate
 from gateway.usage.store import SQLiteUsage
@@ -88,58 +85,8 @@ def test_usage_command_without_a_store(env, capsys):
     assert json.loads(capsys.readouterr().out) == []
 
 
-def test_keys_create_admin_goes_to_its_own_file(env, capsys):
-    assert cli.main(["keys", "create", "--admin", "--name", "prometheus"]) == 0
-    out, err = capsys.readouterr()
-    key = out.strip()
-    assert "admin key" in err and key not in err
-    assert (env / "admin_keys").read_text() == f"prometheus {hash_key(key)}\n"
-    assert not (env / "client_keys").exists()
-    assert cli.main(["keys", "list"]) == 0
-    assert capsys.readouterr().out == ""  # the unit's ExecStartPre still sees no client key
-    assert cli.main(["keys", "list", "--admin"]) == 0
-    assert capsys.readouterr().out == f"prometheus\t{key_id(key)}\n"
-
-
-def basic(password: str, user: str = "admin") -> str:
-    return "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
-
-
-@pytest.mark.parametrize("header, key", [
-    (None, None), ("", None), ("Bearer  k-1 ", "k-1"), ("bearer k-1", "k-1"), ("Bearer", None),
-    (basic("k-2"), "k-2"), (basic("k:3", user=""), "k:3"), (basic(""), None),
-    ("Basic !!!", None), ("Token k", None),
-])
-def test_presented_key(header, key):
-    assert presented_key(header) == key
-
-
-@pytest.mark.parametrize("header, status, code", [
-    (None, 401, "missing_api_key"),
-    ("Bearer client-key-1", 403, "admin_key_required"),
-    ("Bearer wrong-key", 401, "invalid_api_key"),
-    (basic("client-key-1"), 403, "admin_key_required"),
-])
-def test_admin_keys_refuse_clients_and_anonymous_callers(header, status, code):
-    admin = AdminKeys(ClientKeys(("admin-key-1",)), ClientKeys(("client-key-1",)))
-    with pytest.raises(GatewayError) as err:
-        admin.check(header)
-    assert (err.value.status, err.value.code) == (status, code)
-    assert "client-key-1" not in err.value.message and "admin-key-1" not in err.value.message
-
-
-def test_admin_keys_accept_bearer_basic_and_a_digest_in_config():
-    admin = AdminKeys(ClientKeys((hash_key("admin-key-1"),)), ClientKeys(("client-key-1",)))
-    assert admin.check("Bearer admin-key-1") == key_id("admin-key-1")
-    assert admin.check(basic("admin-key-1")) == key_id("admin-key-1")
-    # an admin key does not open the API
-    with pytest.raises(GatewayError) as err:
-        ClientKeys(("client-key-1",)).check("Bearer admin-key-1")
-    assert err.value.status == 401
-
-
-def test_no_admin_key_configured_says_how_to_make_one():
-    admin = AdminKeys(ClientKeys(()), ClientKeys(()))
-    with pytest.raises(GatewayError) as err:
-        admin.check(None)
-    assert err.value.status == 401 and "keys create --admin" in err.value.message
+def test_usage_report_has_a_breaks_column():
+    rows = [Aggregate("key-a", 3, 0, 3000, 1500, 30, 5, 120.0, breaks=2,
+                      causes=(("tools", 2),))]
+    head, line = report.table(rows, "key").splitlines()
+    assert head.split()[7] == "BREAKS" and line.split()[7] == "2"
