@@ -25,7 +25,7 @@ import threading
 import time
 from pathlib import Path
 
-from ..statefiles import open_sqlite
+from ..statefiles import open_sqlite, write_transaction
 
 log = logging.getLogger("gateway.prefix")
 
@@ -97,10 +97,13 @@ class SQLitePrefixStore:
             return
 
         def add(c):
-            c.execute("INSERT INTO answers (key, value, written) VALUES (?, ?, ?)",
-                      (key, value, self.clock()))
-            c.execute("DELETE FROM answers WHERE key = ? AND seq NOT IN (SELECT seq FROM "
-                      "answers WHERE key = ? ORDER BY seq DESC LIMIT ?)", (key, key, keep))
+            # One transaction, one commit (in autocommit mode each statement was its own);
+            # the older answers found through the (key, seq) index, not a scan of the key's.
+            with write_transaction(c):
+                c.execute("INSERT INTO answers (key, value, written) VALUES (?, ?, ?)",
+                          (key, value, self.clock()))
+                c.execute("DELETE FROM answers WHERE key = ? AND seq <= (SELECT seq FROM answers "
+                          "WHERE key = ? ORDER BY seq DESC LIMIT 1 OFFSET ?)", (key, key, keep))
         self._run("write", add)
         self._wrote()
 

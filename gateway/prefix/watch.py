@@ -42,6 +42,14 @@ def _json(raw, kind: type):
     return value if isinstance(value, kind) else None
 
 
+def _carries_model_items(body: dict) -> bool:
+    """Whether *body* carries back an item a model produced (a call, reasoning, an
+    assistant message): only those are repaired, so a turn without one (a
+    conversation's first, a one-shot request) need not read the kept answers."""
+    items = body.get("input")
+    return isinstance(items, list) and any(kept_for_repair(i) for i in items)
+
+
 class PrefixWatch:
     def __init__(self, cfg, store):
         self.cfg = cfg        # config.PrefixConfig
@@ -68,7 +76,8 @@ class PrefixWatch:
         tools = turns.get("tools") if isinstance(turns.get("tools"), dict) else {}
         if self.cfg.repair:
             kept_answers = [a for a in (_json(raw, dict) for raw in self.store.answers(key))
-                            if a is not None and isinstance(a.get("items"), list)]
+                            if a is not None and isinstance(a.get("items"), list)] \
+                if _carries_model_items(body) else []
             record.repaired = repair(body, Memory(
                 [a["items"] for a in kept_answers], tools,
                 producers=[a.get("account") for a in kept_answers], account=account))
