@@ -325,7 +325,13 @@ class ThreadWorker(gthread.ThreadWorker):
         if conn not in self.heads:
             self.heads[conn] = time.monotonic()
             conn.sock.setblocking(False)
-            self.poller.register(conn.sock, selectors.EVENT_READ, partial(self._read_head, conn))
+            # What already arrived is read now: a kept-alive client's next request is
+            # usually all here when the loop sees its socket readable, and waiting for
+            # the loop to say so again cost four system calls and a loop turn per request.
+            self._read_head(conn, None)
+            if conn in self.heads:  # more to come (or nothing yet): the loop waits for it
+                self.poller.register(conn.sock, selectors.EVENT_READ,
+                                     partial(self._read_head, conn))
 
     def _read_head(self, conn, _sock):
         try:
