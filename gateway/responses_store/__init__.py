@@ -44,6 +44,7 @@ log = logging.getLogger("gateway.responses")
 MISS_WAIT = 0.5    # seconds a miss is read again (another worker's write in flight)
 MISS_STEP = 0.05
 PRUNE_EVERY = 300.0  # seconds between retention passes of the writer thread
+COLLECT = 0.05       # seconds the writer collects answers before it writes them
 BATCH = 64           # responses written in one transaction, at most
 
 
@@ -132,7 +133,8 @@ class Keeper:
         self._pending[stored.id] = stored
         self._queue.append(stored)
         self._ensure_thread()
-        self._wake.set()
+        if not self._wake.is_set():  # set already: the writer is collecting, no second wake
+            self._wake.set()
 
     def flush(self, timeout: float = 5.0) -> bool:
         """Wait until every queued response is written (tests, shutdown)."""
@@ -236,7 +238,11 @@ def _writer(ref) -> None:
             return
         wake = keeper._wake
         del keeper
-        wake.wait(1.0)
+        if wake.wait(1.0):
+            # Answers that end meanwhile join this one's transaction: waking the writer
+            # and committing for every answer cost more than storing it (``make bench``).
+            # Another worker reading one of them meanwhile waits for it (MISS_WAIT).
+            time.sleep(COLLECT)
         wake.clear()
         keeper = ref()
         if keeper is None:

@@ -49,7 +49,8 @@ class SQLiteResponses:
             for stored, blob in batch:
                 items = [(stored.owner, item["id"], stored.id) for item in stored.output
                          if isinstance(item, dict) and isinstance(item.get("id"), str)]
-                self._forget(conn, "id = ?", (stored.id,))
+                if conn.execute("DELETE FROM responses WHERE id = ?", (stored.id,)).rowcount:
+                    conn.execute("DELETE FROM response_items WHERE response_id = ?", (stored.id,))
                 conn.execute("INSERT INTO responses VALUES (?, ?, ?, ?, ?)",
                              (stored.id, stored.owner, stored.created_at, len(blob), blob))
                 conn.executemany("INSERT OR REPLACE INTO response_items VALUES (?, ?, ?)",
