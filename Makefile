@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip --disable-pip-version-check -q
 
-.PHONY: run test test-fast docs bench soak tools clean
+.PHONY: run test test-fast docs bench bench-compare soak tools clean
 
 $(VENV)/.installed: setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -48,6 +48,16 @@ bench: $(VENV)/.test-installed tools
 	$(PY) -m bench.micro
 	$(PY) -m bench.placement
 	$(PY) -m bench.responses_store
+
+## bench-compare BEFORE=<commit>: this tree against that commit, side by side in one run (CPU per
+## request and per streamed event, shipped config and with [prefix]/[responses] store off)
+bench-compare: $(VENV)/.test-installed tools
+	@test -n "$(BEFORE)" || { echo "usage: make bench-compare BEFORE=<commit>"; exit 2; }
+	sh bench/install.sh $(PY)
+	rm -rf bench/out/before && git worktree prune
+	git worktree add --detach bench/out/before $(BEFORE)
+	$(PY) -m bench.compare --before bench/out/before; status=$$?; \
+	git worktree remove --force bench/out/before; exit $$status
 
 ## soak: mixed load with injected faults; fails on unexplained errors or growing fds/threads/RSS
 soak: $(VENV)/.test-installed tools

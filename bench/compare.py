@@ -1,0 +1,159 @@
+"""bench.compare
+~~~~~~~~~~~~~~~~
+``python -m bench.compare --before DIR``: this tree against another source tree
+(DIR: a checkout of the commit before a change, e.g. ``git worktree add
+/tmp/before <commit>``), side by side in one run on one machine, with the
+shipped config and with ``[prefix]`` and ``[responses] store`` off (the work
+both trees do alike, when DIR predates those features).
+
+Figures, per gateway (gunicorn, shipped config, the HTTP transport to nginx
+serving captured Codex answers, or ``bench.paced`` one event per write):
+
+* **CPU per small request** (ms; JSON and streamed): the worker's utime +
+  stime over ``--requests`` requests sent one at a time by ``hey``;
+* **CPU per streamed event** (µs; a long answer, burst and paced upstream), as
+  ``bench.run`` measures it, for ``/v1/responses`` and ``/v1/chat/completions``.
+
+Every repetition measures all gateways, alternating their order, so load from
+elsewhere on the machine hits each alike: the medians (with their range) and
+the ratio to the *before* column are the point, never one absolute figure.
+Prints a markdown table; writes ``bench/out/compare.md`` and ``.json``.
+"""
+from __future__ import annotations
+
+import argparse
+import tempfile
+from pathlib import Path
+
+from . import bodies, load
+from .procs import ROOT, Gateway, PacedUpstream, publish, upstream_nginx
+from .run import AUTH, PACED_GAP_MS, PATHS, request_files
+
+FEATURES_OFF = {"CODEX_GATEWAY_RESPONSES_STORE": "false", "CODEX_GATEWAY_PREFIX_ENABLED": "false"}
+
+
+def variants(before: Path) -> dict:
+    return {
+        "before": {"root": before, "env": {}},
+        "after": {"root": ROOT, "env": {}},
+        "before, features off": {"root": before, "env": FEATURES_OFF},
+        "after, features off": {"root": ROOT, "env": FEATURES_OFF},
+    }
+
+
+def _alternate(gws: dict, reps: int, measure) -> dict:
+    """*measure(gw)* for every gateway, *reps* times, the order reversed every other time."""
+    out = {name: [] for name in gws}
+    for r in range(reps):
+        order = list(gws.items()) if r % 2 == 0 else list(reversed(gws.items()))
+        for name, gw in order:
+            load.wait_idle(gw.workers())
+            out[name].append(measure(gw))
+    return out
+
+
+def _start(tmp: Path, url: str, found: dict, tag: str, workers: int) -> dict:
+    return {name: Gateway(tmp, url, workers=workers, root=v["root"], name=f"{tag}-{i}",
+                          extra_env=v["env"]).start()
+            for i, (name, v) in enumerate(found.items())}
+
+
+def per_request(tmp, url, found, files, args) -> dict:
+    results = {}
+    gws = _start(tmp, url, found, "req", 1)
+    try:
+        for endpoint in PATHS:
+            for stream in (False, True):
+                body = files[(endpoint, stream)]
+                for gw in gws.values():
+                    load.hey(gw.url + PATHS[endpoint], body, AUTH, 200, 1)  # warm-up
+
+                def measure(gw):
+                    n = args.requests
+                    res, cpu = load.cpu_of(gw.workers(), lambda: load.hey(
+                        gw.url + PATHS[endpoint], body, AUTH, n, 1))
+                    return round(cpu / n * 1000, 3) if res["statuses"] == {200: n} else None
+                key = f"CPU per request, {endpoint} {'stream' if stream else 'JSON'} (ms)"
+                results[key] = _alternate(gws, args.repeats, measure)
+    finally:
+        for gw in gws.values():
+            gw.stop()
+    return results
+
+
+def per_event(tmp, url, found, files, events, paced: bool, args) -> dict:
+    results = {}
+    gws = _start(tmp, url, found, "paced" if paced else "burst", 2)
+    try:
+        for endpoint in PATHS:
+            headers = dict(AUTH, **{"x-codex-bench": "long"})
+            n, c = (16, 8) if paced else (32, 2)
+            if paced:
+                headers["x-codex-bench-gap"] = str(PACED_GAP_MS)
+            body = files[(endpoint, True)]
+            for gw in gws.values():
+                load.hey(gw.url + PATHS[endpoint], body, headers, 2, 2)
+
+            def measure(gw):
+                res, cpu = load.cpu_of(gw.workers(), lambda: load.hey(
+                    gw.url + PATHS[endpoint], body, headers, n, c))
+                return round(cpu / (n * events) * 1e6, 2) if res["statuses"] == {200: n} else None
+            key = f"CPU per event, {endpoint}, {'paced' if paced else 'burst'} upstream (µs)"
+            results[key] = _alternate(gws, args.repeats, measure)
+    finally:
+        for gw in gws.values():
+            gw.stop()
+    return results
+
+
+def table(results: dict, names: list[str]) -> str:
+    lines = ["| figure | " + " | ".join(names) + " |",
+             "|---|" + "---|" * len(names)]
+    for figure, runs in results.items():
+        cells = []
+        base = load.median(runs.get("before") or [])
+        base_off = load.median(runs.get("before, features off") or [])
+        for name in names:
+            xs = [x for x in runs[name] if x is not None]
+            med = load.median(xs)
+            if med is None:
+                cells.append("failed")
+                continue
+            ref = base_off if name.endswith("features off") else base
+            ratio = f" ×{med / ref:.2f}" if ref and not name.startswith("before") else ""
+            cells.append(f"{med:g} ({min(xs):g}–{max(xs):g}){ratio}")
+        lines.append(f"| {figure} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[1])
+    parser.add_argument("--before", type=Path, required=True,
+                        help="the source tree to compare with (a checkout of an earlier commit)")
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--requests", type=int, default=1000, help="per measurement")
+    parser.add_argument("--no-events", dest="events", action="store_false")
+    args = parser.parse_args(argv)
+    found = variants(args.before.resolve())
+    with tempfile.TemporaryDirectory(prefix="codex-gateway-compare-") as tmp:
+        tmp = Path(tmp)
+        info = bodies.prepare(tmp / "bodies")
+        files = request_files(tmp)
+        results: dict = {}
+        with upstream_nginx(tmp, tmp / "bodies", info["headers"]) as static:
+            results.update(per_request(tmp, static.url, found, files, args))
+            if args.events:
+                results.update(per_event(tmp, static.url, found, files, info["long"]["events"],
+                                         False, args))
+        if args.events:
+            with PacedUpstream(tmp / "bodies", info["headers"]) as paced:
+                results.update(per_event(tmp, paced.url, found, files, info["long"]["events"],
+                                         True, args))
+    text = (f"before: {args.before}; medians of {args.repeats} alternated runs (range); "
+            "×: after ÷ before with the same features\n\n" + table(results, list(found)))
+    publish("compare", text, {"before": str(args.before), "results": results})
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
