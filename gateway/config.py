@@ -406,31 +406,30 @@ class Config:
     @property
     def keys_file(self) -> Path:
         """The client keys file: ``auth.keys_file``, or ``client_keys`` in the state dir."""
-        if self.auth.keys_file:
-            return Path(os.path.expanduser(self.auth.keys_file))
-        return self.state_dir / "client_keys"
+        return self._state_file(self.auth.keys_file, "client_keys")
 
     @property
     def admin_keys_file(self) -> Path:
         """The admin keys file: ``auth.admin_keys_file``, or ``admin_keys`` in the state dir."""
-        if self.auth.admin_keys_file:
-            return Path(os.path.expanduser(self.auth.admin_keys_file))
-        return self.state_dir / "admin_keys"
+        return self._state_file(self.auth.admin_keys_file, "admin_keys")
 
     @property
     def usage_path(self) -> Path:
         """The usage database: ``usage.path``, or ``usage.sqlite`` in the state dir."""
-        if self.usage.path:
-            return Path(os.path.expanduser(self.usage.path))
-        return self.state_dir / "usage.sqlite"
+        return self._state_file(self.usage.path, "usage.sqlite")
 
     @property
     def responses_path(self) -> Path:
         """The response store's SQLite file: ``responses.path``, or ``responses.sqlite``
         in the state dir."""
-        if self.responses.path:
-            return Path(os.path.expanduser(self.responses.path))
-        return self.state_dir / "responses.sqlite"
+        return self._state_file(self.responses.path, "responses.sqlite")
+
+    def _state_file(self, configured: str, default_name: str) -> Path:
+        """A file setting: the configured path (``~`` expanded), or *default_name* in
+        the state dir when it is empty."""
+        if configured:
+            return Path(os.path.expanduser(configured))
+        return self.state_dir / default_name
 
 
 class ConfigError(ValueError):
