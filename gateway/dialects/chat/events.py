@@ -18,6 +18,7 @@ import time
 from json.encoder import encode_basestring_ascii as _quote
 
 from gateway import failures
+from gateway.dialects.output import PART_BREAK, items, reasoning_handlers, reasoning_parts
 from gateway.dialects.stops import first_stop, held_length
 from gateway.dialects.translator import Translator
 from gateway.protocol import error_of
@@ -241,25 +242,19 @@ class ChatStreamTranslator(Translator):
         out.append(self._delta({"refusal": delta}))
         return out
 
-    def _reasoning(self, data: dict, part_key: str) -> list[bytes]:
+    def _on_reasoning(self, data: dict, part_key: str) -> list[bytes]:
         delta = data.get("delta")
         if not isinstance(delta, str) or not delta:
             return []
         item, part = data.get("item_id"), data.get(part_key)
         if item != self._r_item or part != self._r_part:
-            if self._r_seen:  # a new summary part: keep parts apart, as clients show them
-                delta = "\n\n" + delta
+            if self._r_seen:  # a new part: keep parts apart
+                delta = PART_BREAK + delta
             self._r_item, self._r_part = item, part
         self._r_seen = True
         out = self._prelude()
         out.append(f'{self._head}{{"reasoning_content":{_quote(delta)}}}{_TAIL}'.encode())
         return out
-
-    def _on_summary(self, data: dict) -> list[bytes]:
-        return self._reasoning(data, "summary_index")
-
-    def _on_reasoning_text(self, data: dict) -> list[bytes]:
-        return self._reasoning(data, "content_index")
 
     def _on_item_added(self, data: dict) -> list[bytes]:
         item = data.get("item")
@@ -327,8 +322,7 @@ ChatStreamTranslator.HANDLERS = {
     "response.created": ChatStreamTranslator._on_created,
     "response.output_text.delta": ChatStreamTranslator._on_text,
     "response.refusal.delta": ChatStreamTranslator._on_refusal,
-    "response.reasoning_summary_text.delta": ChatStreamTranslator._on_summary,
-    "response.reasoning_text.delta": ChatStreamTranslator._on_reasoning_text,
+    **reasoning_handlers(ChatStreamTranslator._on_reasoning),
     "response.output_item.added": ChatStreamTranslator._on_item_added,
     "response.function_call_arguments.delta": ChatStreamTranslator._on_args_delta,
     "response.custom_tool_call_input.delta": ChatStreamTranslator._on_args_delta,
@@ -359,10 +353,7 @@ def completion_from_response(
     refusals: list[str] = []
     calls: list[tuple[int, dict]] = []  # (content length when the call came, call)
     length = 0
-    output = response.get("output")
-    for item in output if isinstance(output, list) else ():
-        if not isinstance(item, dict):
-            continue
+    for item in items(response):
         kind = item.get("type")
         if kind == "message":
             for part in item.get("content") or ():
@@ -374,10 +365,7 @@ def completion_from_response(
                 elif part.get("type") == "refusal" and isinstance(part.get("refusal"), str):
                     refusals.append(part["refusal"])
         elif kind == "reasoning":
-            parts = item.get("summary") or item.get("content") or ()
-            reasoning.extend(
-                p["text"] for p in parts if isinstance(p, dict) and isinstance(p.get("text"), str)
-            )
+            reasoning.extend(reasoning_parts(item))
         elif kind in _TOOL_ITEMS:
             args = _item_arguments(item)
             call = _tool_call(item, len(calls), names, args if isinstance(args, str) else "")
@@ -393,7 +381,7 @@ def completion_from_response(
         reason = finish_reason(response, bool(calls))
     message: dict = {"role": "assistant", "content": content or None}
     if reasoning:
-        message["reasoning_content"] = "\n\n".join(reasoning)
+        message["reasoning_content"] = PART_BREAK.join(reasoning)
     if refusals:
         message["refusal"] = "".join(refusals)
     if calls:

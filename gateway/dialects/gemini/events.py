@@ -34,6 +34,7 @@ from gateway.jsonio import dumps_text
 from gateway.protocol import error_of
 
 from ..messages.events import tool_input
+from ..output import PART_BREAK, items, message_text, reasoning_handlers, reasoning_text
 from ..stops import first_stop, held_length
 from ..translator import Translator
 from .errors import error_frame, stream_error_frame
@@ -85,22 +86,6 @@ def finish_reason(response: dict, incomplete: bool = False) -> str:
             return "MAX_TOKENS"
         return "SAFETY" if reason == "content_filter" else "OTHER"
     return "STOP"
-
-
-def summary_text(item: dict) -> str:
-    parts = item.get("summary") or item.get("content") or ()
-    texts = [p["text"] for p in parts if isinstance(p, dict) and isinstance(p.get("text"), str)]
-    return "\n\n".join(t for t in texts if t)
-
-
-def message_text(item: dict) -> str:
-    texts = []
-    for part in item.get("content") or ():
-        if isinstance(part, dict):
-            text = part.get("text") if part.get("type") == "output_text" else part.get("refusal")
-            if isinstance(text, str):
-                texts.append(text)
-    return "".join(texts)
 
 
 def call_part(item: dict, tool_names: dict) -> dict:
@@ -224,18 +209,15 @@ class GeminiStreamTranslator(Translator):
         self._texted.add(data.get("item_id"))
         return self._text(delta)
 
-    def _on_summary(self, data: dict, part_key: str = "summary_index") -> list[bytes]:
+    def _on_reasoning(self, data: dict, part_key: str) -> list[bytes]:
         delta = data.get("delta")
         if not self.thoughts or not isinstance(delta, str) or not delta:
             return []
         item, part = data.get("item_id"), data.get(part_key)
         if item in self._thought and self._thought[item] != part:
-            delta = "\n\n" + delta  # a new summary part: keep parts apart
+            delta = PART_BREAK + delta  # a new part: keep parts apart
         self._thought[item] = part
         return [self._chunk([{"text": delta, "thought": True}])]
-
-    def _on_reasoning_text(self, data: dict) -> list[bytes]:
-        return self._on_summary(data, "content_index")
 
     def _on_item_done(self, data: dict) -> list[bytes]:
         item = data.get("item")
@@ -245,12 +227,12 @@ class GeminiStreamTranslator(Translator):
         out = []
         if kind == "reasoning":
             if self.thoughts and item.get("id") not in self._thought:
-                text = summary_text(item)
+                text = reasoning_text(item)
                 if text:
                     out.append(self._chunk([{"text": text, "thought": True}]))
             self._signature = encode_thought_signature(item) or self._signature
         elif kind == "message" and item.get("id") not in self._texted:
-            text = message_text(item)
+            text, _ = message_text(item)
             if text:
                 out += self._text(text)
         elif kind == "function_call":
@@ -273,8 +255,7 @@ class GeminiStreamTranslator(Translator):
 GeminiStreamTranslator.HANDLERS = {
     "response.output_text.delta": GeminiStreamTranslator._on_text,
     "response.refusal.delta": GeminiStreamTranslator._on_text,
-    "response.reasoning_summary_text.delta": GeminiStreamTranslator._on_summary,
-    "response.reasoning_text.delta": GeminiStreamTranslator._on_reasoning_text,
+    **reasoning_handlers(GeminiStreamTranslator._on_reasoning),
     "response.output_item.done": GeminiStreamTranslator._on_item_done,
     "response.completed": GeminiStreamTranslator._on_completed,
     "response.incomplete": GeminiStreamTranslator._on_incomplete,
@@ -300,18 +281,15 @@ def response_from_final(response: dict, model: str, *, thoughts: bool = False,
             part["thoughtSignature"], signature = signature, None
         return part
 
-    output = response.get("output")
-    for item in output if isinstance(output, list) else ():
-        if not isinstance(item, dict):
-            continue
+    for item in items(response):
         kind = item.get("type")
         if kind == "reasoning":
-            text = summary_text(item)
+            text = reasoning_text(item)
             if thoughts and text:
                 parts.append({"text": text, "thought": True})
             signature = encode_thought_signature(item) or signature
         elif kind == "message":
-            text = message_text(item)
+            text, _ = message_text(item)
             cut, hit = first_stop(text, stops)
             text = text[:cut] if hit is not None else text
             if text:

@@ -34,6 +34,7 @@ from json.encoder import encode_basestring_ascii as _quote
 from gateway.jsonio import dumps_text
 from gateway.protocol import error_of
 
+from ..output import PART_BREAK, items, message_text, reasoning_handlers, reasoning_text
 from ..stops import first_stop
 from ..translator import Translator
 from ..stops import held_length
@@ -111,26 +112,6 @@ def tool_input(arguments) -> dict:
     except ValueError:
         return {"_arguments": arguments}
     return value if isinstance(value, dict) else {"_arguments": arguments}
-
-
-def _summary_text(item: dict) -> str:
-    parts = item.get("summary") or item.get("content") or ()
-    texts = [p["text"] for p in parts if isinstance(p, dict) and isinstance(p.get("text"), str)]
-    return "\n\n".join(t for t in texts if t)
-
-
-def _message_text(item: dict) -> tuple[str, bool]:
-    """All text of a message item, and whether any of it was a refusal."""
-    texts, refused = [], False
-    for part in item.get("content") or ():
-        if not isinstance(part, dict):
-            continue
-        if part.get("type") == "output_text" and isinstance(part.get("text"), str):
-            texts.append(part["text"])
-        elif part.get("type") == "refusal" and isinstance(part.get("refusal"), str):
-            texts.append(part["refusal"])
-            refused = True
-    return "".join(texts), refused
 
 
 def _search_blocks(item: dict) -> tuple[dict, dict]:
@@ -337,7 +318,7 @@ class MessagesStreamTranslator(Translator):
             self._refused = True
         return out
 
-    def _on_summary(self, data: dict, part_key: str = "summary_index") -> list[bytes]:
+    def _on_reasoning(self, data: dict, part_key: str) -> list[bytes]:
         delta = data.get("delta")
         if not self.thinking or not isinstance(delta, str) or not delta:
             return []
@@ -350,13 +331,10 @@ class MessagesStreamTranslator(Translator):
             return out
         part = data.get(part_key)
         if state.sent and part != state.part:
-            delta = "\n\n" + delta  # a new summary part: keep parts apart, as clients show them
+            delta = PART_BREAK + delta  # a new part: keep parts apart
         state.part, state.sent = part, True
         out.append(self._delta(state, {"type": "thinking_delta", "thinking": delta}))
         return out
-
-    def _on_reasoning_text(self, data: dict) -> list[bytes]:
-        return self._on_summary(data, "content_index")
 
     def _on_item_added(self, data: dict) -> list[bytes]:
         item = data.get("item")
@@ -414,7 +392,7 @@ class MessagesStreamTranslator(Translator):
             if state.closed:
                 return out
             if not state.sent:
-                text = _summary_text(item)
+                text = reasoning_text(item)
                 if text:
                     out.append(self._delta(state, {"type": "thinking_delta", "thinking": text}))
             out.append(self._delta(state, {"type": "signature_delta",
@@ -422,7 +400,7 @@ class MessagesStreamTranslator(Translator):
             return out + self._close_current()
         if kind == "message":
             if state is None:
-                text, refused = _message_text(item)
+                text, refused = message_text(item)
                 if not text:
                     return []
                 out, state = self._open(keys, "text", {"type": "text", "text": ""})
@@ -478,8 +456,7 @@ MessagesStreamTranslator.HANDLERS = {
     "response.created": MessagesStreamTranslator._on_created,
     "response.output_text.delta": MessagesStreamTranslator._on_text,
     "response.refusal.delta": MessagesStreamTranslator._on_refusal,
-    "response.reasoning_summary_text.delta": MessagesStreamTranslator._on_summary,
-    "response.reasoning_text.delta": MessagesStreamTranslator._on_reasoning_text,
+    **reasoning_handlers(MessagesStreamTranslator._on_reasoning),
     "response.output_item.added": MessagesStreamTranslator._on_item_added,
     "response.function_call_arguments.delta": MessagesStreamTranslator._on_args_delta,
     "response.function_call_arguments.done": MessagesStreamTranslator._on_args_done,
@@ -508,17 +485,14 @@ def message_from_response(
     used_tool = refused = False
     searches = 0
     hit = None
-    output = response.get("output")
-    for item in output if isinstance(output, list) else ():
-        if not isinstance(item, dict):
-            continue
+    for item in items(response):
         kind = item.get("type")
         if kind == "reasoning":
             if thinking:
-                content.append({"type": "thinking", "thinking": _summary_text(item),
+                content.append({"type": "thinking", "thinking": reasoning_text(item),
                                 "signature": encode_signature(item)})
         elif kind == "message":
-            text, was_refusal = _message_text(item)
+            text, was_refusal = message_text(item)
             refused = refused or was_refusal
             cut, hit = first_stop(text, stops)
             if hit is not None:  # the answer would have ended at the first stop sequence
