@@ -16,7 +16,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from tests.support import LOG_DIR, free_port, register_secret
+from tests.support import LOG_DIR, free_port, recv_until, register_secret
 from tests.process import stop_process
 
 
@@ -59,13 +59,7 @@ class RedisServer:
             try:
                 with socket.create_connection(("127.0.0.1", self.port), timeout=0.5) as s:
                     s.sendall(f"AUTH {self.password}\r\nPING\r\n".encode())
-                    seen = b""
-                    while b"PONG" not in seen:
-                        chunk = s.recv(100)
-                        if not chunk:
-                            break
-                        seen += chunk
-                    if b"PONG" in seen:
+                    if b"PONG" in recv_until(s, b"PONG", 100):
                         return self
             except OSError:
                 pass

@@ -436,6 +436,17 @@ def _first_text(body: dict) -> str | None:
     return None
 
 
+def recv_until(sock: socket.socket, marker: bytes, size: int = 4096) -> bytes:
+    """What *sock* sends until *marker* is in it, or all it sent before it closed."""
+    data = b""
+    while marker not in data:
+        chunk = sock.recv(size)
+        if not chunk:
+            break
+        data += chunk
+    return data
+
+
 def raw_websocket(port: int, key: str | None = CLIENT_KEY, path: str = "/v1/responses",
                   timeout: float = 10.0) -> tuple[socket.socket, int]:
     """A WebSocket opened by hand (so a test can send frames no library would):
@@ -448,12 +459,7 @@ def raw_websocket(port: int, key: str | None = CLIENT_KEY, path: str = "/v1/resp
                   "Connection: Upgrade\r\nSec-WebSocket-Version: 13\r\n"
                   f"Sec-WebSocket-Key: {base64.b64encode(os.urandom(16)).decode()}\r\n"
                   f"{auth}\r\n").encode())
-    head = b""
-    while b"\r\n\r\n" not in head:
-        chunk = sock.recv(4096)
-        if not chunk:
-            break
-        head += chunk
+    head = recv_until(sock, b"\r\n\r\n")
     status = int(head.split(b" ", 2)[1]) if head.startswith(b"HTTP/1.1 ") else 0
     return sock, status
 

@@ -21,6 +21,7 @@ from gateway.record import Outcome, RequestRecord
 from gateway.sse import encode
 from gateway.stream import UpstreamStream
 from gateway.upstream.http import client as transport
+from tests.support import recv_until
 
 
 def frame(kind, **data):
@@ -60,9 +61,7 @@ class Upstream:
     def _answer(self, conn):
         if self.tls is not None:
             conn = self.tls.wrap_socket(conn, server_side=True)
-        data = b""
-        while b"\r\n\r\n" not in data:
-            data += conn.recv(65536)
+        data = recv_until(conn, b"\r\n\r\n", 65536)
         head, _, body = data.partition(b"\r\n\r\n")
         length = int([h.split(b":")[1] for h in head.split(b"\r\n")
                       if h.lower().startswith(b"content-length")][0])
