@@ -14,3 +14,15 @@ def state_env(tmp_path, monkeypatch):
         monkeypatch.delenv(name)
     monkeypatch.setenv("CODEX_GATEWAY_ACCOUNTS_STATE_DIR", str(tmp_path / "state"))
     return tmp_path / "state"
+
+
+@pytest.fixture(scope="module")
+def redis_srv(request):
+    """A Redis server of the test module's own, shared by its tests (log:
+    ``redis-<package>.<module>-<port>.log``)."""
+    from tests.redis_server import RedisServer, redis_binary
+
+    module = request.module.__name__.removeprefix("tests.unit.").replace("test_", "")
+    srv = RedisServer(redis_binary(), name=f"redis-{module}").start()
+    yield srv
+    srv.cleanup()

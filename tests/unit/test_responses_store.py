@@ -10,16 +10,8 @@ from gateway.responses_store import Keeper, Stored
 from gateway.responses_store.redis import RedisResponses
 from gateway.responses_store.sqlite import SQLiteResponses
 from gateway.state.link import Link
-from tests.redis_server import RedisServer, redis_binary
 
 DAY = 86400.0
-
-
-@pytest.fixture(scope="module")
-def redis_srv():
-    srv = RedisServer(redis_binary(), name="redis-responses").start()
-    yield srv
-    srv.cleanup()
 
 
 @pytest.fixture(params=["sqlite", "redis"])

@@ -11,16 +11,8 @@ from gateway.policy.admission import plan
 from gateway.policy.model import Policy
 from gateway.policy.redis_counters import RedisCounters
 from gateway.state.link import Link
-from tests.redis_server import RedisServer, redis_binary
 
 T0 = calendar.timegm((2026, 12, 9, 10, 0, 0))  # a Wednesday
-
-
-@pytest.fixture(scope="module")
-def redis_srv():
-    srv = RedisServer(redis_binary(), name="redis-policy").start()
-    yield srv
-    srv.cleanup()
 
 
 @pytest.fixture(params=["sqlite", "redis"])

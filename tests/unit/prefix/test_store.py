@@ -2,12 +2,9 @@
 and size, and an unreachable store means "nothing kept", never an error."""
 from __future__ import annotations
 
-import pytest
-
 from gateway import config
 from gateway.prefix.store import RedisPrefixStore, SQLitePrefixStore, open_store
 from gateway.state.link import Link
-from tests.redis_server import RedisServer, redis_binary
 
 
 class Clock:
@@ -16,13 +13,6 @@ class Clock:
 
     def __call__(self):
         return self.now
-
-
-@pytest.fixture(scope="module")
-def redis_srv():
-    srv = RedisServer(redis_binary(), name="redis-prefix").start()
-    yield srv
-    srv.cleanup()
 
 
 def test_sqlite_keeps_expires_and_bounds(tmp_path):

@@ -33,13 +33,6 @@ from tests.redis_server import RedisServer, redis_binary
 MODEL = "gpt-5"
 
 
-@pytest.fixture(scope="module")
-def redis_srv():
-    srv = RedisServer(redis_binary(), name="redis-unit").start()
-    yield srv
-    srv.cleanup()
-
-
 @pytest.fixture
 def own_redis():
     """A server of the test's own, to stop and start (it keeps its data across)."""
