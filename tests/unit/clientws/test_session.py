@@ -340,42 +340,35 @@ def test_silence_towards_the_client_sends_pings():
         server_sock.close()
 
 
-def test_a_message_above_the_limit_closes_with_1009():
+def close_code(limit: int, normalise, frame: dict) -> int:
+    """Serve *frame* on a fresh session whose WebSocket reads messages up to *limit*
+    bytes: the code it closes the socket with (its thread has ended by then)."""
     server_sock, client_sock = socket.socketpair()
-    session = Session(WebSocket(server_sock, 100), Upstream(), normalise, Headers(),
+    session = Session(WebSocket(server_sock, limit), Upstream(), normalise, Headers(),
                       keepalive=0, tick=0.05)
     thread = threading.Thread(target=session.run, daemon=True)
     thread.start()
     try:
         client = Client(client_sock)
-        client.send({**FRAME, "input": [user("x" * 200)]})
-        assert client.next((CloseConnection,)).code == 1009
+        client.send(frame)
+        code = client.next((CloseConnection,)).code
         thread.join(3)
         assert not thread.is_alive()
+        return code
     finally:
         client_sock.close()
         server_sock.close()
+
+
+def test_a_message_above_the_limit_closes_with_1009():
+    assert close_code(100, normalise, {**FRAME, "input": [user("x" * 200)]}) == 1009
 
 
 def test_a_bug_closes_the_socket_with_1011_and_ends_the_session():
-    server_sock, client_sock = socket.socketpair()
-
     def broken_normalise(body):
         raise RuntimeError("bug")
 
-    session = Session(WebSocket(server_sock, 1 << 20), Upstream(), broken_normalise, Headers(),
-                      keepalive=0, tick=0.05)
-    thread = threading.Thread(target=session.run, daemon=True)
-    thread.start()
-    try:
-        client = Client(client_sock)
-        client.send({**FRAME, "input": []})
-        assert client.next((CloseConnection,)).code == 1011
-        thread.join(3)
-        assert not thread.is_alive()
-    finally:
-        client_sock.close()
-        server_sock.close()
+    assert close_code(1 << 20, broken_normalise, {**FRAME, "input": []}) == 1011
 
 
 def test_a_connection_on_a_descriptor_above_1023_is_served():
