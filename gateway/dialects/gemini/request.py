@@ -79,11 +79,11 @@ from __future__ import annotations
 
 import base64
 import binascii
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from gateway.errors import bad_request
+from gateway.dialects.dropped import UNSAFE, Dropped
 from gateway.dialects.stops import stop_list
 # The arguments' stable bytes are the Messages dialect's (one rule for every dialect).
 from gateway.dialects.tools import ToolNames, arguments_json, stable_call_id
@@ -104,8 +104,6 @@ _DECLARATION = frozenset(("name", "description", "parameters", "parametersJsonSc
 _LEVELS = {"MINIMAL": "low", "LOW": "low", "MEDIUM": "medium", "HIGH": "high"}
 _MODES = {"AUTO": "auto", "VALIDATED": "auto", "ANY": "required", "NONE": "none"}
 _TEXT_TYPES = ("text/", "application/json", "application/xml", "application/x-yaml")
-_UNSAFE = re.compile(r"[^A-Za-z0-9_.:-]")
-_MAX_DROPPED = 32
 _EMPTY_SCHEMA = {"type": "object", "properties": {}}
 
 
@@ -205,21 +203,15 @@ def client_authorization(headers: Mapping, query_key: str | None) -> str | None:
     return headers.get("Authorization")
 
 
-class _Translation:
+class _Translation(Dropped):
     """State of one translation: tool names, open calls, reasoning seen, drops."""
 
     def __init__(self, max_tool_name: int) -> None:
+        super().__init__()
         self.names = ToolNames(max_tool_name)
-        self.dropped: dict[str, None] = {}
         self.open_calls: list[tuple[str, str]] = []  # (call_id, name) not yet answered
         self.answered: set[str] = set()
         self.reasoned: set[str] = set()  # reasoning items already placed (by id or content)
-
-    def drop(self, name: str) -> None:
-        self.dropped[_UNSAFE.sub("_", name)[:64]] = None
-
-    def reported(self) -> list[str]:
-        return list(self.dropped)[:_MAX_DROPPED]
 
     # --- contents ---
 
@@ -429,13 +421,8 @@ class _Translation:
     # --- tools ---
 
     def tools(self, tools) -> list[dict]:
-        if tools is None:
-            return []
-        if not isinstance(tools, list):
-            self.drop("tools")
-            return []
         out = []
-        for tool in tools:
+        for tool in self.listed(tools, "tools"):
             for key, value in fields(tool).items():
                 if key != "functionDeclarations":
                     self.drop("tools." + key)  # googleSearch, codeExecution, urlContext …
@@ -606,4 +593,4 @@ def _message(role: str, parts: list) -> dict:
 
 def _filename(mime: str) -> str:
     ext = mime.rsplit("/", 1)[-1] if "/" in mime else "bin"
-    return f"document.{_UNSAFE.sub('', ext)[:8] or 'bin'}"
+    return f"document.{UNSAFE.sub('', ext)[:8] or 'bin'}"

@@ -32,10 +32,11 @@ Unknown blocks are dropped and reported (``content.<type>``), never a 400.
 """
 from __future__ import annotations
 
+from gateway.dialects.dropped import UNSAFE
 from gateway.dialects.tools import arguments_json, stable_call_id
 
 from .signature import decode_signature
-from .translation import UNSAFE, Translation
+from .translation import Translation
 
 BILLING_PREFIX = "x-anthropic-billing-header:"
 

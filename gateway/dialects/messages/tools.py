@@ -43,13 +43,8 @@ def referenced_tools(messages: list) -> frozenset[str]:
 
 
 def tools(t: Translation, tools) -> list[dict]:
-    if tools is None:
-        return []
-    if not isinstance(tools, list):
-        t.drop("tools")
-        return []
     out = []
-    for tool in tools:
+    for tool in t.listed(tools, "tools"):
         if not isinstance(tool, dict):
             t.drop("tools.invalid")
             continue
