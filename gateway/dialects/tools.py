@@ -11,6 +11,9 @@ from __future__ import annotations
 import hashlib
 import json
 
+# A function tool declared without a schema: an object that takes nothing.
+EMPTY_SCHEMA = {"type": "object", "properties": {}}
+
 
 def shorten_tool_name(name: str, limit: int = 64) -> str:
     """Deterministic short name: a prefix plus a hash, so distinct names stay distinct."""
@@ -31,6 +34,22 @@ def arguments_json(value) -> str:
     if isinstance(value, str):
         return value
     return json.dumps({} if value is None else value, separators=(",", ":"), ensure_ascii=False)
+
+
+def tool_input(arguments) -> dict:
+    """Function-call arguments (Responses' JSON string) -> the object a client
+    reads (Messages ``tool_use.input``, Gemini ``functionCall.args``).
+
+    Both require an object; arguments that are not one are kept under
+    ``_arguments`` so nothing the model wrote is lost silently.
+    """
+    if not isinstance(arguments, str) or not arguments.strip():
+        return {}
+    try:
+        value = json.loads(arguments)
+    except ValueError:
+        return {"_arguments": arguments}
+    return value if isinstance(value, dict) else {"_arguments": arguments}
 
 
 def stable_call_id(msg_index: int, call_index: int, name: str, arguments: str) -> str:

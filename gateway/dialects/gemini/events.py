@@ -33,9 +33,9 @@ import os
 from gateway.jsonio import dumps_text
 from gateway.protocol import error_of
 
-from ..messages.events import tool_input
 from ..output import PART_BREAK, items, message_text, reasoning_handlers, reasoning_text
 from ..stops import first_stop, held_length
+from ..tools import tool_input
 from ..translator import Translator
 from .errors import error_frame, stream_error_frame
 from .signature import encode_thought_signature

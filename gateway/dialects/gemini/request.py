@@ -86,7 +86,7 @@ from gateway.errors import bad_request
 from gateway.dialects.dropped import UNSAFE, Dropped
 from gateway.dialects.stops import stop_list
 # The arguments' stable bytes are the Messages dialect's (one rule for every dialect).
-from gateway.dialects.tools import ToolNames, arguments_json, stable_call_id
+from gateway.dialects.tools import EMPTY_SCHEMA, ToolNames, arguments_json, stable_call_id
 
 from .schema import json_schema
 from .signature import decode_thought_signature
@@ -104,7 +104,6 @@ _DECLARATION = frozenset(("name", "description", "parameters", "parametersJsonSc
 _LEVELS = {"MINIMAL": "low", "LOW": "low", "MEDIUM": "medium", "HIGH": "high"}
 _MODES = {"AUTO": "auto", "VALIDATED": "auto", "ANY": "required", "NONE": "none"}
 _TEXT_TYPES = ("text/", "application/json", "application/xml", "application/x-yaml")
-_EMPTY_SCHEMA = {"type": "object", "properties": {}}
 
 
 @dataclass(slots=True)
@@ -446,7 +445,7 @@ class _Translation(Dropped):
         schema = decl.get("parametersJsonSchema")
         if not isinstance(schema, dict):
             schema = decl.get("parameters")
-        schema = json_schema(schema) if isinstance(schema, dict) else dict(_EMPTY_SCHEMA)
+        schema = json_schema(schema) if isinstance(schema, dict) else dict(EMPTY_SCHEMA)
         out = {"type": "function", "name": self.names(name)}
         if isinstance(decl.get("description"), str):
             out["description"] = decl["description"]

@@ -27,7 +27,6 @@ answer. Failures and truncation become an ``event: error`` frame.
 """
 from __future__ import annotations
 
-import json
 import os
 from json.encoder import encode_basestring_ascii as _quote
 
@@ -36,6 +35,7 @@ from gateway.protocol import error_of
 
 from ..output import PART_BREAK, items, message_text, reasoning_handlers, reasoning_text
 from ..stops import first_stop
+from ..tools import tool_input
 from ..translator import Translator
 from ..stops import held_length
 from .errors import frame_for
@@ -97,21 +97,6 @@ def stop_reason(response: dict, used_tool: bool, refused: bool, *, incomplete: b
     if used_tool:
         return "tool_use"
     return "refusal" if refused else "end_turn"
-
-
-def tool_input(arguments) -> dict:
-    """Function-call arguments -> a ``tool_use.input`` object.
-
-    Anthropic requires an object; arguments that are not one are kept under
-    ``_arguments`` so nothing the model wrote is lost silently.
-    """
-    if not isinstance(arguments, str) or not arguments.strip():
-        return {}
-    try:
-        value = json.loads(arguments)
-    except ValueError:
-        return {"_arguments": arguments}
-    return value if isinstance(value, dict) else {"_arguments": arguments}
 
 
 def _search_blocks(item: dict) -> tuple[dict, dict]:

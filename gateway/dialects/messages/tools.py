@@ -17,13 +17,14 @@ Messages ``tools`` and ``tool_choice`` -> their Responses counterparts.
 """
 from __future__ import annotations
 
+from gateway.dialects.tools import EMPTY_SCHEMA
+
 from .translation import Translation
 
 _TOOL_KEYS = frozenset((
     "name", "description", "input_schema", "type", "cache_control", "defer_loading", "strict",
 ))
 _WEB_SEARCH_KEYS = frozenset(("name", "type", "cache_control", "allowed_domains", "user_location"))
-_EMPTY_SCHEMA = {"type": "object", "properties": {}}
 
 
 def referenced_tools(messages: list) -> frozenset[str]:
@@ -105,7 +106,7 @@ def _function_tool(t: Translation, tool: dict) -> dict | None:
     if isinstance(schema, dict):
         schema = {k: v for k, v in schema.items() if k != "$schema"}
     else:
-        schema = dict(_EMPTY_SCHEMA)
+        schema = dict(EMPTY_SCHEMA)
     out = {"type": "function", "name": t.names(name)}
     if isinstance(tool.get("description"), str):
         out["description"] = tool["description"]
