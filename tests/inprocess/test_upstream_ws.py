@@ -154,9 +154,9 @@ def test_streamed_answers_are_the_same_bytes_as_over_http(make_client, upstream)
     over_http = responses_turns(make_client(upstream_codex_transport="http"), TURNS[:2],
                                 stream=True)
 
-    def stable(data: bytes) -> bytes:  # created_at is the fake's clock
+    def stable(data: bytes) -> bytes:  # times: the fake's clock and the gateway's
         import re
-        return re.sub(rb'"created_at": ?\d+', b'"created_at": 0', data)
+        return re.sub(rb'"(created_at|completed_at|reset_at)": ?\d+', rb'"\1":0', data)
 
     assert [stable(a) for a in over_ws] == [stable(a) for a in over_http]
     assert sse_types(over_ws[0])[-1] == "response.completed"
