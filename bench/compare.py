@@ -52,6 +52,13 @@ def _alternate(gws: dict, reps: int, measure) -> dict:
     return out
 
 
+def _cpu_per(gw, path: str, body, headers: dict, n: int, c: int, scale: float) -> float | None:
+    """The workers' CPU seconds for *n* requests (*c* at once), times *scale*; None
+    when any answer was not a 200."""
+    res, cpu = load.cpu_of(gw.workers(), lambda: load.hey(gw.url + path, body, headers, n, c))
+    return round(cpu * scale, 3) if res["statuses"] == {200: n} else None
+
+
 def _start(tmp: Path, url: str, found: dict, tag: str, workers: int) -> dict:
     return {name: Gateway(tmp, url, workers=workers, root=v["root"], name=f"{tag}-{i}",
                           extra_env=v["env"]).start()
@@ -68,13 +75,9 @@ def per_request(tmp, url, found, files, args) -> dict:
                 for gw in gws.values():
                     load.hey(gw.url + PATHS[endpoint], body, AUTH, 200, 1)  # warm-up
 
-                def measure(gw):
-                    n = args.requests
-                    res, cpu = load.cpu_of(gw.workers(), lambda: load.hey(
-                        gw.url + PATHS[endpoint], body, AUTH, n, 1))
-                    return round(cpu / n * 1000, 3) if res["statuses"] == {200: n} else None
                 key = f"CPU per request, {endpoint} {'stream' if stream else 'JSON'} (ms)"
-                results[key] = _alternate(gws, args.repeats, measure)
+                results[key] = _alternate(gws, args.repeats, lambda gw: _cpu_per(
+                    gw, PATHS[endpoint], body, AUTH, args.requests, 1, 1000 / args.requests))
     finally:
         for gw in gws.values():
             gw.stop()
@@ -94,12 +97,9 @@ def per_event(tmp, url, found, files, events, paced: bool, args) -> dict:
             for gw in gws.values():
                 load.hey(gw.url + PATHS[endpoint], body, headers, 2, 2)
 
-            def measure(gw):
-                res, cpu = load.cpu_of(gw.workers(), lambda: load.hey(
-                    gw.url + PATHS[endpoint], body, headers, n, c))
-                return round(cpu / (n * events) * 1e6, 2) if res["statuses"] == {200: n} else None
             key = f"CPU per event, {endpoint}, {'paced' if paced else 'burst'} upstream (µs)"
-            results[key] = _alternate(gws, args.repeats, measure)
+            results[key] = _alternate(gws, args.repeats, lambda gw: _cpu_per(
+                gw, PATHS[endpoint], body, headers, n, c, 1e6 / (n * events)))
     finally:
         for gw in gws.values():
             gw.stop()
