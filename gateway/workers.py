@@ -298,7 +298,16 @@ class ThreadWorker(gthread.ThreadWorker):
 
     def init_process(self):
         self.heads: dict = {}  # connection -> when its head began to arrive, oldest first
+        self._notified = 0.0
         super().init_process()
+
+    def notify(self):
+        """The heartbeat the arbiter reads (``timeout``: 60 s), written at most once a
+        second: gthread's loop wrote it at every turn, a system call per request or two."""
+        now = time.monotonic()
+        if now - self._notified >= 1.0:
+            self._notified = now
+            super().notify()
 
     def load_wsgi(self):
         super().load_wsgi()
