@@ -2,7 +2,8 @@
 ~~~~~~~~~~~~~~~~~~~~~~~~~~
 The upstream over HTTP: :mod:`.client` sends and reads the streamed body
 (``requests``' and ``urllib3``'s failures translated at its boundary),
-:mod:`.body` decodes the body's framing.
+:mod:`.body` decodes the body's framing, :mod:`.wire` makes the exchange below
+``requests``' adapter cheaper (urllib3 connection classes).
 """
 from __future__ import annotations
 

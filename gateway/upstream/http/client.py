@@ -31,6 +31,7 @@ from ... import jsonio
 from ...relay import EOF, READ, WAITING, Relayable
 from ...sse import SSEParser
 from . import body as framing
+from . import wire
 from ...errors import (TransportError, UpstreamBroken, UpstreamConnectTimeout, UpstreamTimeout,
                       UpstreamUnreachable)
 
@@ -71,6 +72,10 @@ class _Adapter(HTTPAdapter):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self._found: dict[str, tuple] = {}  # url -> (pool, request line)
+
+    def init_poolmanager(self, *args, **kwargs):
+        super().init_poolmanager(*args, **kwargs)
+        self.poolmanager.pool_classes_by_scheme = wire.POOL_CLASSES  # cheaper answers
 
     def _lookup(self, request, verify, proxies, cert):
         if proxies or verify is not True or cert is not None:

@@ -1,0 +1,170 @@
+"""bench.upstream_http
+~~~~~~~~~~~~~~~~~~~~~
+``python -m bench.upstream_http``: CPU time of the calling thread per upstream
+POST over the HTTP transport (``gateway.upstream.http.client.post`` and its
+answer read to the end by ``Reader``), against a local server answering a small
+SSE body with the ~15 headers the Codex backend sends; keep-alive, so no
+handshake. Each of the client's savings is taken back in turn (a patch of its
+class attribute), all in one process run, so before and after meet the same
+machine load; best of several repetitions. Rows for ``bench.micro``.
+"""
+from __future__ import annotations
+
+import contextlib
+import http.client
+import socket
+import subprocess
+import sys
+import threading
+import time
+from unittest import mock
+
+from .bodies import SMALL_REQUEST
+
+_HEAD = (
+    b"HTTP/1.1 200 OK\r\n"
+    b"Date: Sun, 06 Dec 2026 21:00:00 GMT\r\n"
+    b"Content-Type: text/event-stream; charset=utf-8\r\n"
+    b"Transfer-Encoding: chunked\r\n"
+    b"Connection: keep-alive\r\n"
+    b"x-codex-primary-used-percent: 12\r\n"
+    b"x-codex-primary-window-minutes: 300\r\n"
+    b"x-codex-primary-reset-after-seconds: 9876\r\n"
+    b"x-codex-secondary-used-percent: 3\r\n"
+    b"x-codex-secondary-window-minutes: 10080\r\n"
+    b"x-codex-secondary-reset-after-seconds: 501234\r\n"
+    b"x-codex-primary-over-secondary-limit-percent: 0\r\n"
+    b"openai-version: 2020-10-01\r\n"
+    b"x-request-id: 6c1d2f7e-4a0b-4d51-9c1e-2b9f3a5d7e80\r\n"
+    b"x-envoy-upstream-service-time: 41\r\n"
+    b"strict-transport-security: max-age=31536000; includeSubDomains; preload\r\n"
+    b"cf-cache-status: DYNAMIC\r\n"
+    b"set-cookie: __cf_bm=Zq3xk1VbJmKf0tq9a8Wn2oQ.h7YlRr4uPZs-1765054800-1.0.1.1-Ab; "
+    b"path=/; expires=Sun, 06-Dec-26 21:30:00 GMT; domain=.chatgpt.com; HttpOnly; Secure; "
+    b"SameSite=None\r\n"
+    b"x-content-type-options: nosniff\r\n"
+    b"server: cloudflare\r\n"
+    b"cf-ray: 8f2a1b3c4d5e6f70-FRA\r\n"
+    b"alt-svc: h3=\":443\"; ma=86400\r\n"
+    b"\r\n")
+_EVENTS = b"".join(
+    b"event: %s\ndata: {\"type\":\"%s\",\"sequence_number\":%d}\n\n" % (t, t, i)
+    for i, t in enumerate([b"response.created", b"response.in_progress",
+                           b"response.output_text.delta", b"response.output_text.delta",
+                           b"response.output_text.done", b"response.completed"]))
+ANSWER = _HEAD + b"%x\r\n%s\r\n0\r\n\r\n" % (len(_EVENTS), _EVENTS)
+
+
+def _serve(listener: socket.socket) -> None:
+    while True:
+        try:
+            conn, _ = listener.accept()
+        except OSError:
+            return
+        threading.Thread(target=_answer, args=(conn,), daemon=True).start()
+
+
+def _answer(conn: socket.socket) -> None:
+    buf = b""
+    with conn:
+        while True:
+            while b"\r\n\r\n" not in buf:
+                got = conn.recv(65536)
+                if not got:
+                    return
+                buf += got
+            head, buf = buf.split(b"\r\n\r\n", 1)
+            length = int(head.lower().split(b"content-length:", 1)[1].split(b"\r\n", 1)[0])
+            while len(buf) < length:
+                buf += conn.recv(65536)
+            buf = buf[length:]
+            conn.sendall(ANSWER)
+
+
+@contextlib.contextmanager
+def server():
+    """The server in a child process: its work neither counts nor takes the GIL."""
+    child = subprocess.Popen([sys.executable, "-m", "bench.upstream_http", "--serve"],
+                             stdout=subprocess.PIPE, text=True)
+    try:
+        port = int(child.stdout.readline())
+        yield f"http://127.0.0.1:{port}/backend-api/codex/responses"
+    finally:
+        child.kill()
+        child.wait()
+
+
+def serve() -> int:
+    listener = socket.create_server(("127.0.0.1", 0))
+    print(listener.getsockname()[1], flush=True)
+    _serve(listener)
+    return 0
+
+
+HEADERS = {"Authorization": "Bearer " + "e" * 900, "chatgpt-account-id": "acc-0123456789",
+           "OpenAI-Beta": "responses=experimental", "originator": "codex_cli_rs",
+           "session_id": "0199f0c2-7a3b-7c11-9d4e-5f6a7b8c9d0e",
+           "Content-Type": "application/json", "Accept": "text/event-stream",
+           "User-Agent": "codex_cli_rs/0.46.0"}
+
+
+def _cpu_per_request(url: str, n: int) -> float:
+    """CPU µs of this thread (user and system) per post + its answer read to the end."""
+    from gateway.relay import EOF
+    from gateway.upstream.http import client
+
+    start = time.thread_time()
+    for _ in range(n):
+        reader = client.Reader(client.post(url, SMALL_REQUEST, HEADERS, (5, 5)))
+        while reader.next(5) is not EOF:
+            pass
+        reader.close()
+    return (time.thread_time() - start) / n * 1e6
+
+
+def _savings():
+    """Each saving and the patch that takes it back: (name, patch)."""
+    from gateway.upstream.http import wire
+    return [
+        ("plain header block parsed without the email package",
+         lambda: _patches((wire.Connection, "response_class", http.client.HTTPResponse),
+                          (wire.TLSConnection, "response_class", http.client.HTTPResponse))),
+    ]
+
+
+@contextlib.contextmanager
+def _patches(*targets):
+    with contextlib.ExitStack() as stack:
+        for obj, attr, value in targets:
+            stack.enter_context(mock.patch.object(obj, attr, value))
+        yield
+
+
+def rows(n: int = 100, repeat: int = 15) -> list[tuple[str, float]]:
+    """Stock (every saving taken back), then the savings added one at a time. The
+    variants take turns, *repeat* rounds of *n* requests each; the best round of each
+    counts, so a burst of load elsewhere spoils one round of every variant at most."""
+    savings = _savings()
+    labels = ["none"] + ["+ " + name for name, _ in savings]
+    best = [float("inf")] * len(labels)
+    with server() as url:
+        for round_ in range(repeat + 1):
+            for kept in range(len(labels)):
+                with contextlib.ExitStack() as stack:
+                    for _, undo in savings[kept:]:
+                        stack.enter_context(undo())
+                    got = _cpu_per_request(url, n if round_ else 10)  # round 0 warms up
+                if round_:
+                    best[kept] = min(best[kept], got)
+    return [(f"upstream HTTP post + answer read, CPU per request: {label}", us)
+            for label, us in zip(labels, best)]
+
+
+def main() -> int:
+    for name, us in rows():
+        print(f"| {name} | {us:.1f} |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(serve() if "--serve" in sys.argv else main())
