@@ -129,6 +129,9 @@ def _savings():
         ("plain header block parsed without the email package",
          lambda: _patches((wire.Connection, "response_class", http.client.HTTPResponse),
                           (wire.TLSConnection, "response_class", http.client.HTTPResponse))),
+        ("request head and body in one send",
+         lambda: _patches((wire.Connection, "one_send", False),
+                          (wire.TLSConnection, "one_send", False))),
     ]
 
 

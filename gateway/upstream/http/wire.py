@@ -60,11 +60,42 @@ class Response(http.client.HTTPResponse):
     begin = _begin_with(http.client.HTTPResponse.begin)
 
 
-class Connection(HTTPConnection):
+class _OneSend:
+    """A request's header block and its (bytes) body leave in one ``send``: urllib3
+    sends them apart, two system calls (and a poll before each, the socket having a
+    timeout), two TCP segments (TLS: two records). The bytes are the same."""
+
+    one_send = True
+    ONE_SEND_MAX = 1 << 18  # a larger body is not copied behind its head
+    _held = None  # the header block waiting for the body; b"": the next send is it
+
+    def request(self, method, url, body=None, headers=None, **kwargs):
+        if not (self.one_send and type(body) is bytes and 0 < len(body) <= self.ONE_SEND_MAX):
+            return super().request(method, url, body, headers, **kwargs)
+        self._held = b""
+        try:
+            super().request(method, url, body, headers, **kwargs)
+            if self._held:  # no body went (cannot be, for bytes): the head alone
+                super().send(self._held)
+        finally:
+            self._held = None
+
+    def send(self, data):
+        held = self._held
+        if held is None:
+            return super().send(data)
+        if not held:  # the header block (http.client sends it first, whole)
+            self._held = data
+            return None
+        self._held = None
+        return super().send(held + data)
+
+
+class Connection(_OneSend, HTTPConnection):
     response_class = Response
 
 
-class TLSConnection(HTTPSConnection):
+class TLSConnection(_OneSend, HTTPSConnection):
     response_class = Response
 
 

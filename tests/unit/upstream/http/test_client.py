@@ -4,6 +4,7 @@ from __future__ import annotations
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from unittest import mock
 
 import pytest
 
@@ -202,3 +203,89 @@ def test_the_adapter_finds_a_urls_pool_once_and_again_after_it_closed():
     assert adapter._found == {}
     again = adapter.get_connection_with_tls_context(request, True)
     assert again is not pool and again.pool is not None
+
+
+# -- the bytes on the wire: the savings below the adapter change none -------------------
+class _Capture:
+    """A raw socket server keeping each request's bytes, answering each alike."""
+
+    ANSWER = (b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nSet-Cookie: a=b; path=/\r\n"
+              b"Content-Length: %d\r\n\r\n%s" % (len(FRAME), FRAME))
+
+    def __init__(self):
+        import socket
+        self.requests: list[bytes] = []
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self.listener.getsockname()[1]}/v/responses"
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self):
+        while True:
+            try:
+                conn, _ = self.listener.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._answer, args=(conn,), daemon=True).start()
+
+    def _answer(self, conn):
+        buf = b""
+        with conn:
+            while True:
+                while b"\r\n\r\n" not in buf:
+                    got = conn.recv(65536)
+                    if not got:
+                        return
+                    buf += got
+                head = buf.split(b"\r\n\r\n", 1)[0]
+                length = int(head.lower().split(b"content-length: ", 1)[1].split(b"\r\n")[0])
+                while len(buf) < len(head) + 4 + length:
+                    buf += conn.recv(65536)
+                self.requests.append(buf[:len(head) + 4 + length])
+                buf = buf[len(head) + 4 + length:]
+                conn.sendall(self.ANSWER)
+
+
+@pytest.fixture()
+def capture():
+    srv = _Capture()
+    yield srv
+    srv.listener.close()
+
+
+def _post_and_read(url, headers):
+    reader = transport.Reader(transport.post(url, {"model": "m", "input": "é"}, headers, (3, 3)))
+    got = drain(reader, 5)
+    reader.close()
+    return b"".join(c for c in got if isinstance(c, bytes))
+
+
+HEADERS = {"Authorization": "Bearer t", "session_id": "s-1", "Accept": "text/event-stream",
+           "Content-Type": "application/json"}
+
+
+def _stock():
+    """Every saving below the adapter taken back (bench.upstream_http's switches)."""
+    import contextlib
+
+    from bench.upstream_http import _savings
+    stack = contextlib.ExitStack()
+    for _, undo in _savings():
+        stack.enter_context(undo())
+    return stack
+
+
+def test_the_request_bytes_are_the_stock_clients_in_one_send(capture):
+    import http.client
+    sends = []
+    real_send = http.client.HTTPConnection.send
+    with mock.patch.object(http.client.HTTPConnection, "send",
+                           lambda self, data: sends.append(len(data)) or real_send(self, data)):
+        assert _post_and_read(capture.url, HEADERS) == FRAME
+        assert len(sends) == 1  # head and body in one segment
+        with _stock():
+            assert _post_and_read(capture.url, HEADERS) == FRAME
+        assert len(sends) == 3  # the stock client: head, then body
+    fast, stock = capture.requests
+    assert fast == stock
+    assert fast.startswith(b"POST /v/responses HTTP/1.1\r\nHost: 127.0.0.1:")
+    assert b"\r\nAuthorization: Bearer t\r\n" in fast and fast.endswith(b'"input":"\xc3\xa9"}')
