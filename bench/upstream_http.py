@@ -19,6 +19,8 @@ import threading
 import time
 from unittest import mock
 
+from requests.adapters import HTTPAdapter
+
 from .bodies import SMALL_REQUEST
 
 _HEAD = (
@@ -124,15 +126,21 @@ def _cpu_per_request(url: str, n: int) -> float:
 
 def _savings():
     """Each saving and the patch that takes it back: (name, patch)."""
-    from gateway.upstream.http import wire
+    from gateway.upstream.http import client, wire
     return [
         ("plain header block parsed without the email package",
          lambda: _patches((wire.Connection, "response_class", http.client.HTTPResponse),
                           (wire.TLSConnection, "response_class", http.client.HTTPResponse))),
         ("request head and body in one send",
-         lambda: _patches((wire.Connection, "one_send", False),
-                          (wire.TLSConnection, "one_send", False))),
+         lambda: _patches((wire._OneSend, "request", _stock_request))),
+        ("no cookie jar filled per answer",
+         lambda: _patches((client._Adapter, "build_response", HTTPAdapter.build_response))),
     ]
+
+
+def _stock_request(self, *args, **kwargs):
+    from gateway.upstream.http import wire
+    return super(wire._OneSend, self).request(*args, **kwargs)
 
 
 @contextlib.contextmanager

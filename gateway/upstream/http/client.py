@@ -26,6 +26,8 @@ import time
 import requests
 import urllib3
 from requests.adapters import HTTPAdapter
+from requests.structures import CaseInsensitiveDict
+from requests.utils import get_encoding_from_headers
 
 from ... import jsonio
 from ...relay import EOF, READ, WAITING, Relayable
@@ -107,6 +109,21 @@ class _Adapter(HTTPAdapter):
     def close(self):
         self._found.clear()
         super().close()
+
+    def build_response(self, req, resp):
+        """``requests``' answer without the cookies taken into its jar: nothing reads
+        them (the gateway keeps no cookies, and ``post`` is no Session), and the
+        cookie module parsed every ``Set-Cookie`` the backend sends."""
+        response = requests.Response()
+        response.status_code = resp.status
+        response.headers = CaseInsensitiveDict(resp.headers)
+        response.encoding = get_encoding_from_headers(response.headers)
+        response.raw = resp
+        response.reason = resp.reason
+        response.url = req.url
+        response.request = req
+        response.connection = self
+        return response
 
 
 def post(url: str, body: dict, headers: dict, timeout: tuple[float, float],

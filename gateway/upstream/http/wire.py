@@ -65,12 +65,11 @@ class _OneSend:
     sends them apart, two system calls (and a poll before each, the socket having a
     timeout), two TCP segments (TLS: two records). The bytes are the same."""
 
-    one_send = True
     ONE_SEND_MAX = 1 << 18  # a larger body is not copied behind its head
     _held = None  # the header block waiting for the body; b"": the next send is it
 
     def request(self, method, url, body=None, headers=None, **kwargs):
-        if not (self.one_send and type(body) is bytes and 0 < len(body) <= self.ONE_SEND_MAX):
+        if not (type(body) is bytes and 0 < len(body) <= self.ONE_SEND_MAX):
             return super().request(method, url, body, headers, **kwargs)
         self._held = b""
         try:

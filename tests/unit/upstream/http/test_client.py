@@ -289,3 +289,20 @@ def test_the_request_bytes_are_the_stock_clients_in_one_send(capture):
     assert fast == stock
     assert fast.startswith(b"POST /v/responses HTTP/1.1\r\nHost: 127.0.0.1:")
     assert b"\r\nAuthorization: Bearer t\r\n" in fast and fast.endswith(b'"input":"\xc3\xa9"}')
+
+
+def test_the_answer_is_requests_own_without_its_cookies(capture):
+    def answer():
+        resp = transport.post(capture.url, {}, HEADERS, (3, 3))
+        state = {k: v for k, v in vars(resp).items() if k not in ("raw", "request", "cookies")}
+        state["headers"] = list(resp.headers.items())
+        state["content"] = resp.content
+        return resp, state
+
+    fast, fast_state = answer()
+    with _stock():
+        stock, stock_state = answer()
+    assert fast_state == stock_state
+    assert fast_state["headers"][1] == ("Set-Cookie", "a=b; path=/")
+    assert type(fast) is type(stock) and fast.raw.__class__ is stock.raw.__class__
+    assert dict(stock.cookies) == {"a": "b"} and dict(fast.cookies) == {}  # kept by nobody
