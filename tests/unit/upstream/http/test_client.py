@@ -306,3 +306,23 @@ def test_the_answer_is_requests_own_without_its_cookies(capture):
     assert fast_state["headers"][1] == ("Set-Cookie", "a=b; path=/")
     assert type(fast) is type(stock) and fast.raw.__class__ is stock.raw.__class__
     assert dict(stock.cookies) == {"a": "b"} and dict(fast.cookies) == {}  # kept by nobody
+
+
+@pytest.mark.parametrize("header", [("X-A", "v\r\nX-Evil: 1"), ("X-A", " leading"),
+                                    ("X-A", "v\nX: 1"), ("X-A\r\nX-Evil", "1"), ("X-A", 7)])
+def test_header_values_are_still_checked_before_anything_is_sent(capture, header):
+    import requests
+    with pytest.raises(requests.exceptions.InvalidHeader):
+        transport.post(capture.url, {}, dict([header]), (3, 3))
+    assert capture.requests == []
+
+
+def test_the_request_is_what_requests_prepares():
+    import requests
+    url = "http://Example.COM:8080/v/responses?x=1"
+    built = transport._request(url, {"A": "1", "content-length": "9", "B": b"2"}, b"{}")
+    stock = requests.Request("POST", url).prepare()
+    stock.prepare_headers({"A": "1", "content-length": "9", "B": b"2"})
+    stock.prepare_body(b"{}", None)
+    assert (built.method, built.url, list(built.headers.items()), built.body) == \
+        (stock.method, stock.url, list(stock.headers.items()), stock.body)
