@@ -26,6 +26,7 @@ import time
 import requests
 import urllib3
 from requests.adapters import HTTPAdapter
+from urllib3 import HTTPHeaderDict
 from requests.structures import CaseInsensitiveDict
 from requests.utils import check_header_validity, get_encoding_from_headers, to_native_string
 
@@ -116,7 +117,9 @@ class _Adapter(HTTPAdapter):
         cookie module parsed every ``Set-Cookie`` the backend sends."""
         response = requests.Response()
         response.status_code = resp.status
-        response.headers = CaseInsensitiveDict(resp.headers)
+        headers = resp.headers  # urllib3's: its repeats merged as its Mapping view gives them
+        response.headers = CaseInsensitiveDict(
+            headers.itermerged() if isinstance(headers, HTTPHeaderDict) else headers)
         response.encoding = get_encoding_from_headers(response.headers)
         response.raw = resp
         response.reason = resp.reason

@@ -31,13 +31,23 @@ _PLAIN = re.compile(rb"(?:[!-9;-~]+:[\t -~]*\r\n)*\r\n")
 _MIME_BODY = re.compile(rb"^content-type:[^\r]*(?:multipart|message)", re.I | re.M)
 
 
+class PlainMessage(http.client.HTTPMessage):
+    """The stdlib's message of a plain block: its values, decoded from Latin-1,
+    hold no surrogates, so the policy's per-value check (which wraps a value with
+    surrogates in a ``Header``) gives each back as is, and ``items()`` (urllib3
+    reads them all per answer) is the list."""
+
+    def items(self):
+        return self._headers[:]
+
+
 def parse_headers(fp, _class=http.client.HTTPMessage):
     """``http.client.parse_headers``' answer, built directly when the block is plain."""
     lines = http.client._read_headers(fp)  # its line and count limits, as before
     block = b"".join(lines)
     if _PLAIN.fullmatch(block) is None or _MIME_BODY.search(block) is not None:
         return http.client.parse_headers(io.BytesIO(block), _class)
-    msg = _class()
+    msg = (PlainMessage if _class is http.client.HTTPMessage else _class)()
     raw = msg._headers  # what the parser's set_raw appends to
     for line in lines[:-1]:
         name, value = line.decode("latin-1").split(":", 1)

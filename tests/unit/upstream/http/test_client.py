@@ -210,6 +210,7 @@ class _Capture:
     """A raw socket server keeping each request's bytes, answering each alike."""
 
     ANSWER = (b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nSet-Cookie: a=b; path=/\r\n"
+              b"X-Dup: 1\r\nx-other: 2\r\nx-dup: 3\r\n"
               b"Content-Length: %d\r\n\r\n%s" % (len(FRAME), FRAME))
 
     def __init__(self):
@@ -303,7 +304,8 @@ def test_the_answer_is_requests_own_without_its_cookies(capture):
     with _stock():
         stock, stock_state = answer()
     assert fast_state == stock_state
-    assert fast_state["headers"][1] == ("Set-Cookie", "a=b; path=/")
+    assert fast_state["headers"][1:4] == [("Set-Cookie", "a=b; path=/"), ("X-Dup", "1, 3"),
+                                          ("x-other", "2")]
     assert type(fast) is type(stock) and fast.raw.__class__ is stock.raw.__class__
     assert dict(stock.cookies) == {"a": "b"} and dict(fast.cookies) == {}  # kept by nobody
 
