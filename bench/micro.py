@@ -8,7 +8,8 @@ measured in a child process with ``PROMETHEUS_MULTIPROC_DIR`` set, as under
 gunicorn, because prometheus_client picks its mode when first imported), and
 what cache-break detection and repair cost a request (``gateway/prefix``: CPU
 time per turn of a coding-agent conversation, with both off, detection only,
-and detection + repair for a tidy and for a sloppy client; SQLite store).
+and detection + repair for a tidy and for a sloppy client; SQLite store), and
+what the upstream HTTP client costs a request (:mod:`bench.upstream_http`).
 """
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ import tempfile
 import time
 import timeit
 
+from . import upstream_http
 from .bodies import SMALL_REQUEST, long_text
 
 
@@ -73,6 +75,7 @@ def main() -> int:
     rows += policy_rows()
     rows += placement_rows()
     rows += prefix_rows()
+    rows += upstream_http.piece_rows() + upstream_http.rows()
     print("| hot path | µs per call |\n|---|---|")
     for name, us in rows:
         print(f"| {name} | {us:.2f} |")
