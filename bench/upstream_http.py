@@ -57,16 +57,18 @@ _EVENTS = b"".join(
 ANSWER = _HEAD + b"%x\r\n%s\r\n0\r\n\r\n" % (len(_EVENTS), _EVENTS)
 
 
-def _serve(listener: socket.socket) -> None:
+def serve_forever(listener: socket.socket, answer: bytes = ANSWER, seen=None) -> None:
+    """Answer every request on *listener*'s connections with *answer* (keep-alive),
+    each request's bytes appended to *seen* when given. Returns once it is closed."""
     while True:
         try:
             conn, _ = listener.accept()
         except OSError:
             return
-        threading.Thread(target=_answer, args=(conn,), daemon=True).start()
+        threading.Thread(target=_answer, args=(conn, answer, seen), daemon=True).start()
 
 
-def _answer(conn: socket.socket) -> None:
+def _answer(conn: socket.socket, answer: bytes, seen) -> None:
     buf = b""
     with conn:
         while True:
@@ -75,12 +77,15 @@ def _answer(conn: socket.socket) -> None:
                 if not got:
                     return
                 buf += got
-            head, buf = buf.split(b"\r\n\r\n", 1)
+            head = buf.split(b"\r\n\r\n", 1)[0]
             length = int(head.lower().split(b"content-length:", 1)[1].split(b"\r\n", 1)[0])
-            while len(buf) < length:
+            end = len(head) + 4 + length
+            while len(buf) < end:
                 buf += conn.recv(65536)
-            buf = buf[length:]
-            conn.sendall(ANSWER)
+            if seen is not None:
+                seen.append(buf[:end])
+            buf = buf[end:]
+            conn.sendall(answer)
 
 
 @contextlib.contextmanager
@@ -99,7 +104,7 @@ def server():
 def serve() -> int:
     listener = socket.create_server(("127.0.0.1", 0))
     print(listener.getsockname()[1], flush=True)
-    _serve(listener)
+    serve_forever(listener)
     return 0
 
 

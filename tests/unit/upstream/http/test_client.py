@@ -207,7 +207,8 @@ def test_the_adapter_finds_a_urls_pool_once_and_again_after_it_closed():
 
 # -- the bytes on the wire: the savings below the adapter change none -------------------
 class _Capture:
-    """A raw socket server keeping each request's bytes, answering each alike."""
+    """A raw socket server keeping each request's bytes, answering each alike (the
+    bench's: requests on the wire are its subject too)."""
 
     ANSWER = (b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nSet-Cookie: a=b; path=/\r\n"
               b"X-Dup: 1\r\nx-other: 2\r\nx-dup: 3\r\n"
@@ -215,35 +216,13 @@ class _Capture:
 
     def __init__(self):
         import socket
+
+        from bench.upstream_http import serve_forever
         self.requests: list[bytes] = []
         self.listener = socket.create_server(("127.0.0.1", 0))
         self.url = f"http://127.0.0.1:{self.listener.getsockname()[1]}/v/responses"
-        threading.Thread(target=self._serve, daemon=True).start()
-
-    def _serve(self):
-        while True:
-            try:
-                conn, _ = self.listener.accept()
-            except OSError:
-                return
-            threading.Thread(target=self._answer, args=(conn,), daemon=True).start()
-
-    def _answer(self, conn):
-        buf = b""
-        with conn:
-            while True:
-                while b"\r\n\r\n" not in buf:
-                    got = conn.recv(65536)
-                    if not got:
-                        return
-                    buf += got
-                head = buf.split(b"\r\n\r\n", 1)[0]
-                length = int(head.lower().split(b"content-length: ", 1)[1].split(b"\r\n")[0])
-                while len(buf) < len(head) + 4 + length:
-                    buf += conn.recv(65536)
-                self.requests.append(buf[:len(head) + 4 + length])
-                buf = buf[len(head) + 4 + length:]
-                conn.sendall(self.ANSWER)
+        threading.Thread(target=serve_forever, args=(self.listener, self.ANSWER, self.requests),
+                         daemon=True).start()
 
 
 @pytest.fixture()
