@@ -26,9 +26,9 @@ import time
 import requests
 import urllib3
 from requests.adapters import HTTPAdapter
-from urllib3 import HTTPHeaderDict
 from requests.structures import CaseInsensitiveDict
 from requests.utils import check_header_validity, get_encoding_from_headers, to_native_string
+from urllib3 import HTTPHeaderDict
 
 from ... import jsonio
 from ...relay import EOF, READ, WAITING, Relayable
