@@ -307,3 +307,20 @@ def test_the_request_is_what_requests_prepares():
     stock.prepare_body(b"{}", None)
     assert (built.method, built.url, list(built.headers.items()), built.body) == \
         (stock.method, stock.url, list(stock.headers.items()), stock.body)
+
+
+def test_over_tls_the_wire_classes_carry_it_and_certificates_are_still_checked(tls_server):
+    from gateway.errors import UpstreamUnreachable
+    from gateway.upstream.http import wire
+    url, cert = tls_server
+    with pytest.raises(UpstreamUnreachable, match="CERTIFICATE_VERIFY_FAILED"):
+        transport.post(url, {}, HEADERS, (3, 3))  # self-signed: refused, as before
+    adapter = transport.session().get_adapter(url)
+    resp = adapter.send(transport._request(url, HEADERS, b"{}"), stream=True, timeout=(3, 3),
+                        verify=cert)
+    assert isinstance(resp.raw._connection, wire.TLSConnection)
+    assert isinstance(resp.raw._original_response.msg, wire.PlainMessage)
+    reader = transport.Reader(resp)
+    got = drain(reader, 5)
+    reader.close()
+    assert b"".join(c for c in got if isinstance(c, bytes)) == FRAME + BIG + FRAME
