@@ -11,6 +11,7 @@ tests/unit/test_continuity.py pin the keys).
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import uuid
@@ -21,6 +22,7 @@ from .models import MODEL_SUFFIX as _MODEL_SUFFIX  # the one effort-suffix defin
 
 ANONYMOUS = "anonymous"
 _EXPLICIT_MAX = 64  # what an unscoped explicit key may be before it is hashed
+_HEAD_JSON = json.JSONEncoder(separators=(",", ":"))  # json.dumps builds one per call
 
 
 @dataclass(frozen=True)
@@ -30,7 +32,7 @@ class Continuity:
     key: str | None
     source: str
 
-    @property
+    @functools.cached_property
     def short_hash(self) -> str:
         """A log-safe fingerprint of the key (never the raw inputs)."""
         return hashlib.sha256((self.key or "").encode()).hexdigest()[:10]
@@ -54,7 +56,7 @@ def resolve(
     executor calls :func:`bind_account`.
     """
     scope = principal or ANONYMOUS
-    ns = uuid.UUID(cfg.namespace)
+    ns = _namespace(cfg.namespace)
     limit = cfg.max_signal_length
     for source in cfg.chain:
         if source == "prompt_cache_key":
@@ -92,7 +94,7 @@ def bind_account(cont: Continuity, account_id: str, principal: str | None,
     """Finish an ``account``-sourced continuity once the account is known."""
     if cont.key is not None:
         return cont
-    ns = uuid.UUID(cfg.namespace)
+    ns = _namespace(cfg.namespace)
     return Continuity(_derive(ns, "account", principal or ANONYMOUS, account_id), "account")
 
 
@@ -143,7 +145,7 @@ def conversation_fingerprint(body: dict) -> str | None:
         return None
     head.append(["user", first_user])
     head.append(["model", model_family(body.get("model"))])
-    return hashlib.sha256(json.dumps(head, separators=(",", ":")).encode()).hexdigest()
+    return hashlib.sha256(_HEAD_JSON.encode(head).encode()).hexdigest()
 
 
 def model_family(model) -> str:
@@ -187,5 +189,17 @@ def _clean(value, limit: int) -> str | None:
     return value
 
 
-def _derive(ns: uuid.UUID, source: str, scope: str, value: str) -> str:
-    return str(uuid.uuid5(ns, f"{source}:{scope}:{value}"))
+@functools.lru_cache(maxsize=8)
+def _namespace(text: str) -> bytes:
+    """The namespace UUID's bytes (parsed once, not per request)."""
+    return uuid.UUID(text).bytes
+
+
+def _derive(ns: bytes, source: str, scope: str, value: str) -> str:
+    """``str(uuid.uuid5(UUID(bytes=ns), f"{source}:{scope}:{value}"))`` without the
+    two UUID objects (RFC 4122 §4.3: SHA-1, then the version and variant bits)."""
+    digest = bytearray(hashlib.sha1(ns + f"{source}:{scope}:{value}".encode()).digest()[:16])
+    digest[6] = (digest[6] & 0x0F) | 0x50  # version 5
+    digest[8] = (digest[8] & 0x3F) | 0x80  # variant RFC 4122
+    h = digest.hex()
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"

@@ -174,3 +174,13 @@ def test_every_source_the_config_accepts_is_one_the_resolver_reads(source):
     cfg = config_mod.load(env={"CODEX_GATEWAY_CONTINUITY_SOURCES": source}).continuity
     headers = {"session-id": "s", "idempotency-key": "i"}
     assert continuity.resolve(body(key="k"), headers, "p", cfg).source == source
+
+
+@pytest.mark.parametrize("value", ["", "abc", "é中🙂", "x" * 600, "a:b:c"])
+def test_derive_is_uuid5_of_the_namespace(value):
+    """The derived key is exactly ``uuid5(namespace, "source:scope:value")``."""
+    import uuid
+
+    ns = config_mod.ContinuityConfig().namespace
+    got = continuity._derive(continuity._namespace(ns), "conversation", "key-1", value)
+    assert got == str(uuid.uuid5(uuid.UUID(ns), f"conversation:key-1:{value}"))
