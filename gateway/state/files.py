@@ -48,9 +48,13 @@ class FileStore:
         self._cache: dict[Path, tuple[tuple, dict | None]] = {}
         self._derived: tuple[dict, dict | None] | None = None  # (auth_file data, its record)
         self._mutex = threading.Lock()
+        self._paths: dict[str, Path] = {}  # account id -> its file (asked per request)
 
     def path(self, account_id: str) -> Path:
-        return self.dir / f"{safe_id(account_id)}.json"
+        path = self._paths.get(account_id)
+        if path is None:
+            path = self._paths[account_id] = self.dir / f"{safe_id(account_id)}.json"
+        return path
 
     def records(self) -> list[dict]:
         """Every account record; a store file wins over the auth_file for one id."""
