@@ -122,7 +122,8 @@ class Executor:
         """The call's continuity and the pool's selection of accounts for it; a
         GatewayError (not yet in the record) when there are none, or when the
         key's policy refuses the call (*count*: it counts against the key's limits)."""
-        model = self._resolve_model(call)
+        accounts = self.pool.accounts()  # once per request: a store check each time
+        model = self._resolve_model(call, accounts)
         if self.gate is not None:
             call.policy = self.gate.admit(call.principal, model, call.body, call.record, count)
         cont = continuity.resolve(call.body, call.headers, call.principal,
@@ -135,7 +136,8 @@ class Executor:
             fetched = self.catalogs.fetched_accounts()
             serves = lambda a: a.id in listing or a.id not in fetched or model in a.models  # noqa: E731
         return cont, self.pool.select(cont.key or "", model, self.catalog.kinds_for(model),
-                                      serves, new=placement.is_new_conversation(call.body))
+                                      serves, new=placement.is_new_conversation(call.body),
+                                      accounts=accounts)
 
     def prewarm(self, call: Call) -> UpstreamStream | None:
         """Forward a prewarm (Codex's ``generate: false``) on the conversation's
@@ -187,14 +189,14 @@ class Executor:
             headers=self._client_headers(call, cont, dropped, profile, answer.headers, creds),
             hidden=self._hidden(call))
 
-    def _resolve_model(self, call: Call) -> str:
+    def _resolve_model(self, call: Call, accounts=None) -> str:
         """Catalog, aliases and effort suffixes: the model the upstream is sent.
 
         Before continuity, so every spelling of one model (``gpt-5.5-high``,
         ``claude-opus-…``) keeps the conversation on one key."""
         res = models.resolve(call.body.get("model"), self.catalog,
                              explicit_effort=models.request_effort(call.body),
-                             served=self.pool.served_models())
+                             served=self.pool.served_models(accounts))
         models.apply(call.body, res)
         call.record.model_sent = res.model
         return res.model

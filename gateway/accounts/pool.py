@@ -87,12 +87,14 @@ class Selection:
     placement gives it, and the cooldowns met while going through them (what the
     client is told if none serves)."""
 
-    def __init__(self, pool: AccountPool, choices: tuple[placement.Choice, ...]):
+    def __init__(self, pool: AccountPool, choices: tuple[placement.Choice, ...],
+                 snap: dict | None = None):
         self.choices = choices
         self.accounts = tuple(c.account for c in choices)  # cooling ones included
         self.cooling: list[tuple[float, str | None]] = []  # (until, reason)
         self.reason: str | None = None  # why the account last yielded was chosen
         self._pool = pool
+        self._snap = snap  # the health read the order was placed on (for the first account)
 
     def __iter__(self):
         """The accounts to try, in order. One at 100 % of a quota window is skipped
@@ -101,10 +103,13 @@ class Selection:
         the right to probe it (:meth:`AccountPool.cooldown_or_claim_probe`):
         checked only when the request gets that far."""
         for choice in self.choices:
+            # The first account is checked on the health read it was placed on, a moment
+            # ago; an account reached after a failure on a fresh one.
+            snap, self._snap = self._snap, None
             if choice.until and choice.until > time.time():
                 self.cooling.append((choice.until, "usage_limit_reached"))
                 continue
-            wait = self._pool.cooldown_or_claim_probe(choice.account)
+            wait = self._pool.cooldown_or_claim_probe(choice.account, snap)
             if wait:
                 self.cooling.append(wait)
                 continue
@@ -223,21 +228,29 @@ class AccountPool:
                 log.info("account %s: new credentials, needs-login lifted", rec["id"])
                 self.health.clear(rec["id"], login=True)
 
-    def served_models(self) -> tuple[str, ...]:
-        """Every model some account's ``--models`` list names."""
-        return tuple(dict.fromkeys(m for a in self.accounts() for m in a.models))
+    def served_models(self, accounts: list[Account] | None = None) -> tuple[str, ...]:
+        """Every model some account's ``--models`` list names (*accounts*: what
+        :meth:`accounts` gave this request already)."""
+        accounts = self.accounts() if accounts is None else accounts
+        return tuple(dict.fromkeys(m for a in accounts for m in a.models))
 
     def select(self, key: str, model: str | None = None,
                kinds: frozenset[str] | None = None,
-               serves: Callable[[Account], bool] | None = None, new: bool = False) -> Selection:
+               serves: Callable[[Account], bool] | None = None, new: bool = False,
+               accounts: list[Account] | None = None) -> Selection:
         """The accounts that may serve *model* (None: any) for continuity key
         *key*, best first; *kinds* keeps only accounts of those kinds (the
         catalog's upstreams for the model), *serves* only those it accepts (the
         backend's own model lists). A GatewayError when none may: 404 when
         accounts exist but none of them passes, else :meth:`unavailable_error`
         (or a 503 while the state store has never answered). *new*: the request
-        opens a conversation (the placement reason says ``headroom``, not ``sticky``)."""
-        ranked = self.placed(key, model, new)
+        opens a conversation (the placement reason says ``headroom``, not ``sticky``);
+        *accounts*: what :meth:`accounts` gave this request already (one store check
+        per request)."""
+        if accounts is None:
+            accounts = self.accounts()  # first: it may lift a needs-login mark
+        snap = self.health.snapshot()
+        ranked = self.placed(key, model, new, accounts, snap)
         accounts = [c for c in ranked if (kinds is None or c.account.kind in kinds)
                     and (serves is None or serves(c.account))]
         if ranked and not accounts:
@@ -247,7 +260,7 @@ class AccountPool:
                 code="model_not_found", param="model")
         if not accounts:
             raise self.unavailable_error()
-        return Selection(self, tuple(accounts))
+        return Selection(self, tuple(accounts), snap)
 
     def unavailable_error(self) -> GatewayError:
         """Why no account can serve: all need a login (or are disabled), or none exists."""
@@ -259,14 +272,18 @@ class AccountPool:
         """Accounts for *key*, best first (cooling ones stay: a Selection skips them)."""
         return [c.account for c in self.placed(key, model)]
 
-    def placed(self, key: str, model: str | None, new: bool = False) -> list[placement.Choice]:
+    def placed(self, key: str, model: str | None, new: bool = False,
+               accounts: list[Account] | None = None,
+               snap: dict | None = None) -> list[placement.Choice]:
         """The placement order for *key* over the accounts that can serve *model*
         and need no login, each with its reason (:mod:`.placement`); *new*: the
-        request opens a conversation."""
-        accounts = self.accounts()  # first: it may lift a needs-login mark
+        request opens a conversation. *accounts* and *snap*: this request's reads of
+        :meth:`accounts` and of the health store, when it has them."""
+        if accounts is None:
+            accounts = self.accounts()  # first: it may lift a needs-login mark
         if not accounts and self._state_missing:
             raise self._state_error("it does not know any upstream account yet")
-        snap = self.health.snapshot()
+        snap = self.health.snapshot() if snap is None else snap
         usable = [a for a in accounts if (not a.models or model is None or model in a.models)
                   and not (snap.get(a.id) or {}).get("needs_login")]
         return placement.place(key, usable, self.standings(snap), self._knobs, new=new)
@@ -407,12 +424,14 @@ class AccountPool:
         return "refreshed"
 
     # -- health --------------------------------------------------------------
-    def cooldown_or_claim_probe(self, account: Account) -> tuple[float, str | None] | None:
+    def cooldown_or_claim_probe(self, account: Account,
+                                snap: dict | None = None) -> tuple[float, str | None] | None:
         """``(until, reason)`` while the account cools down, None when it may be
         used now. Writes: one request (across workers) per PROBE_INTERVAL claims
         the right to try an account in a long cooldown, so a quota that resets
-        early is noticed; that request gets None."""
-        row = self.health.state(account.id)
+        early is noticed; that request gets None. *snap*: a health snapshot just
+        read (else it is read now)."""
+        row = self.health.state(account.id) if snap is None else snap.get(account.id)
         until = row and row.get("cooldown_until")
         now = time.time()
         if not until or until <= now:
