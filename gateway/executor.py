@@ -20,6 +20,7 @@ from .security import scrub
 from .errors import GatewayError, TransportError
 from .failures import UpstreamFailure
 from .accounts import placement
+from .client_headers import ClientHeaders
 from .headers import header_list
 from .policy import quota
 from .prefix.store import open_store
@@ -52,6 +53,9 @@ class Call:
     keepalive: float = 0.0                 # > 0: it wants keep-alive ticks while silent
     policy: object = None                  # the key's policy, once the gate has read it
     on_output: Callable | None = None      # keeps the answer's items (gateway.prefix)
+
+    def __post_init__(self) -> None:
+        self.headers = ClientHeaders.of(self.headers)  # read once, looked up many times
 
 
 class _Failover(Exception):
