@@ -90,6 +90,9 @@ class Standing:
         return {"level": self.level, "draining": self.state != OPEN}
 
 
+_UNKNOWN = Standing()  # an account with no stored windows
+
+
 @dataclass(frozen=True)
 class Choice:
     account: object
@@ -179,14 +182,19 @@ def place(key: str, accounts: Iterable, standings: Mapping[str, Standing], knobs
         ranked = ranking.rank(key, accounts)
         return [Choice(a, (HEADROOM if new else STICKY) if i == 0 else FAILOVER)
                 for i, a in enumerate(ranked)]
-    of = {a.id: standings.get(a.id) or Standing() for a in accounts}
+    of = {a.id: standings.get(a.id) or _UNKNOWN for a in accounts}
     factor = _factors(accounts, of, knobs)
-    score = {a.id: ranking.score(key, a.id, (getattr(a, "weight", 1.0) or 1.0)
-                                 * factor[a.id]) for a in accounts}
+    score = {}
+    by_state: dict[str, list] = {OPEN: [], DRAINING: [], EXHAUSTED: []}
+    for a in accounts:  # one pass: every request places its conversation
+        score[a.id] = ranking.score(key, a.id, (getattr(a, "weight", 1.0) or 1.0) * factor[a.id])
+        group = by_state.get(of[a.id].state)
+        if group is not None:
+            group.append(a)
 
     def ranked(state: str) -> list:
-        return sorted((a for a in accounts if of[a.id].state == state),
-                      key=lambda a: (-score[a.id], a.id))
+        group = by_state[state]
+        return sorted(group, key=lambda a: (-score[a.id], a.id)) if len(group) > 1 else group
 
     first, draining, exhausted = ranked(OPEN), ranked(DRAINING), ranked(EXHAUSTED)
     if not first:  # nothing below the mark: the mark cannot be honoured
@@ -221,11 +229,10 @@ def _factors(accounts: list, of: Mapping[str, Standing], knobs: Knobs) -> dict[s
     """Each account's headroom factor; an unknown one counts as neutral: the median
     of the known open accounts' (so learning the first account's windows moves
     nobody when the others turn out alike), ``NEUTRAL_FACTOR`` when none is known."""
-    known = sorted(of[a.id].factor(knobs) for a in accounts
-                   if of[a.id].level is not None and of[a.id].state == OPEN)
+    own = {a.id: of[a.id].factor(knobs) for a in accounts if of[a.id].level is not None}
+    known = sorted(own[a.id] for a in accounts if a.id in own and of[a.id].state == OPEN)
     neutral = known[len(known) // 2] if known else NEUTRAL_FACTOR
-    return {a.id: neutral if of[a.id].level is None else of[a.id].factor(knobs)
-            for a in accounts}
+    return {a.id: own.get(a.id, neutral) for a in accounts}
 
 
 # -- what a moved conversation must leave out (pure) --------------------------------
