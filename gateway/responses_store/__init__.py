@@ -24,6 +24,7 @@ again for up to ``MISS_WAIT`` seconds before it is believed.
 """
 from __future__ import annotations
 
+import atexit
 import logging
 import os
 import sqlite3
@@ -156,6 +157,9 @@ class Keeper:
             self._thread = threading.Thread(target=_writer, args=(weakref.ref(self),),
                                             name="responses-store", daemon=True)
             self._thread.start()
+            # A worker that stops (a restart, a reload) first writes what it answered:
+            # the writer may be collecting (COLLECT) when the stop comes.
+            atexit.register(_flush_at_exit, weakref.ref(self))
 
     def _drain(self) -> None:
         """Write what is queued (in batches), and prune now and then (the writer thread)."""
@@ -227,6 +231,12 @@ class Keeper:
     @staticmethod
     def _mine(stored: Stored | None, owner: str) -> Stored | None:
         return stored if stored is not None and stored.owner == owner else None
+
+
+def _flush_at_exit(ref) -> None:
+    keeper = ref()
+    if keeper is not None and keeper._pid == os.getpid():
+        keeper.flush()
 
 
 def _writer(ref) -> None:
