@@ -311,17 +311,15 @@ def prefix_rows() -> list[tuple[str, float]]:
                  ("detection + repair, sloppy client (all restored)", PrefixConfig(), sloppy_b)]
         sk = storage_key("k")
         for a in answers:
-            store.remember(sk, None, jsonio.dumps({"account": None, "items": a}), 64)
+            store.add_answer(sk, jsonio.dumps({"account": None, "items": a}), 64)
         kept = jsonio.dumps({"fp": [Fingerprint.of(previous).as_json()], "tools": tools})
 
         def turn(watch, raw):
             rec = RequestRecord(dialect="responses")
             body = orjson.loads(raw)  # a request parses its body anyway: in the baseline
             if watch is not None:
-                keep = watch.before(body, "k", rec)
-                if keep is not None:
-                    keep([], None)  # the turn's write (an answer with nothing to keep)
-            store.remember(sk, kept, None, 0)  # every run meets the same previous turn
+                watch.before(body, "k", rec)
+            store.put_turns(sk, kept)  # every run meets the same previous turn
             return rec
 
         def cpu(watch, raw) -> float:

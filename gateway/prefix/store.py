@@ -70,43 +70,41 @@ class SQLitePrefixStore:
             log.warning("prefix store: %s failed: %s", what, exc)
             return default
 
-    # -- reads -----------------------------------------------------------------
+    # -- turns ---------------------------------------------------------------
     def get_turns(self, key: str) -> bytes | None:
         row = self._run("read", lambda c: c.execute(
             "SELECT value FROM turns WHERE key = ? AND written >= ?",
             (key, self.clock() - self.ttl)).fetchone())
         return bytes(row[0]) if row else None
 
+    def put_turns(self, key: str, value: bytes) -> None:
+        if len(value) <= self.max_bytes:
+            self._run("write", lambda c: c.execute(
+                "INSERT OR REPLACE INTO turns (key, value, written) VALUES (?, ?, ?)",
+                (key, value, self.clock())))
+            self._wrote()
+
+    # -- answers -------------------------------------------------------------
     def answers(self, key: str) -> list[bytes]:
         rows = self._run("read", lambda c: c.execute(
             "SELECT value FROM answers WHERE key = ? AND written >= ? ORDER BY seq",
             (key, self.clock() - self.ttl)).fetchall(), [])
         return [bytes(r[0]) for r in rows]
 
-    # -- writes ----------------------------------------------------------------
-    def remember(self, key: str, turns: bytes | None, answer: bytes | None, keep: int) -> None:
-        """Replace the key's turns and append one answer (the key keeps its last
-        *keep*), either of them None, in one transaction: one commit per turn (in
-        autocommit mode each statement was one); older answers are found through
-        the (key, seq) index. A value larger than ``max_bytes`` is not kept."""
-        turns = turns if turns is not None and len(turns) <= self.max_bytes else None
-        answer = answer if answer is not None and len(answer) <= self.max_bytes else None
-        if turns is None and answer is None:
+    def add_answer(self, key: str, value: bytes, keep: int) -> None:
+        """Append one answer; the key keeps its last *keep*."""
+        if len(value) > self.max_bytes:
             return
 
-        def write(c):
-            now = self.clock()
+        def add(c):
+            # One transaction, one commit (in autocommit mode each statement was its own);
+            # the older answers found through the (key, seq) index, not a scan of the key's.
             with write_transaction(c):
-                if turns is not None:
-                    c.execute("INSERT OR REPLACE INTO turns (key, value, written) VALUES (?, ?, ?)",
-                              (key, turns, now))
-                if answer is not None:
-                    c.execute("INSERT INTO answers (key, value, written) VALUES (?, ?, ?)",
-                              (key, answer, now))
-                    c.execute("DELETE FROM answers WHERE key = ? AND seq <= (SELECT seq FROM "
-                              "answers WHERE key = ? ORDER BY seq DESC LIMIT 1 OFFSET ?)",
-                              (key, key, keep))
-        self._run("write", write)
+                c.execute("INSERT INTO answers (key, value, written) VALUES (?, ?, ?)",
+                          (key, value, self.clock()))
+                c.execute("DELETE FROM answers WHERE key = ? AND seq <= (SELECT seq FROM answers "
+                          "WHERE key = ? ORDER BY seq DESC LIMIT 1 OFFSET ?)", (key, key, keep))
+        self._run("write", add)
         self._wrote()
 
     # -- bounds --------------------------------------------------------------
@@ -144,27 +142,25 @@ class RedisPrefixStore:
     def get_turns(self, key: str) -> bytes | None:
         return self._run(lambda r: r.get(f"{self.prefix}turns:{key}"))
 
+    def put_turns(self, key: str, value: bytes) -> None:
+        if len(value) <= self.max_bytes:
+            self._run(lambda r: r.set(f"{self.prefix}turns:{key}", value, ex=self.ttl))
+
     def answers(self, key: str) -> list[bytes]:
         return self._run(lambda r: r.lrange(f"{self.prefix}answers:{key}", 0, -1), [])
 
-    def remember(self, key: str, turns: bytes | None, answer: bytes | None, keep: int) -> None:
-        """As :meth:`SQLitePrefixStore.remember`: one round trip (a transaction)."""
-        turns = turns if turns is not None and len(turns) <= self.max_bytes else None
-        answer = answer if answer is not None and len(answer) <= self.max_bytes else None
-        if turns is None and answer is None:
+    def add_answer(self, key: str, value: bytes, keep: int) -> None:
+        if len(value) > self.max_bytes:
             return
         name = f"{self.prefix}answers:{key}"
 
-        def write(r):
+        def add(r):
             pipe = r.pipeline(transaction=True)
-            if turns is not None:
-                pipe.set(f"{self.prefix}turns:{key}", turns, ex=self.ttl)
-            if answer is not None:
-                pipe.rpush(name, answer)
-                pipe.ltrim(name, -keep, -1)
-                pipe.expire(name, self.ttl)
+            pipe.rpush(name, value)
+            pipe.ltrim(name, -keep, -1)
+            pipe.expire(name, self.ttl)
             pipe.execute()
-        self._run(write)
+        self._run(add)
 
 
 def open_store(cfg, state=None):

@@ -4,13 +4,11 @@ What the executor calls, once a turn's continuity key is known.
 
 :meth:`PrefixWatch.before` loads the key's memory, repairs the body (when
 ``prefix.repair`` is on), classifies the turn against the kept fingerprints,
-writes the verdict and the repair count into the request record, and returns
-the callback handed to the upstream stream: when the answer completes, the
-turn's fingerprint and the answer's output items (for the next turn's repair)
-are kept in one write (at once, before the client sees ``response.completed``;
-off the relay loop, as every end-of-answer write, when the answer is relayed).
-A turn whose answer does not complete is not remembered: the next turn is
-compared with the last one that was answered.
+writes the verdict and the repair count into the request record, and keeps
+the new fingerprint. :meth:`PrefixWatch.answered` is handed to the upstream
+stream: when the answer completes, its output items are kept for the next
+turn's repair (at once, before the client sees ``response.completed``; off the
+relay loop, as every end-of-answer write, when the answer is relayed).
 """
 from __future__ import annotations
 
@@ -89,20 +87,18 @@ class PrefixWatch:
         if verdict.thread is not None:
             kept.pop(verdict.thread)
         kept.insert(0, current)
-        turns = jsonio.dumps({"fp": [fp.as_json() for fp in kept[:MAX_THREADS]], "tools": tools})
-        return lambda items, producer: self.answered(key, items, producer, turns)
+        self.store.put_turns(key, jsonio.dumps(
+            {"fp": [fp.as_json() for fp in kept[:MAX_THREADS]], "tools": tools}))
+        return lambda items, producer: self.answered(key, items, producer)
 
-    def answered(self, key: str, items: list, account: str | None = None,
-                 turns: bytes | None = None) -> None:
-        """Keep the turn's fingerprints (*turns*, from :meth:`before`) and a
-        completed answer's output items with the account that produced them (the
-        last ``max_answers``), in one write: two commits per turn cost more than
-        the rest of the watch (``make bench``)."""
-        items = [i for i in items if kept_for_repair(i)] if self.cfg.repair else []
-        answer = jsonio.dumps({"account": account, "items": items}) if items else None
-        if turns is None and answer is None:
+    def answered(self, key: str, items: list, account: str | None = None) -> None:
+        """Keep a completed answer's output items and the account that produced
+        them (the last ``max_answers``)."""
+        items = [i for i in items if kept_for_repair(i)]
+        if not items or not self.cfg.repair:
             return
         try:
-            self.store.remember(key, turns, answer, self.cfg.max_answers)
+            self.store.add_answer(key, jsonio.dumps({"account": account, "items": items}),
+                                  self.cfg.max_answers)
         except Exception:  # noqa: BLE001 - keeping an answer must never fail it
             log.exception("prefix: keeping an answer failed")

@@ -19,20 +19,20 @@ def test_sqlite_keeps_expires_and_bounds(tmp_path):
     clock = Clock()
     store = SQLitePrefixStore(tmp_path / "p.sqlite", ttl=60, max_keys=2, max_bytes=100,
                               clock=clock)
-    store.remember("k1", b"one", None, 0)
+    store.put_turns("k1", b"one")
     for n in range(5):
-        store.remember("k1", None, b"answer %d" % n, 3)
+        store.add_answer("k1", b"answer %d" % n, keep=3)
     assert store.get_turns("k1") == b"one"
     assert store.answers("k1") == [b"answer 2", b"answer 3", b"answer 4"]  # the last 3
-    store.remember("k1", b"x" * 101, None, 0)  # too big: not stored, the old value stays
-    store.remember("k1", None, b"x" * 101, 3)
+    store.put_turns("k1", b"x" * 101)  # too big: not stored, the old value stays
+    store.add_answer("k1", b"x" * 101, keep=3)
     assert store.get_turns("k1") == b"one" and len(store.answers("k1")) == 3
     clock.now += 61
     assert (store.get_turns("k1"), store.answers("k1")) == (None, [])
     for i in range(4):
         clock.now += 1
-        store.remember(f"k{i}", b"v", None, 0)
-        store.remember(f"k{i}", None, b"a", 3)
+        store.put_turns(f"k{i}", b"v")
+        store.add_answer(f"k{i}", b"a", keep=3)
     store.prune()
     assert [store.get_turns(f"k{i}") for i in range(4)] == [None, None, b"v", b"v"]
     assert [store.answers(f"k{i}") for i in range(4)] == [[], [], [b"a"], [b"a"]]
@@ -42,26 +42,26 @@ def test_sqlite_keeps_expires_and_bounds(tmp_path):
 def test_sqlite_that_cannot_be_written_keeps_nothing(tmp_path):
     (tmp_path / "p.sqlite").mkdir()  # not a database
     store = SQLitePrefixStore(tmp_path / "p.sqlite", 60, 10, 100)
-    store.remember("k", b"v", None, 0)
-    store.remember("k", None, b"a", 3)
+    store.put_turns("k", b"v")
+    store.add_answer("k", b"a", keep=3)
     assert (store.get_turns("k"), store.answers("k")) == (None, [])
 
 
 def test_redis_shares_expires_and_survives_an_outage(redis_srv):
     one = RedisPrefixStore(Link(redis_srv.url, 1.0), "t:", ttl=30, max_bytes=100)
     two = RedisPrefixStore(Link(redis_srv.url, 1.0), "t:", ttl=30, max_bytes=100)
-    one.remember("k", b"fp", None, 0)
+    one.put_turns("k", b"fp")
     for n in range(5):
-        one.remember("k", None, b"answer %d" % n, 3)
+        one.add_answer("k", b"answer %d" % n, keep=3)
     assert two.get_turns("k") == b"fp"  # another instance sees it
     assert two.answers("k") == [b"answer 2", b"answer 3", b"answer 4"]
     for name in ("t:prefix:turns:k", "t:prefix:answers:k"):
         assert 0 < one.link.run(lambda r: r.ttl(name)) <= 30
-    one.remember("k", b"x" * 101, None, 0)
+    one.put_turns("k", b"x" * 101)
     assert two.get_turns("k") == b"fp"
     gone = RedisPrefixStore(Link("redis://127.0.0.1:1/0", 0.2), "t:", ttl=30, max_bytes=100)
-    gone.remember("k", b"v", None, 0)
-    gone.remember("k", None, b"a", 3)
+    gone.put_turns("k", b"v")
+    gone.add_answer("k", b"a", keep=3)
     assert (gone.get_turns("k"), gone.answers("k")) == (None, [])
 
 
