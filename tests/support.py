@@ -144,6 +144,17 @@ class Gateway:
     def logs(self) -> str:
         return self.log_path.read_text(errors="replace")
 
+    def logs_since(self, start: int, needle: str, count: int = 1, timeout: float = 5.0) -> str:
+        """The log after offset *start*, once it holds *count* times *needle* (or after
+        *timeout*): a relayed answer's end-of-answer writes, its request line among them,
+        run off the relay loop and may land just after the client read the last byte."""
+        deadline = time.monotonic() + timeout
+        while True:
+            text = self.logs()[start:]
+            if text.count(needle) >= count or time.monotonic() > deadline:
+                return text
+            time.sleep(0.02)
+
     def __enter__(self):
         return self.start()
 

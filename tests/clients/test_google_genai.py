@@ -51,7 +51,7 @@ def test_text_and_streaming(gateway, fresh, version, path):
     assert len(chunks) > 2 and "".join(c.text or "" for c in chunks) == HELLO
     assert chunks[-1].candidates[0].finish_reason == types.FinishReason.STOP
     assert [r["body"]["model"] for r in fresh.requests] == ["gpt-5.4-mini"] * 2
-    logs = gateway.logs()[before:]
+    logs = gateway.logs_since(before, f"model={MODEL}->gpt-5.4-mini", 2)
     assert f'"POST {path}models/{MODEL}:generateContent HTTP/1.1" 200' in logs
     assert f'"POST {path}models/{MODEL}:streamGenerateContent?alt=sse HTTP/1.1" 200' in logs
     assert logs.count(f"model={MODEL}->gpt-5.4-mini") == 2
