@@ -196,10 +196,8 @@ def _namespace(text: str) -> bytes:
 
 
 def _derive(ns: bytes, source: str, scope: str, value: str) -> str:
-    """``str(uuid.uuid5(UUID(bytes=ns), f"{source}:{scope}:{value}"))`` without the
-    two UUID objects (RFC 4122 §4.3: SHA-1, then the version and variant bits)."""
-    digest = bytearray(hashlib.sha1(ns + f"{source}:{scope}:{value}".encode()).digest()[:16])
-    digest[6] = (digest[6] & 0x0F) | 0x50  # version 5
-    digest[8] = (digest[8] & 0x3F) | 0x80  # variant RFC 4122
-    h = digest.hex()
-    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+    """``str(uuid.uuid5(UUID(bytes=ns), f"{source}:{scope}:{value}"))``, the namespace
+    parsed once: uuid5's own steps (SHA-1, then ``UUID(..., version=5)`` sets the
+    version and variant bits)."""
+    digest = hashlib.sha1(ns + f"{source}:{scope}:{value}".encode()).digest()
+    return str(uuid.UUID(bytes=digest[:16], version=5))
