@@ -141,7 +141,21 @@ class Gateway:
         self.stop()
         self.start()
 
-    def logs(self) -> str:
+    def logs(self, settle: float = 0.05) -> str:
+        """The whole log once it stopped growing for *settle* seconds (at most 2 s):
+        a relayed answer's end-of-answer writes, its request line among them, run off
+        the relay loop and may land just after the client read the last byte."""
+        deadline = time.monotonic() + 2.0
+        text = self._read()
+        while settle and time.monotonic() < deadline:
+            time.sleep(settle)
+            again = self._read()
+            if len(again) == len(text):
+                break
+            text = again
+        return text
+
+    def _read(self) -> str:
         return self.log_path.read_text(errors="replace")
 
     def logs_since(self, start: int, needle: str, count: int = 1, timeout: float = 5.0) -> str:
@@ -150,7 +164,7 @@ class Gateway:
         run off the relay loop and may land just after the client read the last byte."""
         deadline = time.monotonic() + timeout
         while True:
-            text = self.logs()[start:]
+            text = self._read()[start:]
             if text.count(needle) >= count or time.monotonic() > deadline:
                 return text
             time.sleep(0.02)

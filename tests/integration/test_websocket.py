@@ -340,6 +340,7 @@ def test_captured_codex_frames_replayed_reach_the_upstream_in_full(gw, upstream)
             "x-codex-window-id")
     headers = {k: v for k, v in upgrade.items() if k in keep}
     ids = {}
+    start = len(gw.logs())
     with connect(ws_url(gw), additional_headers=auth_headers(**headers), open_timeout=10) as ws:
         for i, frame in enumerate(frames):
             frame = dict(frame)
@@ -363,7 +364,7 @@ def test_captured_codex_frames_replayed_reach_the_upstream_in_full(gw, upstream)
         assert rec["body"]["client_metadata"]["thread_id"] == upgrade["thread-id"]
     assert {r["cache_key"][2] for r in (turn, follow_up)} == {turn["body"]["prompt_cache_key"]}
     # tidy: the follow-up appends, nothing to repair (gateway.prefix, docs/cache-breaks.md)
-    logs = gw.logs()
+    logs = gw.logs_since(start, "transport=websocket", 2)
     assert logs.count("transport=websocket") >= 2
     assert "cache_break=" not in logs and "repaired=" not in logs
 
