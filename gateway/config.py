@@ -75,6 +75,12 @@ class ServerConfig:
                           "WebSocket turns once their first frames are sent "
                           "(`gateway/relay.py`). Off: each is carried by its request thread "
                           "(a wake-up and a GIL hand-over per packet).")
+    next_request_wait_ms: float = setting(2.0, "After an answer on a kept-alive connection, "
+                                          "how long its thread waits for the next request "
+                                          "head (served on the same thread when it arrives "
+                                          "whole) before handing the connection back to the "
+                                          "worker's loop; 0: at once, as gunicorn does. See "
+                                          "[performance](../performance.md).", min=0, max=100)
     # Hostile-client limits (docs/security.md).
     client_timeout: float = setting(10.0, "Seconds a client may take to send a request head, "
                                     "stay silent inside a request body, or leave a WebSocket "

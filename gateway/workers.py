@@ -29,12 +29,21 @@ request body must keep arriving (no silence longer than the same timeout) and
 average ``server.min_body_rate`` after it, or the request ends with 408. A
 chunked body over ``server.max_body_bytes`` is a 413, not a truncated body.
 
+A thread that answered a kept-alive connection waits a moment
+(``server.next_request_wait_ms``, 2 ms) for the connection's next request and
+serves it itself when its head is all there, instead of handing the connection
+back to the main loop and on to a thread again (a pipe write, two ``epoll_ctl``,
+a thread wake and two GIL hand-overs per request). It only looks at the bytes:
+a head that is not whole by then goes back to the loop, under its timeouts.
+
 Everything else is gunicorn's own gthread worker.
 """
 from __future__ import annotations
 
 import json
+import select
 import selectors
+import socket
 import ssl
 import time
 from dataclasses import dataclass
@@ -288,6 +297,7 @@ def head_complete(data: bytes) -> bool:
 
 EVICTABLE_AFTER = 1.0  # seconds a head may take before a full worker drops it for room
 HEAD_LIMIT = 65536  # a head that has not ended by now is refused (nginx sends at most 32 KiB)
+NEXT_ON_THREAD = 100  # requests one thread serves in a row on a connection, at most
 
 
 class ThreadWorker(gthread.ThreadWorker):
@@ -295,6 +305,7 @@ class ThreadWorker(gthread.ThreadWorker):
     request heads collected by the main loop (a slow client holds no thread)."""
 
     body_limits = BodyLimits()
+    next_request_wait = 0.0  # seconds (server.next_request_wait_ms)
 
     def init_process(self):
         self.heads: dict = {}  # connection -> when its head began to arrive, oldest first
@@ -315,6 +326,9 @@ class ThreadWorker(gthread.ThreadWorker):
         plain = not cfg.is_ssl and getattr(cfg, "protocol", "http") == "http"
         limits = BodyLimits.of(self.wsgi)
         self.body_limits = limits
+        state = getattr(self.wsgi, "extensions", {}).get("gateway")
+        if state is not None:
+            self.next_request_wait = state.config.server.next_request_wait_ms / 1000
         # TLS in gunicorn and HTTP/2 prior knowledge read the connection's first bytes
         # themselves: those connections keep gthread's own wait.
         self.reads_heads = plain and getattr(cfg, "http2_cleartext", None) not in (
@@ -418,19 +432,56 @@ class ThreadWorker(gthread.ThreadWorker):
         return self.nr_conns < self.worker_connections
 
     def handle(self, conn):
+        """Serve the request whose head the loop collected, then the ones that follow
+        on the connection at once (:func:`_next_head_here`), on this thread: handing a
+        kept-alive connection back to the loop and on to a thread again is a pipe
+        write, two ``epoll_ctl``, a thread wake and two GIL hand-overs per request."""
+        result = self._serve(conn)
+        for _ in range(NEXT_ON_THREAD):
+            if result is not True or not self.alive or not self._next_head_here(conn):
+                break
+            self._pace(conn)
+            result = super().handle(conn)
+        return result
+
+    def _serve(self, conn):
         head = getattr(conn, "head", b"")
         if head:
             conn.head = b""
             conn.sock.setblocking(True)
             conn.init()
-            unreader = conn.parser.unreader
-            unreader.unread(head)
-            limits = self.body_limits
-            if limits.idle and hasattr(unreader, "sock"):
-                if not isinstance(unreader.sock, PacedSocket):
-                    unreader.sock = PacedSocket(unreader.sock, limits.idle, limits.min_rate)
-                unreader.sock.arm()
+            conn.parser.unreader.unread(head)
+            self._pace(conn)
         return super().handle(conn)
+
+    def _pace(self, conn) -> None:
+        """The body-pace clock of a new request on *conn* (:class:`PacedSocket`)."""
+        limits = self.body_limits
+        unreader = conn.parser.unreader
+        if limits.idle and hasattr(unreader, "sock"):
+            if not isinstance(unreader.sock, PacedSocket):
+                unreader.sock = PacedSocket(unreader.sock, limits.idle, limits.min_rate)
+            unreader.sock.arm()
+
+    def _next_head_here(self, conn) -> bool:
+        """Whether the connection's next request head arrives whole within
+        ``next_request_wait`` seconds: looked at, not read, so that otherwise the loop
+        takes the connection back as gthread does and reads the head itself, under its
+        own timeouts (a slow head never holds this thread)."""
+        wait = self.next_request_wait
+        if not wait or not getattr(self, "reads_heads", False) or conn.parser is None \
+                or conn.parser.unreader.buf.getvalue():
+            return False
+        sock = conn.sock
+        try:
+            poller = select.poll()
+            poller.register(sock, select.POLLIN)
+            if not poller.poll(wait * 1000):
+                return False
+            data = sock.recv(HEAD_LIMIT, socket.MSG_PEEK | socket.MSG_DONTWAIT)
+        except OSError:
+            return False
+        return bool(data) and head_complete(data)
 
     def handle_error(self, req, client, addr, exc):
         started = datetime.now()

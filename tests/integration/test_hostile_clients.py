@@ -77,6 +77,51 @@ def test_an_unfinished_head_is_dropped_with_408(gw):
     assert json.loads(body)["error"]["code"] == "request_timeout"
 
 
+def _one_answer(s: socket.socket) -> bytes:
+    """One whole HTTP answer (Content-Length framed) read from *s*."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = s.recv(65536)
+        assert chunk, data
+        data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    length = int(next(line.split(b":")[1] for line in head.split(b"\r\n")
+                      if line.lower().startswith(b"content-length:")))
+    while len(body) < length:
+        body += s.recv(65536)
+    return head
+
+
+def test_a_kept_alive_connection_s_next_head_never_holds_a_thread(gw):
+    """A thread waits a moment (server.next_request_wait_ms) for a kept-alive
+    connection's next request and serves it when its head is whole; a head that
+    arrives in pieces is read by the worker's loop, and one that stops half-way
+    is dropped with 408, while more such connections than threads leave
+    /healthz served."""
+    get = b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"
+    socks = [socket.create_connection(("127.0.0.1", gw.port), timeout=30) for _ in range(8)]
+    try:
+        for s in socks:
+            for _ in range(3):  # back to back: served on the same thread
+                s.sendall(get)
+                assert _one_answer(s).startswith(b"HTTP/1.1 200")
+            s.sendall(get[:10])  # the next head in two pieces
+            time.sleep(0.05)
+            s.sendall(get[10:])
+            assert _one_answer(s).startswith(b"HTTP/1.1 200")
+            s.sendall(get[:10])  # and one that stops half-way
+        for _ in range(3):  # 8 stalled heads, 4 threads
+            assert requests.get(gw.url + "/healthz", timeout=2).status_code == 200
+        for s in socks:
+            data = b""
+            while chunk := s.recv(65536):
+                data += chunk
+            assert data.startswith(b"HTTP/1.1 408"), data[:200]
+    finally:
+        for s in socks:
+            s.close()
+
+
 def test_a_trickling_body_is_408(gw):
     """A body that arrives slower than server.min_body_rate after the grace time."""
     body = json.dumps({"model": "gpt-5-codex", "input": "x" * 3000}).encode()

@@ -213,3 +213,31 @@ class _Raises:
 
     def read(self, size=None):
         raise self.exc
+
+
+class _Conn:
+    def __init__(self, sock):
+        self.sock = sock
+        self.parser = type("P", (), {"unreader": type("U", (), {"buf": io.BytesIO()})()})()
+
+
+def test_the_next_head_is_looked_at_never_read():
+    """server.next_request_wait_ms: a whole head within the wait is served on the
+    thread (and left for the parser); a partial one, nothing, or read-ahead bytes
+    the parser holds send the connection back to the loop."""
+    w = _worker()
+    w.reads_heads, w.next_request_wait = True, 0.05
+    a, b = socket.socketpair()
+    with a, b:
+        conn = _Conn(a)
+        assert not w._next_head_here(conn)  # nothing within the wait
+        b.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n")
+        assert not w._next_head_here(conn)  # not whole
+        b.sendall(b"\r\n")
+        assert w._next_head_here(conn)
+        assert a.recv(100).endswith(b"\r\n\r\n")  # still there for the parser
+        b.sendall(b"GET / HTTP/1.1\r\n\r\n")
+        conn.parser.unreader.buf.write(b"GET")  # read ahead by the last request
+        assert not w._next_head_here(conn)
+        w.next_request_wait = 0
+        assert not w._next_head_here(_Conn(a))  # off
