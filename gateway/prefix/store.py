@@ -31,18 +31,24 @@ log = logging.getLogger("gateway.prefix")
 
 _PRUNE_EVERY = 256  # writes between two prunes of the SQLite tables
 
+# A turn replaces its key's row in place (an upsert into a table clustered on the key);
+# an answer is one INSERT, its key's older answers trimmed by a trigger in the same
+# statement (:meth:`SQLitePrefixStore._trim`). Files made before this layout keep their
+# tables; the indexes nothing reads any more are dropped from them too.
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS turns (
     key TEXT PRIMARY KEY, value BLOB NOT NULL, written REAL NOT NULL
-);
+) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS turns_written ON turns (written);
 CREATE TABLE IF NOT EXISTS answers (
-    seq INTEGER PRIMARY KEY AUTOINCREMENT, key TEXT NOT NULL, value BLOB NOT NULL,
-    written REAL NOT NULL
+    seq INTEGER PRIMARY KEY, key TEXT NOT NULL, value BLOB NOT NULL, written REAL NOT NULL
 );
 CREATE INDEX IF NOT EXISTS answers_key ON answers (key, seq);
-CREATE INDEX IF NOT EXISTS answers_written ON answers (written);
+DROP INDEX IF EXISTS answers_written;
 """
+_TRIM = ("CREATE TRIGGER answers_trim AFTER INSERT ON answers BEGIN "
+         "DELETE FROM answers WHERE key = NEW.key AND seq <= (SELECT seq FROM answers "
+         "WHERE key = NEW.key ORDER BY seq DESC LIMIT 1 OFFSET {keep}); END")
 _STORE_ERRORS = (sqlite3.Error, OSError)
 
 
@@ -60,7 +66,7 @@ class SQLitePrefixStore:
         local = self._local
         if getattr(local, "pid", None) != os.getpid():
             local.conn = open_sqlite(self.path, _SCHEMA, self.busy_timeout)
-            local.pid = os.getpid()
+            local.pid, local.keep = os.getpid(), None
         return local.conn
 
     def _run(self, what: str, fn, default=None):
@@ -80,7 +86,8 @@ class SQLitePrefixStore:
     def put_turns(self, key: str, value: bytes) -> None:
         if len(value) <= self.max_bytes:
             self._run("write", lambda c: c.execute(
-                "INSERT OR REPLACE INTO turns (key, value, written) VALUES (?, ?, ?)",
+                "INSERT INTO turns (key, value, written) VALUES (?, ?, ?) ON CONFLICT (key) "
+                "DO UPDATE SET value = excluded.value, written = excluded.written",
                 (key, value, self.clock())))
             self._wrote()
 
@@ -97,15 +104,26 @@ class SQLitePrefixStore:
             return
 
         def add(c):
-            # One transaction, one commit (in autocommit mode each statement was its own);
-            # the older answers found through the (key, seq) index, not a scan of the key's.
-            with write_transaction(c):
-                c.execute("INSERT INTO answers (key, value, written) VALUES (?, ?, ?)",
-                          (key, value, self.clock()))
-                c.execute("DELETE FROM answers WHERE key = ? AND seq <= (SELECT seq FROM answers "
-                          "WHERE key = ? ORDER BY seq DESC LIMIT 1 OFFSET ?)", (key, key, keep))
+            if getattr(self._local, "keep", None) != keep:
+                self._trim(c, keep)
+            # One statement, one commit: the trigger drops the key's answers beyond *keep*
+            # (found through the (key, seq) index, not a scan of the key's).
+            c.execute("INSERT INTO answers (key, value, written) VALUES (?, ?, ?)",
+                      (key, value, self.clock()))
         self._run("write", add)
         self._wrote()
+
+    def _trim(self, conn: sqlite3.Connection, keep: int) -> None:
+        """The trigger that keeps a key's last *keep* answers (replaced when another
+        *keep* is configured; the workers of one configuration agree)."""
+        sql = _TRIM.format(keep=int(keep))
+        row = conn.execute("SELECT sql FROM sqlite_master WHERE type = 'trigger' "
+                           "AND name = 'answers_trim'").fetchone()
+        if row is None or row[0] != sql:
+            with write_transaction(conn):
+                conn.execute("DROP TRIGGER IF EXISTS answers_trim")
+                conn.execute(sql)
+        self._local.keep = keep
 
     # -- bounds --------------------------------------------------------------
     def _wrote(self) -> None:
@@ -118,10 +136,10 @@ class SQLitePrefixStore:
         conn = self._conn()
         cutoff = self.clock() - self.ttl
         conn.execute("DELETE FROM turns WHERE written < ?", (cutoff,))
-        conn.execute("DELETE FROM answers WHERE written < ?", (cutoff,))
         conn.execute("DELETE FROM turns WHERE key NOT IN (SELECT key FROM turns "
                      "ORDER BY written DESC LIMIT ?)", (self.max_keys,))
-        conn.execute("DELETE FROM answers WHERE key NOT IN (SELECT key FROM turns)")
+        conn.execute("DELETE FROM answers WHERE written < ? OR key NOT IN (SELECT key FROM turns)",
+                      (cutoff,))
 
 
 class RedisPrefixStore:

@@ -100,3 +100,33 @@ def test_a_usage_database_from_before_gains_the_break_columns(tmp_path):
     store.add([UsageRow(**row, cache_break="tools", repaired=3), UsageRow(**row)])
     (agg,) = store.query(0, "key")
     assert (agg.requests, agg.breaks, agg.repaired, agg.causes) == (3, 1, 3, (("tools", 1),))
+
+
+def test_sqlite_trims_answers_in_the_insert_and_follows_a_new_keep(tmp_path):
+    """The trigger keeps a key's last *keep* answers (another key's are untouched);
+    another max_answers replaces it; a file of the older layout (AUTOINCREMENT,
+    rows replaced, an index on written) is read and written alike."""
+    import sqlite3
+
+    old = tmp_path / "old.sqlite"
+    with sqlite3.connect(old) as c:
+        c.executescript("""
+            CREATE TABLE turns (key TEXT PRIMARY KEY, value BLOB NOT NULL, written REAL NOT NULL);
+            CREATE TABLE answers (seq INTEGER PRIMARY KEY AUTOINCREMENT, key TEXT NOT NULL,
+                                  value BLOB NOT NULL, written REAL NOT NULL);
+            CREATE INDEX answers_written ON answers (written);
+            INSERT INTO turns VALUES ('k', 'old', 1e12);""")
+    for path in (tmp_path / "new.sqlite", old):
+        store = SQLitePrefixStore(path, ttl=60, max_keys=10, max_bytes=100)
+        for n in range(6):
+            store.add_answer("k", b"a%d" % n, keep=4)
+            store.add_answer("other", b"o%d" % n, keep=4)
+        assert store.answers("k") == [b"a2", b"a3", b"a4", b"a5"]
+        store.add_answer("k", b"a6", keep=2)
+        assert store.answers("k") == [b"a5", b"a6"]
+        assert len(store.answers("other")) == 4
+        store.put_turns("k", b"v1")
+        store.put_turns("k", b"v2")
+        assert store.get_turns("k") == b"v2"
+    with sqlite3.connect(old) as c:
+        assert not c.execute("SELECT 1 FROM sqlite_master WHERE name = 'answers_written'").fetchall()
