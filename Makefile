@@ -42,6 +42,7 @@ docs: $(VENV)/.installed
 bench: $(VENV)/.test-installed tools
 	sh bench/install.sh $(PY)
 	$(PY) -m bench.run
+	$(PY) -m bench.floor
 	$(PY) -m bench.websockets
 	$(PY) -m bench.upstream_ws
 	$(PY) -m bench.upstream_load
