@@ -15,6 +15,7 @@ often as stated, so the file cannot drift away from the harness unnoticed):
 * ``/etc/letsencrypt/live/gateway.example.com/`` → a directory holding a fresh
   self-signed certificate for ``gateway.example.com`` and ``127.0.0.1``;
 * ``/var/www/html`` → an empty directory in the prefix;
+* ``/var/log/nginx/access.log`` (both server blocks) → ``access.log`` in the prefix;
 * ``overrides``: named directives a single test scales (``proxy_read_timeout``)
   or flips for a control, each replaced at its one occurrence; ``location_extra``:
   directives a control adds after ``proxy_pass``. Tests that use either say so.
@@ -95,7 +96,7 @@ def make_certificate(directory: Path) -> Path:
 
 
 def render(text: str, *, gunicorn_port: int, http_port: int, tls_port: int, port: int,
-           cert_dir: str, webroot: str, overrides: dict[str, str] | None = None,
+           cert_dir: str, webroot: str, log_dir: str, overrides: dict[str, str] | None = None,
            location_extra: str = "") -> str:
     """The shipped config with the substitutions of the module docstring."""
     subs = [
@@ -107,6 +108,7 @@ def render(text: str, *, gunicorn_port: int, http_port: int, tls_port: int, port
         ("server 127.0.0.1:8080;", f"server 127.0.0.1:{gunicorn_port};", 1),
         (CERT_DIR, cert_dir.rstrip("/") + "/", 2),
         (WEBROOT, webroot, 2),  # the root directive and the certbot comment
+        ("/var/log/nginx/access.log", f"{log_dir}/access.log", 2),
     ]
     for old, new, count in subs:
         found = text.count(old)
@@ -168,6 +170,7 @@ class Nginx:
         self.conf_text = render(SHIPPED.read_text(), gunicorn_port=gunicorn_port,
                                 http_port=self.http_port, tls_port=self.tls_port, port=self.port,
                                 cert_dir=str(self.cert_dir), webroot=str(self.prefix / "www"),
+                                log_dir=str(self.prefix),
                                 overrides=overrides, location_extra=location_extra)
         (self.prefix / "sites-enabled" / "codex-gateway.conf").write_text(self.conf_text)
         (self.prefix / "nginx.conf").write_text(MAIN_CONF.format(prefix=self.prefix))

@@ -323,3 +323,20 @@ def test_reloads_do_not_cut_running_streams(upstream, tmp_path_factory):
         assert "Handling signal: hup" in s.gateway.logs()
     finally:
         s.stop()
+
+
+def test_nginx_s_access_log_never_holds_a_query_string(stack, upstream):
+    """A key sent in the URL (`?key=`, Google's REST style) reaches neither log:
+    the shipped log_format writes the path without its query, on both listeners."""
+    secret = "AIzaSy-query-secret-0123456789"
+    for url in (stack.url, f"http://127.0.0.1:{stack.nginx.http_port}"):
+        requests.get(f"{url}/v1/models?key={secret}&alt=json", headers=auth_headers(),
+                     timeout=10, allow_redirects=False)
+    deadline = time.monotonic() + 5
+    access = ""
+    while access.count("/v1/models") < 2 and time.monotonic() < deadline:
+        time.sleep(0.05)
+        access = (stack.nginx.prefix / "access.log").read_text()
+    assert access.count('"GET /v1/models HTTP/1.1"') == 2, access[-2000:]
+    assert secret not in access and "alt=json" not in access
+    assert secret not in stack.gateway.logs()
