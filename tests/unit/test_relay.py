@@ -291,6 +291,9 @@ def test_a_renderer_failing_inside_the_loop_cuts_that_answer_only(loop, upstream
     assert [r.getMessage() for r in relay_records] == ["relay: a stream's frames failed"]
     assert loop.flows == 0
     upstream.send("close")
+    # The script is one queue for every connection: the first one takes its "close"
+    # before the second connection exists, or the second may take it.
+    assert upstream.closed.wait(5)
     other = Client()  # the loop goes on serving
     upstream.send(CREATED, delta(0))
     thread, ended, _ = relayed(loop, upstream, other)

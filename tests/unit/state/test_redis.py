@@ -67,8 +67,8 @@ def prefix():
     return f"t-{uuid.uuid4().hex[:8]}:"
 
 
-def pool_for(srv, tmp_path, instance="a", **kw) -> AccountPool:
-    return AccountPool(config.load(env=env_for(srv, tmp_path, instance, **kw)))
+def pool_for(srv, tmp_path, instance="a", watch=None, **kw) -> AccountPool:
+    return AccountPool(config.load(env=env_for(srv, tmp_path, instance, **kw)), watch=watch)
 
 
 def add(pool, issuer, account_id, expired=False) -> dict:
@@ -79,27 +79,54 @@ def add(pool, issuer, account_id, expired=False) -> dict:
     return toks
 
 
-def commands(srv) -> dict:
-    stats = srv.client().info("commandstats")
-    return {k.removeprefix("cmdstat_"): v["calls"] for k, v in stats.items()}
+class Commands:
+    """The commands any client sends on keys under *prefix* while the ``with`` block
+    runs, by name (Redis MONITOR: the server's own counters would also count the
+    threads other tests leave behind on the same server)."""
+
+    def __init__(self, srv, prefix: str):
+        self.srv, self.prefix = srv, prefix
+        self.calls: dict = {}
+        self._ready = threading.Event()
+        self._stop = f"{prefix}monitor-stop-{uuid.uuid4().hex}"
+        self._thread = threading.Thread(target=self._watch, daemon=True)
+
+    def __enter__(self) -> dict:
+        self._thread.start()
+        assert self._ready.wait(5)
+        return self.calls
+
+    def _watch(self) -> None:
+        with self.srv.client().monitor() as monitor:
+            self._ready.set()
+            for seen in monitor.listen():
+                name, *args = seen["command"].split()
+                if self._stop in args:
+                    return
+                if any(a.startswith(self.prefix) for a in args):
+                    self.calls[name.lower()] = self.calls.get(name.lower(), 0) + 1
+
+    def __exit__(self, *exc) -> None:
+        self.srv.client().get(self._stop)  # every command before it has been counted
+        self._thread.join(5)
 
 
 # -- records and the change check ----------------------------------------------------
 def test_records_are_shared_and_an_unchanged_read_is_one_get(redis_srv, tmp_path, issuer,
                                                              prefix):
-    a = pool_for(redis_srv, tmp_path, "a", prefix=prefix)
-    b = pool_for(redis_srv, tmp_path, "b", prefix=prefix)
+    # No state watch: its reads every second would land among the counted ones.
+    a = pool_for(redis_srv, tmp_path, "a", watch=False, prefix=prefix)
+    b = pool_for(redis_srv, tmp_path, "b", watch=False, prefix=prefix)
     toks = add(a, issuer, "acct-1")
     assert [r["id"] for r in b.store.records()] == ["codex-acct-1"]
     assert b.store.load("codex-acct-1")["refresh_token"] == toks["refresh_token"]
     assert not (tmp_path / "b" / "accounts").exists()  # nothing on the instance's disk
     b.health.snapshot()
 
-    redis_srv.client().config_resetstat()
-    for _ in range(10):
-        assert b.store.load("codex-acct-1")["access_token"] == toks["access_token"]
-        b.health.snapshot()
-    calls = commands(redis_srv)
+    with Commands(redis_srv, prefix) as calls:
+        for _ in range(10):
+            assert b.store.load("codex-acct-1")["access_token"] == toks["access_token"]
+            b.health.snapshot()
     assert calls.get("hgetall", 0) == 0 and calls["get"] == 20, calls
 
     new = add(a, issuer, "acct-1")  # a new login through instance a
