@@ -27,7 +27,7 @@ FILE_TEXT = "hello from the project"
 TOOL_TURN = ("claude -p --continue "
              "'[[call:Bash {\"command\": \"cat hello.txt\", \"description\": \"Show hello.txt\"}]]' "
              "--allowedTools 'Bash(cat hello.txt)'")
-CLIENT_REQUEST = '"POST /v1/messages?beta=true HTTP/1.1" 200'
+CLIENT_REQUEST = '"POST /v1/messages HTTP/1.1" 200'  # no query: the shipped log_format
 
 
 def _play_session(base_url: str, tmp_path, trap: ProxyTrap) -> list[str]:

@@ -35,7 +35,7 @@ TURNS = ['gemini -p "Say hello"',
          'gemini -p "Say it again" --resume latest -o json']
 MAIN = "gemini-3.1-pro-preview-customtools"  # what the router's "complex" picks
 ROUTER_MODEL = "gemini-3.5-flash-lite"
-MAIN_REQUEST = f'"POST /v1beta/models/{MAIN}:streamGenerateContent?alt=sse HTTP/1.1" 200'
+MAIN_REQUEST = f'"POST /v1beta/models/{MAIN}:streamGenerateContent HTTP/1.1" 200'  # no query: the shipped log_format
 
 
 def _play_session(base_url: str, tmp_path, trap: ProxyTrap) -> list[str]:
