@@ -27,7 +27,8 @@ FILE_TEXT = "hello from the project"
 TOOL_TURN = ("claude -p --continue "
              "'[[call:Bash {\"command\": \"cat hello.txt\", \"description\": \"Show hello.txt\"}]]' "
              "--allowedTools 'Bash(cat hello.txt)'")
-CLIENT_REQUEST = '"POST /v1/messages HTTP/1.1" 200'  # no query: the shipped log_format
+CLIENT_REQUEST = '"POST /v1/messages?beta=true HTTP/1.1" 200'  # gunicorn's access log
+NGINX_REQUEST = '"POST /v1/messages HTTP/1.1" 200'  # nginx's: no query (the shipped log_format)
 
 
 def _play_session(base_url: str, tmp_path, trap: ProxyTrap) -> list[str]:
@@ -92,4 +93,4 @@ def test_claude_code_session_through_nginx(stack, fresh, tmp_path, trap):
     before = len(stack.gateway.logs()), len(access_log.read_text()) if access_log.exists() else 0
     answers = _play_session(stack.url, tmp_path, trap)
     _check_session(answers, fresh.requests, stack.gateway.logs()[before[0]:], trap)
-    assert access_log.read_text()[before[1]:].count(CLIENT_REQUEST) == 4
+    assert access_log.read_text()[before[1]:].count(NGINX_REQUEST) == 4
