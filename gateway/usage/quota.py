@@ -242,7 +242,12 @@ class QuotaPoller:
     def poll(self, account) -> bool:
         """Ask the usage endpoint for one account (if no worker did recently)."""
         now = self.clock()
-        if not self.pool.health.claim_quota_poll(account.id, now - self.interval):
+        try:
+            if not self.pool.health.claim_quota_poll(account.id, now - self.interval):
+                return False
+        except Exception as exc:  # noqa: BLE001 - a state store that fails skips a poll, quietly
+            log.warning("account %s: quota poll skipped, the state store failed (%s)",
+                        account.id, exc.__class__.__name__)
             return False
         try:
             creds = self.pool.stored_credentials(account)  # never refreshes a token

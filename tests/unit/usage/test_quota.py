@@ -180,3 +180,23 @@ def test_the_usage_url_is_derived_from_the_codex_base_url(base, url):
     assert cfg.upstream.usage_url == url
     cfg = config_mod.load(env={"CODEX_GATEWAY_UPSTREAM_CODEX_USAGE_URL": "http://x/u"})
     assert cfg.upstream.usage_url == "http://x/u"
+
+
+def test_a_failing_state_store_skips_the_poll_and_the_thread_never_raises(caplog):
+    """A claim that fails (SQLite's disk I/O error, Redis unreachable) is one warning
+    line: the poll is skipped, no traceback from the poll thread."""
+    import sqlite3
+
+    pool = FakePool([Acct("b")], {})
+
+    def broken(account_id, older_than):
+        raise sqlite3.OperationalError("disk I/O error")
+    pool.health.claim_quota_poll = broken
+    p, calls = poller(pool, [(200, {})])
+    with caplog.at_level("WARNING", logger="gateway.usage"):
+        assert p.poll(Acct("b")) is False
+        p._running.acquire()
+        p._poll_all([Acct("b")])  # what check()'s thread runs: returns, releases its lock
+    assert calls == [] and p._running.acquire(blocking=False)
+    assert [r.getMessage() for r in caplog.records if r.name == "gateway.usage"] == [
+        "account b: quota poll skipped, the state store failed (OperationalError)"] * 2
