@@ -41,7 +41,7 @@ def variants(before: Path) -> dict:
     }
 
 
-def _alternate(gws: dict, reps: int, measure) -> dict:
+def alternate(gws: dict, reps: int, measure) -> dict:
     """*measure(gw)* for every gateway, *reps* times, the order reversed every other time."""
     out = {name: [] for name in gws}
     for r in range(reps):
@@ -52,7 +52,7 @@ def _alternate(gws: dict, reps: int, measure) -> dict:
     return out
 
 
-def _cpu_per(gw, path: str, body, headers: dict, n: int, c: int, scale: float) -> float | None:
+def cpu_per(gw, path: str, body, headers: dict, n: int, c: int, scale: float) -> float | None:
     """The workers' CPU seconds for *n* requests (*c* at once), times *scale*; None
     when any answer was not a 200."""
     res, cpu = load.cpu_of(gw.workers(), lambda: load.hey(gw.url + path, body, headers, n, c))
@@ -76,7 +76,7 @@ def per_request(tmp, url, found, files, args) -> dict:
                     load.hey(gw.url + PATHS[endpoint], body, AUTH, 200, 1)  # warm-up
 
                 key = f"CPU per request, {endpoint} {'stream' if stream else 'JSON'} (ms)"
-                results[key] = _alternate(gws, args.repeats, lambda gw: _cpu_per(
+                results[key] = alternate(gws, args.repeats, lambda gw: cpu_per(
                     gw, PATHS[endpoint], body, AUTH, args.requests, 1, 1000 / args.requests))
     finally:
         for gw in gws.values():
@@ -98,7 +98,7 @@ def per_event(tmp, url, found, files, events, paced: bool, args) -> dict:
                 load.hey(gw.url + PATHS[endpoint], body, headers, 2, 2)
 
             key = f"CPU per event, {endpoint}, {'paced' if paced else 'burst'} upstream (µs)"
-            results[key] = _alternate(gws, args.repeats, lambda gw: _cpu_per(
+            results[key] = alternate(gws, args.repeats, lambda gw: cpu_per(
                 gw, PATHS[endpoint], body, headers, n, c, 1e6 / (n * events)))
     finally:
         for gw in gws.values():

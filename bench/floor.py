@@ -27,7 +27,7 @@ import time
 from pathlib import Path
 
 from . import bodies, load
-from .compare import FEATURES_OFF, _alternate, _cpu_per
+from .compare import FEATURES_OFF, alternate, cpu_per
 from .procs import ROOT, Gateway, children, free_port, publish, upstream_nginx
 from .run import AUTH, request_files
 
@@ -82,7 +82,7 @@ def main(argv=None) -> int:
                                                           name="shipped").start()
                 for server in servers.values():
                     load.hey(server.url + PATH, body, AUTH, 200, 1)  # warm-up
-                runs = _alternate(servers, args.repeats, lambda s: _cpu_per(
+                runs = alternate(servers, args.repeats, lambda s: cpu_per(
                     s, PATH, body, AUTH, args.requests, 1, 1000 / args.requests))
             finally:
                 for server in servers.values():
