@@ -151,6 +151,12 @@ def render(rejection: Rejection) -> bytes:
     return head.encode("ascii") + body
 
 
+def server_config(app):
+    """The ``server`` config of the gateway *app*, or None (another WSGI app)."""
+    state = getattr(app, "extensions", {}).get("gateway")
+    return None if state is None else state.config.server
+
+
 @dataclass(frozen=True)
 class BodyLimits:
     """How a request body must arrive (``server.*``; None/0: no bound)."""
@@ -162,10 +168,9 @@ class BodyLimits:
     @classmethod
     def of(cls, app) -> "BodyLimits":
         """The limits of the gateway *app* (its ``server`` config), or none."""
-        state = getattr(app, "extensions", {}).get("gateway")
-        if state is None:
+        server = server_config(app)
+        if server is None:
             return cls()
-        server = state.config.server
         return cls(server.max_body_bytes, server.client_timeout, server.min_body_rate)
 
 
@@ -326,9 +331,9 @@ class ThreadWorker(gthread.ThreadWorker):
         plain = not cfg.is_ssl and getattr(cfg, "protocol", "http") == "http"
         limits = BodyLimits.of(self.wsgi)
         self.body_limits = limits
-        state = getattr(self.wsgi, "extensions", {}).get("gateway")
-        if state is not None:
-            self.next_request_wait = state.config.server.next_request_wait_ms / 1000
+        server = server_config(self.wsgi)
+        if server is not None:
+            self.next_request_wait = server.next_request_wait_ms / 1000
         # TLS in gunicorn and HTTP/2 prior knowledge read the connection's first bytes
         # themselves: those connections keep gthread's own wait.
         self.reads_heads = plain and getattr(cfg, "http2_cleartext", None) not in (
@@ -433,7 +438,7 @@ class ThreadWorker(gthread.ThreadWorker):
 
     def handle(self, conn):
         """Serve the request whose head the loop collected, then the ones that follow
-        on the connection at once (:func:`_next_head_here`), on this thread: handing a
+        on the connection at once (:meth:`_next_head_here`), on this thread: handing a
         kept-alive connection back to the loop and on to a thread again is a pipe
         write, two ``epoll_ctl``, a thread wake and two GIL hand-overs per request."""
         result = self._serve(conn)
