@@ -102,7 +102,7 @@ def test_a_kept_alive_connection_s_next_head_never_holds_a_thread(gw):
     socks = [socket.create_connection(("127.0.0.1", gw.port), timeout=30) for _ in range(8)]
     try:
         for s in socks:
-            for _ in range(3):  # back to back: served on the same thread
+            for _ in range(3):  # back to back (the thread's own loop: tests/unit/test_workers.py)
                 s.sendall(get)
                 assert _one_answer(s).startswith(b"HTTP/1.1 200")
             s.sendall(get[:10])  # the next head in two pieces

@@ -241,3 +241,30 @@ def test_the_next_head_is_looked_at_never_read():
         assert not w._next_head_here(conn)
         w.next_request_wait = 0
         assert not w._next_head_here(_Conn(a))  # off
+
+
+def test_a_thread_serves_the_requests_that_follow_until_one_does_not(monkeypatch):
+    """handle() goes on with the connection while a whole head is there (up to
+    NEXT_ON_THREAD in a row), and stops at a closing answer or a stopping worker."""
+    served = []
+    answers = []
+    monkeypatch.setattr(workers.gthread.ThreadWorker, "handle",
+                        lambda self, conn: served.append(conn) or answers.pop(0))
+    w = _worker()
+    w.body_limits, w.alive = workers.BodyLimits(), True
+    conn = _Conn(None)
+    heads = []
+    monkeypatch.setattr(workers.ThreadWorker, "_next_head_here",
+                        lambda self, c: heads.pop(0) if heads else True)
+
+    answers[:], heads[:] = [True, True, True], [True, True, False]
+    assert w.handle(conn) is True and len(served) == 3  # two more, then back to the loop
+    served.clear()
+    answers[:], heads[:] = [True, False], []
+    assert w.handle(conn) is False and len(served) == 2  # the second closed the connection
+    served.clear()
+    answers[:] = [True] * (workers.NEXT_ON_THREAD + 5)
+    assert w.handle(conn) is True and len(served) == workers.NEXT_ON_THREAD + 1  # bounded
+    served.clear()
+    w.alive, answers[:] = False, [True]
+    assert w.handle(conn) is True and len(served) == 1  # a stopping worker hands it back
