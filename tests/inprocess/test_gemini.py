@@ -90,10 +90,10 @@ def test_generate_stream_and_json_array(make_client, upstream, caplog):
     answer = gw.post(GENERATE, HI, headers=KEY, key=None).get_json()
     assert answer["candidates"][0]["content"]["parts"] == [{"text": HELLO}]
     assert answer["modelVersion"] == "gemini-2.5-pro"
-    assert "model=gemini-2.5-pro->gpt-5.5" in caplog.records[-1].getMessage()
+    assert "model=gemini-2.5-pro->gpt-5.5" in [r for r in caplog.records if r.name == "gateway.request"][-1].getMessage()
     resp = gw.post(STREAM + "?alt=sse", HI, headers=KEY, key=None)
     assert resp.mimetype == "text/event-stream" and _text(_sse(resp)) == HELLO
-    assert "model=gemini-2.5-flash->gpt-5.4-mini" in caplog.records[-1].getMessage()
+    assert "model=gemini-2.5-flash->gpt-5.4-mini" in [r for r in caplog.records if r.name == "gateway.request"][-1].getMessage()
     resp = gw.post(STREAM, HI, headers=KEY, key=None)
     assert resp.mimetype == "application/json" and _text(resp.get_json()) == HELLO
     # the same under /v1 (google-genai's default), the key as ?key= (never in the log line)

@@ -30,7 +30,7 @@ def test_claude_names_map_to_codex_models(make_client, upstream, caplog):
     resp = gw.post(CHAT, {"model": "claude-opus-5-5", "messages": [{"role": "user", "content": "x"}]})
     assert resp.status_code == 200 and resp.get_json()["model"] == "claude-opus-5-5"
     assert upstream.requests[-1]["body"]["model"] == "gpt-5.5"
-    assert "model=claude-opus-5-5->gpt-5.5" in caplog.records[-1].getMessage()
+    assert "model=claude-opus-5-5->gpt-5.5" in [r for r in caplog.records if r.name == "gateway.request"][-1].getMessage()
     gw.post(RESP, {"model": "claude-haiku-4-5", "input": "x"})
     assert upstream.requests[-1]["body"]["model"] == "gpt-5.4-mini"
 
