@@ -130,3 +130,33 @@ def test_sqlite_trims_answers_in_the_insert_and_follows_a_new_keep(tmp_path):
         assert store.get_turns("k") == b"v2"
     with sqlite3.connect(old) as c:
         assert not c.execute("SELECT 1 FROM sqlite_master WHERE name = 'answers_written'").fetchall()
+
+
+def test_sqlite_threads_share_one_connection_and_lose_nothing(tmp_path, caplog):
+    """The process's threads take turns on one connection (one warm page cache):
+    16 threads writing and reading at once neither fail nor lose a write."""
+    import threading
+
+    store = SQLitePrefixStore(tmp_path / "p.sqlite", ttl=60, max_keys=1000, max_bytes=1000)
+    start = threading.Barrier(16)
+
+    def turn(n: int) -> None:
+        start.wait()
+        for i in range(20):
+            store.put_turns(f"k{n}", b"turn %d" % i)
+            store.add_answer(f"k{n}", b"answer %d" % i, keep=4)
+            assert store.get_turns(f"k{n}") == b"turn %d" % i
+
+    threads = [threading.Thread(target=turn, args=(n,)) for n in range(16)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert [store.answers(f"k{n}") for n in range(16)] == \
+        [[b"answer %d" % i for i in range(16, 20)]] * 16
+    assert not [r for r in caplog.records if r.name == "gateway.prefix"]
+    connections = [store._conn()]
+    other = threading.Thread(target=lambda: connections.append(store._conn()))
+    other.start()
+    other.join()
+    assert connections[0] is connections[1]
