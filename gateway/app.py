@@ -109,6 +109,21 @@ def create_app(config: config_mod.Config | None = None) -> Flask:
     return app
 
 
+def close(app: Flask) -> None:
+    """Stop what *app* runs beside its requests, for a host that drops an app and
+    goes on (tests build hundreds): the usage writer (its queued rows written) and
+    with it the quota polls, the response store's queue written, the account pool's
+    state watch. A worker never calls it: its threads end with the process."""
+    state = app.extensions.get("gateway")
+    if state is None:
+        return
+    if state.usage is not None:
+        state.usage.close()
+    if state.responses_store is not None:
+        state.responses_store.flush()
+    state.pool.close()
+
+
 def _routes(app: Flask) -> str:
     """The routes the app serves, read from its URL map so the 404 message
     cannot fall behind a new blueprint (Codex CLI's ``/backend-api/codex/``

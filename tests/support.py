@@ -22,7 +22,7 @@ from pathlib import Path
 import requests
 
 from gateway import config as config_mod
-from gateway.app import create_app
+from gateway.app import close as close_app, create_app
 from gateway.state.files import FileStore
 from gateway.state.records import codex_record
 from tests.fakes.jwt import codex_claims, make_jwt
@@ -277,7 +277,10 @@ def codex_tokens(account_id: str, exp_in: int = 3600) -> dict:
 
 
 class InProcess:
-    """The gateway app in this process, its accounts in a state dir of their own."""
+    """The gateway app in this process, its accounts in a state dir of their own.
+    Every one made is in ``opened`` until :meth:`close_opened` (a fixture's teardown)."""
+
+    opened: list[InProcess] = []
 
     def __init__(self, upstream, tmp_path, accounts, settings: dict):
         state = tmp_path / "state"
@@ -296,6 +299,7 @@ class InProcess:
         self.config = config_mod.load(env=env)
         self.app = create_app(self.config)
         self.client = self.app.test_client()
+        InProcess.opened.append(self)
 
     def post(self, path: str, body=None, *, headers: dict | None = None, raw: bytes | None = None,
              key: str | None = CLIENT_KEY):
@@ -307,6 +311,16 @@ class InProcess:
             import json
             raw = json.dumps(body).encode()
         return self.client.post(path, data=raw, headers=hdrs)
+
+    def close(self) -> None:
+        """Stop the app's background threads (its usage writer and quota polls would
+        otherwise run, and log, through every later test)."""
+        close_app(self.app)
+
+    @classmethod
+    def close_opened(cls) -> None:
+        while cls.opened:
+            cls.opened.pop().close()
 
 
 def results_of(procs, queue, timeout: float = 120.0) -> list:

@@ -156,6 +156,7 @@ class AccountPool:
         # "refreshed", "failed" (issuer unreachable) or "refused" (needs a new login).
         self.on_failure: list = []
         self.on_refresh: list = []
+        self.closed = False  # close(): the state watch ends at its next tick
         if self.state.name == "redis":
             # Read the shared state at start, so a worker knows the accounts even if
             # Redis goes away before its first request (an outage serves from memory).
@@ -163,6 +164,10 @@ class AccountPool:
             self.health.snapshot()
             if watch:
                 _watch(self)
+
+    def close(self) -> None:
+        """Stop the state watch (an app that is dropped: ``gateway.app.close``)."""
+        self.closed = True
 
     # -- what exists ---------------------------------------------------------
     def records(self) -> list[dict]:
@@ -521,9 +526,12 @@ def _watch(pool: AccountPool) -> None:
     even while it serves no request: an outage is served from that copy, so a
     worker idle since an account was imported must still know it. One GET of
     each change counter per interval; the thread ends with its pool."""
-    def tick(current: AccountPool) -> None:
+    def tick(current: AccountPool) -> bool:
+        if current.closed:
+            return False
         current.records()
         current.health.snapshot()
+        return True
 
     weak_loop(pool, WATCH_INTERVAL, tick, "state-watch").start()
 

@@ -12,6 +12,13 @@ from tests.fakes.codex_upstream import FakeCodexUpstream
 from tests.support import InProcess
 
 
+@pytest.fixture(autouse=True)
+def _close_gateways():
+    """Every in-process gateway a test made is closed when it ends."""
+    yield
+    InProcess.close_opened()
+
+
 @pytest.fixture
 def upstream():
     with FakeCodexUpstream() as srv:

@@ -161,3 +161,20 @@ def test_stale_accounts_are_polled_once_and_shown(make_client, upstream):
     assert total(found, "codex_gateway_account_quota_used_percent", window="secondary") == 122
     assert poller.due() == []
     assert len(upstream.requests) == 0  # the Responses calls are counted apart
+
+
+def test_a_closed_app_s_usage_writer_stops_after_writing_its_rows(make_client):
+    """``gateway.app.close``: the writer thread (and the quota polls it runs) ends, the
+    rows queued before it are written, the pool's state watch is told to stop."""
+    from gateway.app import close
+
+    gw = gateway(make_client, usage_quota_poll_seconds=60)
+    assert gw.post("/v1/responses", BODY).status_code == 200
+    writer = usage(gw).writer
+    thread = writer._thread
+    assert thread is not None and thread.is_alive()
+    close(gw.app)
+    assert not thread.is_alive()
+    assert writer.pending == 0
+    assert usage(gw).store.query(0, "key"), "the request's row was written"
+    assert gw.app.extensions["gateway"].pool.closed
