@@ -12,7 +12,11 @@ serving captured Codex answers, or ``bench.paced`` one event per write):
 * **CPU per small request** (ms; JSON and streamed): the worker's utime +
   stime over ``--requests`` requests sent one at a time by ``hey``;
 * **CPU per streamed event** (µs; a long answer, burst and paced upstream), as
-  ``bench.run`` measures it, for ``/v1/responses`` and ``/v1/chat/completions``.
+  ``bench.run`` measures it, for ``/v1/responses`` and ``/v1/chat/completions``;
+* **CPU per request under load** (ms; ``--no-load`` skips it): 32 concurrent
+  clients on the HTTP transport (2 workers against the fake Codex backend), the
+  two shapes of :mod:`bench.upstream_load` (one conversation; a new conversation
+  per request), the setting issue 29 measured its 1.55 ms in.
 
 Every repetition measures all gateways, alternating their order, so load from
 elsewhere on the machine hits each alike: the medians (with their range) and
@@ -26,7 +30,7 @@ import tempfile
 from pathlib import Path
 
 from . import bodies, load
-from .procs import ROOT, Gateway, PacedUpstream, publish, upstream_nginx
+from .procs import ROOT, FakeUpstream, Gateway, PacedUpstream, publish, upstream_nginx
 from .run import AUTH, PACED_GAP_MS, PATHS, request_files
 
 FEATURES_OFF = {"CODEX_GATEWAY_RESPONSES_STORE": "false", "CODEX_GATEWAY_PREFIX_ENABLED": "false"}
@@ -106,6 +110,32 @@ def per_event(tmp, url, found, files, events, paced: bool, args) -> dict:
     return results
 
 
+def under_load(tmp, found, args) -> dict:
+    """CPU per request with 32 concurrent clients, HTTP transport, each shape."""
+    from .upstream_load import SHAPES, drive, measure_load
+    results = {}
+    with FakeUpstream("--websocket", "--fast") as fake:
+        gws = {name: Gateway(tmp, fake.url, workers=2, root=v["root"], name=f"load-{i}",
+                             extra_env=dict(v["env"], CODEX_GATEWAY_UPSTREAM_CODEX_TRANSPORT="http"))
+               .start() for i, (name, v) in enumerate(found.items())}
+        try:
+            for name, gw in gws.items():
+                drive(gw.url, 32, 3, SHAPES[1], f"warm-{name}")
+            runs = iter(range(1 << 30))  # a tag per run: its conversations are new ones
+            for shape in SHAPES:
+                def measure(gw, shape=shape):
+                    fake.control("POST", "/_fake/reset")
+                    m = measure_load(gw, fake, shape, 32, args.load_requests,
+                                     f"{gw.name}-{next(runs)}")
+                    return None if m["errors"] else round(m["cpu_ms"], 3)
+                results[f"CPU per request, 32 concurrent, {shape} (ms)"] = alternate(
+                    gws, args.repeats, measure)
+        finally:
+            for gw in gws.values():
+                gw.stop()
+    return results
+
+
 def table(results: dict, names: list[str]) -> str:
     lines = ["| figure | " + " | ".join(names) + " |",
              "|---|" + "---|" * len(names)]
@@ -133,6 +163,9 @@ def main(argv=None) -> int:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--requests", type=int, default=1000, help="per measurement")
     parser.add_argument("--no-events", dest="events", action="store_false")
+    parser.add_argument("--no-load", dest="load", action="store_false")
+    parser.add_argument("--load-requests", type=int, default=100,
+                        help="per client, under load (32 clients)")
     args = parser.parse_args(argv)
     found = variants(args.before.resolve())
     with tempfile.TemporaryDirectory(prefix="codex-gateway-compare-") as tmp:
@@ -149,6 +182,8 @@ def main(argv=None) -> int:
             with PacedUpstream(tmp / "bodies", info["headers"]) as paced:
                 results.update(per_event(tmp, paced.url, found, files, info["long"]["events"],
                                          True, args))
+        if args.load:
+            results.update(under_load(tmp, found, args))
     text = (f"before: {args.before}; medians of {args.repeats} alternated runs (range); "
             "×: after ÷ before with the same features\n\n" + table(results, list(found)))
     publish("compare", text, {"before": str(args.before), "results": results})
