@@ -51,7 +51,8 @@ bench: $(VENV)/.test-installed tools
 	$(PY) -m bench.responses_store
 
 ## bench-compare BEFORE=<commit>: this tree against that commit, side by side in one run (CPU per
-## request and per streamed event, shipped config and with [prefix]/[responses] store off)
+## request one at a time and under 32 concurrent clients, per streamed event; shipped config and
+## with [prefix]/[responses] store off)
 bench-compare: $(VENV)/.test-installed tools
 	@test -n "$(BEFORE)" || { echo "usage: make bench-compare BEFORE=<commit>"; exit 2; }
 	sh bench/install.sh $(PY)
