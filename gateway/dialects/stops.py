@@ -31,6 +31,19 @@ def held_length(text: str, stops: list[str]) -> int:
     return keep
 
 
+def release(held: str, delta: str, stops: list[str]) -> tuple[str, str, str | None]:
+    """A stream's next text: of *held* (what the last call kept back) and *delta*,
+    ``(text to send, text to hold, the stop sequence hit or None)``. After a hit the
+    text is what came before it and nothing is held; else the tail that could start
+    a stop sequence is held for the next delta to decide."""
+    text = held + delta if held else delta
+    cut, hit = first_stop(text, stops)
+    if hit is not None:
+        return text[:cut], "", hit
+    keep = held_length(text, stops)
+    return (text[:-keep], text[-keep:], None) if keep else (text, "", None)
+
+
 def stop_list(value) -> tuple[list[str], bool]:
     """A client's stop sequences, cleaned: ``(unique non-empty strings, whether anything
     had to be dropped)``. None is no stop sequences; a non-list is dropped whole."""

@@ -19,7 +19,7 @@ from json.encoder import encode_basestring_ascii as _quote
 
 from gateway import failures
 from gateway.dialects.output import PART_BREAK, items, reasoning_handlers, reasoning_parts
-from gateway.dialects.stops import first_stop, held_length
+from gateway.dialects.stops import first_stop, release
 from gateway.dialects.translator import Translator
 from gateway.protocol import error_of
 
@@ -218,20 +218,11 @@ class ChatStreamTranslator(Translator):
         if not self.stop:
             out.append(self._content(delta))
             return out
-        text = self._pending + delta if self._pending else delta
-        self._pending = ""
-        cut, _ = first_stop(text, self.stop)
-        if cut >= 0:  # usage is unknown yet: the finish chunk goes without it
-            if cut:
-                out.append(self._content(text[:cut]))
-            out += self._finish("stop", None)
-            return out
-        keep = held_length(text, self.stop)
-        if keep:
-            self._pending = text[-keep:]
-            text = text[:-keep]
+        text, self._pending, hit = release(self._pending, delta, self.stop)
         if text:
             out.append(self._content(text))
+        if hit is not None:  # usage is unknown yet: the finish chunk goes without it
+            out += self._finish("stop", None)
         return out
 
     def _on_refusal(self, data: dict) -> list[bytes]:

@@ -34,7 +34,7 @@ from gateway.jsonio import dumps_text
 from gateway.protocol import error_of
 
 from ..output import PART_BREAK, items, message_text, reasoning_handlers, reasoning_text
-from ..stops import first_stop, held_length
+from ..stops import first_stop, release
 from ..tools import tool_input
 from ..translator import Translator
 from .errors import error_frame, stream_error_frame
@@ -176,16 +176,10 @@ class GeminiStreamTranslator(Translator):
     def _text(self, text: str) -> list[bytes]:
         if not self.stop:
             return [self._chunk([self._signed({"text": text})])]
-        text = self._held + text
-        self._held = ""
-        cut, hit = first_stop(text, self.stop)
+        text, self._held, hit = release(self._held, text, self.stop)
         if hit is not None:
-            parts = [self._signed({"text": text[:cut]})] if cut else []
             self.done = True
-            return [self._chunk(parts, "STOP")]
-        keep = held_length(text, self.stop)
-        if keep:
-            self._held, text = text[-keep:], text[:-keep]
+            return [self._chunk([self._signed({"text": text})] if text else [], "STOP")]
         return [self._chunk([self._signed({"text": text})])] if text else []
 
     def _finish(self, response, incomplete: bool) -> list[bytes]:

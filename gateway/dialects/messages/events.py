@@ -34,10 +34,9 @@ from gateway.jsonio import dumps_text
 from gateway.protocol import error_of
 
 from ..output import PART_BREAK, items, message_text, reasoning_handlers, reasoning_text
-from ..stops import first_stop
+from ..stops import first_stop, release
 from ..tools import tool_input
 from ..translator import Translator
-from ..stops import held_length
 from .errors import frame_for
 from .errors import stream_error_type
 from .signature import encode_signature
@@ -258,18 +257,12 @@ class MessagesStreamTranslator(Translator):
         if not self.stop:
             state.sent = True
             return [self._text_frame(state, text)]
-        text = self._pending + text if self._pending else text
-        self._pending = ""
-        cut, hit = first_stop(text, self.stop)
+        text, self._pending, hit = release(self._pending, text, self.stop)
         out = []
         if hit is not None:
-            if cut:
-                out.append(self._text_frame(state, text[:cut]))
+            if text:
+                out.append(self._text_frame(state, text))
             return out + self._finish("stop_sequence", None, hit)
-        keep = held_length(text, self.stop)
-        if keep:
-            self._pending = text[-keep:]
-            text = text[:-keep]
         if text:
             state.sent = True
             out.append(self._text_frame(state, text))

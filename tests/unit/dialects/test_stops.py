@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 from gateway.dialects.messages.events import MessagesStreamTranslator
 from gateway.dialects.stops import first_stop
 from gateway.dialects.stops import held_length
+from gateway.dialects.stops import release
 from gateway.sse import SSEParser
 from gateway.sse import make_event
 
@@ -41,6 +42,24 @@ HELD = [
 @pytest.mark.parametrize("text,stops,expected", [h[1:] for h in HELD], ids=[h[0] for h in HELD])
 def test_held_length(text, stops, expected):
     assert held_length(text, stops) == expected
+
+
+@settings(max_examples=300, deadline=None)
+@given(pieces=st.lists(st.text(alphabet="abE ND", min_size=1, max_size=5), min_size=1, max_size=6),
+       stops=st.lists(st.sampled_from(["END", "ab", "b", "NDa"]), min_size=1, max_size=2))
+def test_released_text_is_the_whole_text_cut_at_its_first_stop(pieces, stops):
+    """What ``release`` sends, delta by delta, plus what it holds at the end is the
+    whole text up to its first stop sequence; it reports that sequence once."""
+    full = "".join(pieces)
+    cut, first = first_stop(full, stops)
+    sent, held, hit = "", "", None
+    for piece in pieces:
+        text, held, hit = release(held, piece, stops)
+        sent += text
+        if hit is not None:
+            break
+    assert sent + held == (full[:cut] if cut >= 0 else full)
+    assert hit == first and (hit is None or held == "")
 
 
 def _ev(kind, **payload):
