@@ -374,12 +374,16 @@ def test_a_bug_closes_the_socket_with_1011_and_ends_the_session():
 def test_a_connection_on_a_descriptor_above_1023_is_served():
     """select() refuses descriptors above 1023, which a busy worker reaches: the
     session must wait with poll (else every such WebSocket closes at once, 1006)."""
-    import os
+    import fcntl
     import resource
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, min(hard, 2048)), hard))
     server_sock, client_sock = socket.socketpair()
-    high = os.dup2(server_sock.fileno(), 1500)
+    # The lowest free descriptor from 1500 up: dup2 onto 1500 would silently close
+    # whatever this process had there (a pooled connection of an earlier test, whose
+    # own close then failed with EBADF when its pool was collected).
+    high = fcntl.fcntl(server_sock.fileno(), fcntl.F_DUPFD_CLOEXEC, 1500)
+    assert high >= 1500
     server_sock.close()
     server_sock = socket.socket(fileno=high)
     upstream = Upstream()
