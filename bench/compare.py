@@ -26,6 +26,7 @@ Prints a markdown table; writes ``bench/out/compare.md`` and ``.json``.
 from __future__ import annotations
 
 import argparse
+import itertools
 import tempfile
 from pathlib import Path
 
@@ -121,7 +122,7 @@ def under_load(tmp, found, args) -> dict:
         try:
             for name, gw in gws.items():
                 drive(gw.url, 32, 3, SHAPES[1], f"warm-{name}")
-            runs = iter(range(1 << 30))  # a tag per run: its conversations are new ones
+            runs = itertools.count()  # a tag per run: its conversations are new ones
             for shape in SHAPES:
                 def measure(gw, shape=shape):
                     fake.control("POST", "/_fake/reset")

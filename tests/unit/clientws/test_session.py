@@ -380,8 +380,8 @@ def test_a_connection_on_a_descriptor_above_1023_is_served():
     resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, min(hard, 2048)), hard))
     server_sock, client_sock = socket.socketpair()
     # The lowest free descriptor from 1500 up: dup2 onto 1500 would silently close
-    # whatever this process had there (a pooled connection of an earlier test, whose
-    # own close then failed with EBADF when its pool was collected).
+    # whatever this process had there (after tests/inprocess ~1,270 descriptors are
+    # open: an earlier test's pooled connection, say).
     high = fcntl.fcntl(server_sock.fileno(), fcntl.F_DUPFD_CLOEXEC, 1500)
     assert high >= 1500
     server_sock.close()
