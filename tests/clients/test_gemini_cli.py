@@ -63,7 +63,7 @@ def _check_session(answers: list[str], records: list[dict], logs: str, trap: Pro
     assert {r["body"]["model"] for r in routers} == {"gpt-5.4-mini"}
     # One envelope for the main conversation, known by its prefix; the router has its own.
     envelopes = {envelope(r) for r in mains}
-    assert len(envelopes) == 1, envelopes
+    assert len(envelopes) == 1, _heads(mains)
     account, key, session_underscore, session_hyphen = envelopes.pop()
     assert None not in (account, key) and session_underscore == session_hyphen == key
     assert key not in {r["body"]["prompt_cache_key"] for r in routers}
@@ -90,6 +90,23 @@ def _check_session(answers: list[str], records: list[dict], logs: str, trap: Pro
     assert [o["call_id"] for o in outputs] == [call["call_id"]]
     assert CLIENT_KEY not in logs  # the key came in x-goog-api-key: never logged
     assert trap.seen == [], f"Gemini CLI tried to leave 127.0.0.1: {trap.seen}"
+
+
+def _heads(mains: list[dict]) -> list:
+    """What the conversation key is derived from, per main request, where it differs from
+    the first request's (a failure once had two keys; this says which turn, and why)."""
+    def head(r):
+        body = r["body"]
+        first = next((i for i in body.get("input", []) if i.get("role") == "user"), None)
+        return json.dumps([body.get("model"), body.get("instructions"), first])
+    base = head(mains[0])
+    out = []
+    for n, r in enumerate(mains):
+        text = head(r)
+        at = next((k for k, (a, b) in enumerate(zip(base, text)) if a != b),
+                  None if len(base) == len(text) else min(len(base), len(text)))
+        out.append((n, envelope(r)[1], None if at is None else text[max(0, at - 80):at + 160]))
+    return out
 
 
 def test_gemini_cli_session_straight_to_gunicorn(gateway, fresh, tmp_path, trap):
